@@ -1,0 +1,3 @@
+from ksim.cli import run
+
+run()

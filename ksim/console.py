@@ -1,0 +1,337 @@
+"""The console registry and the printing half of printk (kernel/printk/printk.c, console.h).
+
+A console is a sink for kernel messages: the serial port, a VGA text screen, a block of RAM.
+``register_console`` decides, by the ``console=`` rules (C3, C4), whether a new console is
+enabled, whether it becomes ``/dev/console`` (CON_CONSDEV) and whether it first receives the
+backlog (CON_PRINTBUFFER).  Every enabled console then gets each record exactly once and in
+sequence order, because each console keeps its own cursor (``seq``) and only the holder of the
+console lock advances the cursors (C6).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+import attrs
+
+from ksim.current import current_kernel
+from ksim.errno import ENODEV
+from ksim.printk import CONSOLE_LOGLEVEL_MOTORMOUTH, KERN_INFO, KERN_WARNING, Printk, \
+    PrintkRecord, printk, record_kmsg_text, record_print_text
+
+# Flags (C2).
+CON_PRINTBUFFER = 1
+CON_CONSDEV = 2
+CON_ENABLED = 4
+CON_BOOT = 8
+CON_ANYTIME = 16
+CON_BRL = 32
+CON_EXTENDED = 64
+
+MAX_CMDLINECONSOLES = 8
+
+ConsoleWrite = Callable[["Console", bytes], "Awaitable[None] | None"]
+
+
+@attrs.define(eq=False)
+class Console:
+    """``struct console`` (C1).  ``write`` may be a plain or an ``async`` function.
+
+    ``loglevel`` is ksim's per-console loglevel (0: follow the global console_loglevel), as in
+    the per-console loglevel series for Linux (``console=NAME,OPTIONS/loglevel:N``).
+    """
+
+    name: str
+    write: ConsoleWrite | None = None
+    flags: int = 0
+    index: int = -1
+    setup: Callable[[Console, str | None], int] | None = None
+    device: Callable[[Console], tuple[int, int] | None] | None = None
+    read: Callable[..., object] | None = None
+    unblank: Callable[[Console], None] | None = None
+    data: object = None
+    loglevel: int = 0
+    seq: int = 0
+    dropped: int = 0
+    _async_write: bool = attrs.field(default=False, init=False)
+
+    @property
+    def label(self) -> str:
+        return "%s%d" % (self.name, self.index)
+
+
+@attrs.frozen
+class ConsoleCmdline:
+    """One ``console=`` entry (C3)."""
+
+    name: str
+    index: int
+    options: str | None
+    loglevel: int = 0
+
+
+def parse_console_option(value: str) -> ConsoleCmdline:
+    """Split ``ttyS1,115200n8`` into (ttyS, 1, "115200n8") exactly as console_setup() does."""
+    if value[:1].isdigit():
+        value = "ttyS" + value
+    options: str | None = None
+    if "," in value:
+        value, options = value.split(",", 1)
+    loglevel = 0
+    if options is not None and "/loglevel:" in options:
+        options, _, level = options.partition("/loglevel:")
+        loglevel = int(level) if level.isdigit() else 0
+    elif value.find("/loglevel:") >= 0:
+        value, _, level = value.partition("/loglevel:")
+        loglevel = int(level) if level.isdigit() else 0
+    cut = len(value)
+    for i, ch in enumerate(value):
+        if ch.isdigit():
+            cut = i
+            break
+    name, digits = value[:cut], value[cut:]
+    index = 0
+    for i, ch in enumerate(digits):
+        if not ch.isdigit():
+            digits = digits[:i]
+            break
+    if digits:
+        index = int(digits)
+    return ConsoleCmdline(name[:15], index, options, loglevel)
+
+
+class ConsoleRegistry:
+    """One kernel's consoles, ``console=`` preferences and console lock."""
+
+    def __init__(self, printk: Printk) -> None:
+        self.printk = printk
+        self.cmdline: list[ConsoleCmdline] = []
+        self.preferred_console = -1
+        self.consoles: list[Console] = []  # head first; the head is /dev/console
+        self.keep_bootcon = False
+        self._locked = False
+        self._text_cache: tuple[int, bool, bytes] = (-1, False, b"")
+
+    # -- console= (C3) ----------------------------------------------------------------------
+    def add_preferred_console(self, entry: ConsoleCmdline) -> None:
+        for i, existing in enumerate(self.cmdline):
+            if existing.name == entry.name and existing.index == entry.index:
+                self.preferred_console = i  # a repeat re-selects, adds nothing
+                return
+        if len(self.cmdline) >= MAX_CMDLINECONSOLES:
+            return  # extra entries are silently ignored
+        self.cmdline.append(entry)
+        self.preferred_console = len(self.cmdline) - 1
+
+    def console_setup(self, value: str) -> int:
+        """The ``__setup("console=")`` handler; always consumes the option."""
+        self.add_preferred_console(parse_console_option(value))
+        return 1
+
+    # -- register / unregister (C4, C5) -----------------------------------------------------
+    def _try_enable_default(self, con: Console) -> None:
+        if con.index < 0:
+            con.index = 0
+        if con.setup is not None and con.setup(con, None) != 0:
+            return
+        con.flags |= CON_ENABLED
+        if con.device is not None:
+            con.flags |= CON_CONSDEV
+
+    def _try_enable_preferred(self, con: Console) -> int:
+        for i, entry in enumerate(self.cmdline):
+            if entry.name != con.name:
+                continue
+            if con.index >= 0 and con.index != entry.index:
+                continue
+            if con.index < 0:
+                con.index = entry.index
+            if con.setup is not None and con.setup(con, entry.options) != 0:
+                return -ENODEV
+            con.flags |= CON_ENABLED
+            if entry.loglevel:
+                con.loglevel = entry.loglevel
+            if i == self.preferred_console:
+                con.flags |= CON_CONSDEV
+            return 0
+        if con.flags & CON_ENABLED:
+            return 0  # pre-enabled consoles (pstore, netconsole) are accepted without a match
+        return -ENODEV
+
+    def register_console(self, con: Console) -> list[str]:
+        """Register ``con`` (C4); returns the lines the kernel logs, for the caller to printk."""
+        msgs: list[str] = []
+        if con in self.consoles:
+            msgs.append(KERN_WARNING + "console '%s%d' already registered" % (con.name, con.index))
+            return msgs
+        bootcon = any(c.flags & CON_BOOT for c in self.consoles)
+        realcon = any(not c.flags & CON_BOOT for c in self.consoles)
+        if con.flags & CON_BOOT and realcon:
+            msgs.append(KERN_INFO + "Too late to register bootconsole %s%d" % (con.name, con.index))
+            return msgs
+        if self.preferred_console < 0:
+            head = self.consoles[0] if self.consoles else None
+            if head is None or head.device is None or head.flags & CON_BOOT:
+                self._try_enable_default(con)
+        if self._try_enable_preferred(con) != 0 or con.flags & CON_BRL:
+            return msgs
+        con._async_write = inspect.iscoroutinefunction(con.write)
+        if bootcon and (con.flags & (CON_CONSDEV | CON_BOOT)) == CON_CONSDEV:
+            con.flags &= ~CON_PRINTBUFFER  # C4h: no second replay of the same boot messages
+        if not self.consoles:
+            con.flags |= CON_CONSDEV
+            self.consoles.insert(0, con)
+        elif con.flags & CON_CONSDEV:
+            self.consoles[0].flags &= ~CON_CONSDEV
+            self.consoles.insert(0, con)
+        else:
+            self.consoles.insert(1, con)
+        log = self.printk.log
+        con.seq = log.first_seq if con.flags & CON_PRINTBUFFER else log.next_seq
+        con.dropped = 0
+        msgs.append(KERN_INFO + "printk: %sconsole [%s%d] enabled" % (
+            "boot" if con.flags & CON_BOOT else "", con.name, con.index))
+        if bootcon and (con.flags & (CON_CONSDEV | CON_BOOT)) == CON_CONSDEV \
+                and not self.keep_bootcon:
+            for old in [c for c in self.consoles if c.flags & CON_BOOT]:
+                msgs.extend(self.unregister_console(old)[1])
+        return msgs
+
+    def unregister_console(self, con: Console) -> tuple[int, list[str]]:
+        """Remove ``con`` (C5); returns (0 or -ENODEV, lines to log)."""
+        if con not in self.consoles:
+            return -ENODEV, []
+        msgs = [KERN_INFO + "printk: %sconsole [%s%d] disabled" % (
+            "boot" if con.flags & CON_BOOT else "", con.name, con.index)]
+        self.consoles.remove(con)
+        con.flags &= ~CON_ENABLED
+        if con.flags & CON_CONSDEV:
+            con.flags &= ~CON_CONSDEV
+            if self.consoles:
+                self.consoles[0].flags |= CON_CONSDEV
+        return 0, msgs
+
+    def boot_consoles(self) -> list[Console]:
+        return [c for c in self.consoles if c.flags & CON_BOOT]
+
+    def find(self, name: str, index: int | None = None) -> Console | None:
+        for con in self.consoles:
+            if con.name == name and (index is None or con.index == index):
+                return con
+        return None
+
+    @property
+    def dev_console(self) -> Console | None:
+        """The console behind ``/dev/console``: the one with CON_CONSDEV."""
+        for con in self.consoles:
+            if con.flags & CON_CONSDEV:
+                return con
+        return None
+
+    # -- printing (C6) ------------------------------------------------------------------------
+    def _text(self, record: PrintkRecord, extended: bool) -> bytes:
+        seq, ext, data = self._text_cache
+        if seq == record.seq and ext == extended:
+            return data
+        if extended:
+            data = record_kmsg_text(record).encode()
+        else:
+            data = record_print_text(record, time=self.printk.printk_time).encode()
+        self._text_cache = (record.seq, extended, data)
+        return data
+
+    def _suppressed(self, con: Console, level: int) -> bool:
+        pk = self.printk
+        if pk.ignore_loglevel:
+            return False
+        limit = pk.console_loglevel
+        if con.loglevel and limit != CONSOLE_LOGLEVEL_MOTORMOUTH:
+            limit = con.loglevel
+        return level >= limit
+
+    def pending(self) -> bool:
+        next_seq = self.printk.log.next_seq
+        return any(c.seq < next_seq for c in self.consoles if c.flags & CON_ENABLED)
+
+    async def console_unlock_if_free(self) -> None:
+        """printk's ``console_trylock() ... console_unlock()``: print, or leave it to the holder."""
+        if self._locked or not self.consoles:
+            return
+        self._locked = True
+        try:
+            await self._flush_all()
+        finally:
+            self._locked = False
+
+    async def console_flush_on_panic(self) -> None:
+        """Print everything pending, whoever holds the console lock (K2 step 12)."""
+        self.printk.flush_partial()
+        self._locked = True
+        try:
+            await self._flush_all()
+        finally:
+            self._locked = False
+
+    async def _flush_all(self) -> None:
+        log = self.printk.log
+        progress = True
+        while progress:
+            progress = False
+            for con in tuple(self.consoles):
+                if con.seq >= log.next_seq or not con.flags & CON_ENABLED or con.write is None:
+                    continue
+                progress = True
+                if con.seq < log.first_seq:
+                    dropped = log.first_seq - con.seq
+                    con.seq = log.first_seq
+                    con.dropped += dropped
+                    line = b"** %d printk messages dropped **\n" % dropped
+                    await self._write(con, line)
+                    continue
+                record = log.get(con.seq)
+                con.seq += 1
+                if record is None or self._suppressed(con, record.level):
+                    continue
+                await self._write(con, self._text(record, bool(con.flags & CON_EXTENDED)))
+
+    @staticmethod
+    async def _write(con: Console, data: bytes) -> None:
+        if con._async_write:
+            await con.write(con, data)  # type: ignore[misc]
+        else:
+            con.write(con, data)  # type: ignore[misc]
+
+    # -- /proc/consoles (C7) ----------------------------------------------------------------
+    def proc_consoles(self) -> str:
+        lines = []
+        for con in self.consoles:
+            flags = "".join(ch if con.flags & bit else " " for bit, ch in (
+                (CON_ENABLED, "E"), (CON_CONSDEV, "C"), (CON_BOOT, "B"),
+                (CON_PRINTBUFFER, "p"), (CON_BRL, "b"), (CON_ANYTIME, "a")))
+            line = ("%s%d" % (con.name, con.index)).ljust(20) + " "
+            line += "%s%s%s (%s)" % ("R" if con.read else "-", "W" if con.write else "-",
+                                     "U" if con.unblank else "-", flags)
+            dev = con.device(con) if con.device is not None else None
+            if dev is not None:
+                line += " %4d:%d" % dev
+            lines.append(line + "\n")
+        return "".join(lines)
+
+
+# -- the driver-facing API ------------------------------------------------------------------------
+
+async def register_console(con: Console) -> None:
+    """``register_console(&con)``: enable by the C4 rules, log it, replay the backlog if asked."""
+    kernel = current_kernel()
+    for line in kernel.consoles.register_console(con):
+        await printk(line + "\n")
+    await kernel.consoles.console_unlock_if_free()
+
+
+async def unregister_console(con: Console) -> int:
+    """``unregister_console(&con)``: 0, or -ENODEV if it was not registered (C5)."""
+    kernel = current_kernel()
+    ret, lines = kernel.consoles.unregister_console(con)
+    for line in lines:
+        await printk(line + "\n")
+    return ret

@@ -1,0 +1,30 @@
+"""Per-CPU state: the interrupt flag, preempt count and context nesting of one simulated CPU.
+
+In the kernel these live in per-CPU variables and in the flags register; here they are fields
+of a :class:`CPU` object that the running task points at.  Everything that asks "may I sleep
+here?" or "are interrupts off?" reads this object, so the answers are per CPU, exactly as a
+driver author expects.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.define(eq=False)
+class CPU:
+    """One simulated CPU.
+
+    ``preempt_count`` counts preempt_disable() nesting (spinlocks, RCU read sections, atomic
+    notifier walks); ``hardirq_count`` counts nested interrupt handlers.  The kernel packs both
+    into one word; two fields are clearer and cost nothing here.
+    """
+
+    id: int
+    irqs_enabled: bool = True
+    preempt_count: int = 0
+    hardirq_count: int = 0
+    rcu_read_lock_nesting: int = 0
+    online: bool = True
+    # Locks held by code running on this CPU, in acquisition order (checkers read it).
+    held_locks: list[object] = attrs.Factory(list)

@@ -1,0 +1,143 @@
+"""procfs, sysfs and /dev nodes: the files through which a kernel is observed (fs/proc, fs/sysfs).
+
+ksim has no block devices or real files; it has the kernel's *synthetic* files, each an
+entry with a mode and read/write handlers.  The mode is enforced the way kernfs and procfs
+enforce it: a file without write bits cannot be opened for writing, not even by root (P18).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from ksim.errno import EACCES, EINVAL, ENOENT, KernelError
+
+ReadFn = Callable[["ProcFile", int, int], "bytes | Awaitable[bytes]"]
+WriteFn = Callable[["ProcFile", bytes], "int | Awaitable[int]"]
+
+
+@attrs.define(eq=False)
+class ProcOps:
+    """``struct proc_ops``: ``proc_read(file, count, pos)`` returns up to ``count`` bytes at ``pos``.
+
+    Either handler may be a plain or an ``async`` function.
+    """
+
+    proc_read: ReadFn | None = None
+    proc_write: WriteFn | None = None
+
+
+@attrs.define(eq=False)
+class ProcFile:
+    """One synthetic file (a ``proc_dir_entry`` or a sysfs attribute)."""
+
+    path: str
+    mode: int
+    ops: ProcOps
+    data: object = None
+    owner: str | None = None
+
+
+def text_reader(render: Callable[[], str | bytes]) -> ProcOps:
+    """Ops for a read-only file whose whole content is rendered on each read (seq_file style)."""
+
+    def proc_read(file: ProcFile, count: int, pos: int) -> bytes:
+        content = render()
+        data = content.encode() if isinstance(content, str) else content
+        return data[pos:pos + count]
+
+    return ProcOps(proc_read=proc_read)
+
+
+class VFS:
+    """The namespace of synthetic files of one kernel."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, ProcFile] = {}
+
+    def create(self, path: str, mode: int, ops: ProcOps, data: object = None,
+               owner: str | None = None) -> ProcFile | None:
+        """Add a file; returns None if the path exists (as proc_create fails on a duplicate)."""
+        if path in self._files:
+            return None
+        entry = ProcFile(path, mode, ops, data, owner)
+        self._files[path] = entry
+        return entry
+
+    def remove(self, path: str) -> None:
+        self._files.pop(path, None)
+
+    def remove_owned(self, owner: str) -> None:
+        for path in [p for p, f in self._files.items() if f.owner == owner]:
+            del self._files[path]
+
+    def lookup(self, path: str) -> ProcFile:
+        entry = self._files.get(path.rstrip("/") or "/")
+        if entry is None:
+            raise KernelError(ENOENT, f"{path}: No such file or directory")
+        return entry
+
+    def exists(self, path: str) -> bool:
+        return path in self._files
+
+    def listdir(self, path: str) -> list[str]:
+        prefix = path.rstrip("/") + "/"
+        names = {p[len(prefix):].split("/", 1)[0] for p in self._files if p.startswith(prefix)}
+        return sorted(names)
+
+    async def read(self, path: str, pos: int = 0, count: int | None = None) -> bytes:
+        """Read like ``cat``: from ``pos`` to the end, or ``count`` bytes, in page-sized reads."""
+        entry = self.lookup(path)
+        if not entry.mode & 0o444 or entry.ops.proc_read is None:
+            raise KernelError(EACCES, f"{path}: Permission denied")
+        if pos < 0:
+            raise KernelError(EINVAL, f"{path}: Invalid argument")
+        out = bytearray()
+        want = count
+        while want is None or want > 0:
+            chunk = 4096 if want is None else min(4096, want)
+            data = entry.ops.proc_read(entry, chunk, pos)
+            if inspect.isawaitable(data):
+                data = await data
+            if not data:
+                break
+            out += data
+            pos += len(data)
+            if want is not None:
+                want -= len(data)
+        return bytes(out)
+
+    async def write(self, path: str, data: bytes) -> int:
+        entry = self.lookup(path)
+        if not entry.mode & 0o222 or entry.ops.proc_write is None:
+            raise KernelError(EACCES, f"{path}: Permission denied")
+        result = entry.ops.proc_write(entry, data)
+        if inspect.isawaitable(result):
+            result = await result
+        if result < 0:
+            raise KernelError(result, f"{path}: write failed")
+        return result
+
+    def paths(self) -> list[str]:
+        return sorted(self._files)
+
+
+# -- the driver-facing procfs API -------------------------------------------------------------
+
+def _proc_path(name: str, parent: str | None) -> str:
+    return "/proc/%s/%s" % (parent.strip("/").removeprefix("proc/"), name) if parent \
+        else "/proc/" + name
+
+
+def proc_create(name: str, mode: int, parent: str | None, proc_ops: ProcOps,
+                data: object = None) -> ProcFile | None:
+    """``proc_create(name, mode, parent, proc_ops)``; None if the name is taken."""
+    from ksim.current import current_kernel
+    return current_kernel().vfs.create(_proc_path(name, parent), mode, proc_ops, data)
+
+
+def remove_proc_entry(name: str, parent: str | None) -> None:
+    from ksim.current import current_kernel
+    current_kernel().vfs.remove(_proc_path(name, parent))

@@ -1,0 +1,668 @@
+"""Physical RAM, page math and the direct map (include/linux/pfn.h, arch/x86/include/asm/page*.h).
+
+The memconsole patch only works if RAM outlives the kernel that wrote it, so RAM here is a first-class
+object with a power model:
+
+* A **warm** reboot keeps RAM exactly as it is; there is nothing to call.  Whether the next kernel finds
+  its old data depends only on what firmware, boot loader and early boot overwrite (M9).
+* A **cold** boot (:meth:`PhysMem.cold_boot`) loses power: every page becomes deterministic garbage.
+* **memtest** (:meth:`PhysMem.scrub`) overwrites the ranges it tests, ending with pattern 0.
+
+Both fills are lazy: a simulated 64 GiB machine must cost only the pages it touches, so a fill is recorded
+and each page is *materialised* (its garbage or pattern actually written) on its first access afterwards.
+With a ``ram_file`` the RAM is a shared file mapping and the pending fills live in a sidecar journal, so a
+later process (even after SIGKILL) sees the same RAM a rebooted machine would.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import hashlib
+import mmap
+import os
+import stat
+import struct
+from collections.abc import Callable, Iterable
+from operator import itemgetter
+from pathlib import Path
+from types import TracebackType
+from typing import Final, TypeAlias
+
+import attrs
+
+from ksim.units import format_size
+
+__all__ = [
+    "PAGE_ALIGN",
+    "PAGE_MASK",
+    "PAGE_OFFSET_DEFAULT",
+    "PAGE_SHIFT",
+    "PAGE_SIZE",
+    "PFN_DOWN",
+    "PFN_PHYS",
+    "PFN_UP",
+    "MemoryLayout",
+    "PhysAddrError",
+    "PhysMem",
+    "RamFileError",
+]
+
+# -- page math (M1) ----------------------------------------------------------------------------------------
+
+PAGE_SHIFT: Final = 12
+PAGE_SIZE: Final = 1 << PAGE_SHIFT
+# Python ints are unbounded, so ~(PAGE_SIZE - 1) == -4096 masks any width exactly like the C constant.
+PAGE_MASK: Final = ~(PAGE_SIZE - 1)
+
+# x86-64 direct-map base since 4.20 (0xffff880000000000 before); KASLR would move it per boot (M3).
+PAGE_OFFSET_DEFAULT: Final = 0xFFFF888000000000
+
+
+def PAGE_ALIGN(x: int) -> int:
+    """Round *x* up to a page boundary (M1).
+
+    Pure arithmetic: C's ``ALIGN`` wraps in the width of its argument (an ``unsigned int`` near 4 GiB
+    aligns to 0); a caller emulating such a variable must mask the result itself (F1).
+    """
+    return (x + PAGE_SIZE - 1) & PAGE_MASK
+
+
+def PFN_UP(x: int) -> int:
+    """The first pfn at or above physical address *x* (M1)."""
+    return (x + PAGE_SIZE - 1) >> PAGE_SHIFT
+
+
+def PFN_DOWN(x: int) -> int:
+    """The pfn containing physical address *x* (M1)."""
+    return x >> PAGE_SHIFT
+
+
+def PFN_PHYS(pfn: int) -> int:
+    """The physical address of page frame *pfn* (M1)."""
+    return pfn << PAGE_SHIFT
+
+
+# -- the direct map (M2, M3) -------------------------------------------------------------------------------
+
+_ULONG_MASK: Final = (1 << 64) - 1
+# Simplification: RAM is contiguous from physical 0 with no PCI hole, so the e820 "end of low RAM" that
+# bounds max_low_pfn on x86-64 is simply the 4 GiB line.
+_X86_64_LOW_RAM_END: Final = 1 << 32
+
+
+@attrs.frozen
+class MemoryLayout:
+    """One boot's pfn bounds (M2) and direct-map base (M3).
+
+    A layout belongs to one kernel and one configuration: virtual addresses computed with it mean nothing
+    to the next boot, which is exactly why a persisted virtual pointer breaks (F6).
+    """
+
+    page_offset: int
+    min_low_pfn: int
+    max_low_pfn: int
+    max_pfn: int
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.min_low_pfn <= self.max_low_pfn <= self.max_pfn:
+            raise ValueError(
+                f"inconsistent pfn bounds: need 0 <= min_low_pfn ({self.min_low_pfn:#x}) <= "
+                f"max_low_pfn ({self.max_low_pfn:#x}) <= max_pfn ({self.max_pfn:#x})"
+            )
+
+    @classmethod
+    def for_ram(
+        cls,
+        ram_bytes: int,
+        *,
+        mem_limit: int | None = None,
+        page_offset: int = PAGE_OFFSET_DEFAULT,
+        kernel_end: int,
+    ) -> MemoryLayout:
+        """The x86-64 bounds of a machine with *ram_bytes* of RAM booted with ``mem=`` *mem_limit*.
+
+        ``max_pfn`` ends all usable RAM, ``max_low_pfn`` ends RAM below 4 GiB (M2; with <= 4 GiB they are
+        equal, which is what makes F2 hit ``illegal reserve``) and ``min_low_pfn`` is the first pfn after
+        the kernel image ending at physical *kernel_end*.  RAM is modelled as one contiguous range from 0.
+        """
+        usable = ram_bytes if mem_limit is None else min(ram_bytes, mem_limit)
+        max_pfn = PFN_DOWN(usable)
+        min_low_pfn = PFN_UP(kernel_end)
+        max_low_pfn = min(max_pfn, _X86_64_LOW_RAM_END >> PAGE_SHIFT)
+        if min_low_pfn > max_low_pfn:
+            raise ValueError(
+                f"kernel image ending at {kernel_end:#x} does not fit below the end of low memory "
+                f"{PFN_PHYS(max_low_pfn):#x}"
+            )
+        return cls(page_offset, min_low_pfn, max_low_pfn, max_pfn)
+
+    def phys_to_virt(self, phys: int) -> int:
+        """``__va(phys)``: *phys* + PAGE_OFFSET in ``unsigned long`` arithmetic (M3).
+
+        Unchecked, like the kernel's macro: on x86-64 the direct map covers all RAM, not just pfns below
+        max_low_pfn, and the 2009 patch calls it on whatever candidate it settled on.  A bogus result
+        surfaces where it is dereferenced (:class:`PhysAddrError`), as a bad pointer would.
+        """
+        return (phys + self.page_offset) & _ULONG_MASK
+
+    def virt_to_phys(self, virt: int) -> int:
+        """``__pa(virt)``, the unchecked inverse of :meth:`phys_to_virt` (M3)."""
+        return (virt - self.page_offset) & _ULONG_MASK
+
+
+# -- errors ------------------------------------------------------------------------------------------------
+
+
+class PhysAddrError(ValueError):
+    """An access reaches outside physical RAM: the simulator's stand-in for a machine check."""
+
+    def __init__(self, addr: int, size: int, ram_size: int) -> None:
+        self.addr = addr
+        self.size = size
+        self.ram_size = ram_size
+        super().__init__(
+            f"physical access of {size} bytes at {addr:#x} is outside RAM [0, {ram_size:#x})"
+        )
+
+
+class RamFileError(ValueError):
+    """The RAM file or its journal cannot be used as asked; nothing on disk was changed."""
+
+
+# -- fills: what a cold boot or memtest leaves in RAM ------------------------------------------------------
+
+_range_start = itemgetter(0)
+
+
+@attrs.frozen
+class _ColdFill:
+    """Power loss: every page becomes garbage determined by (seed, epoch, pfn).
+
+    SHAKE-128 is specified bit for bit (FIPS 202) and produces a page in one C call, so the garbage is
+    stable across machines and Python versions and costs ~15 us a page; ``hash()`` is salted per process
+    and ``random.Random`` is slower to seed.
+    """
+
+    seed: int
+    epoch: int
+
+    def covers_page(self, pfn: int) -> bool:
+        return True
+
+    def apply(self, ram: mmap.mmap, pfn: int) -> bool:
+        base = pfn << PAGE_SHIFT
+        key = b"ksim-cold %d %d %d" % (self.seed, self.epoch, pfn)
+        ram[base:base + PAGE_SIZE] = hashlib.shake_128(key).digest(PAGE_SIZE)
+        return True
+
+    def record(self) -> str:
+        return f"cold {self.seed} {self.epoch}\n"
+
+
+@attrs.frozen
+class _ScrubFill:
+    """memtest's effect: *ranges* (sorted, disjoint, half-open byte ranges) hold *pattern*."""
+
+    pattern: int
+    ranges: tuple[tuple[int, int], ...]
+
+    def _pieces(self, pfn: int) -> list[tuple[int, int]]:
+        base = pfn << PAGE_SHIFT
+        end = base + PAGE_SIZE
+        pieces: list[tuple[int, int]] = []
+        i = bisect.bisect_left(self.ranges, end, key=_range_start)
+        while i > 0:
+            i -= 1
+            r_start, r_end = self.ranges[i]
+            if r_end <= base:
+                break
+            pieces.append((max(r_start, base), min(r_end, end)))
+        return pieces
+
+    def covers_page(self, pfn: int) -> bool:
+        return self._pieces(pfn) == [(pfn << PAGE_SHIFT, (pfn + 1) << PAGE_SHIFT)]
+
+    def apply(self, ram: mmap.mmap, pfn: int) -> bool:
+        pieces = self._pieces(pfn)
+        for start, end in pieces:
+            ram[start:end] = bytes((self.pattern,)) * (end - start)
+        return bool(pieces)
+
+    def record(self) -> str:
+        spans = " ".join(f"{start:x}-{end:x}" for start, end in self.ranges)
+        return f"scrub {self.pattern:x} {spans}\n"
+
+
+_Fill: TypeAlias = "_ColdFill | _ScrubFill"
+
+
+def _merge_ranges(ranges: Iterable[tuple[int, int]], ram_size: int) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if start > end:
+            raise ValueError(f"invalid range [{start:#x}, {end:#x}): start above end")
+        if start < 0 or end > ram_size:
+            raise PhysAddrError(start, end - start, ram_size)
+        if start == end:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+# -- the sidecar journal -----------------------------------------------------------------------------------
+
+_JOURNAL_MAGIC: Final = "ksim-ram-journal 1"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _Journal:
+    """``<ram_file>.cold``: the pending fills of a file-backed RAM, replayed by the next process.
+
+    Text, one record a line::
+
+        ksim-ram-journal 1 <ram size>      header
+        cold <seed> <epoch>                a cold boot (decimal); the journal is rewritten to start here
+        scrub <pattern> <s>-<e> ...        a memtest pass over half-open hex byte ranges
+        p <pfn>                            page <pfn> (hex) was materialised under the fills above it
+
+    A page is materialised into RAM *first* and journaled *second*, and only then does the access that
+    caused it proceed.  Materialising is a pure function of the fills, so if the process dies between the
+    two steps the next one redoes it identically, and no caller data can have been written yet; a record
+    always precedes any data written after it, so the journal can never make written data disappear.
+    A torn last line is such an unfinished step and is dropped on load.
+    """
+
+    def __init__(self, path: Path, ram_size: int) -> None:
+        self.path = path
+        self._ram_size = ram_size
+        self._fd: int | None = None
+
+    def load(self) -> tuple[list[_Fill], dict[int, int]]:
+        """Replay the journal; no journal means no pending fills."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return [], {}
+        except OSError as exc:
+            raise RamFileError(f"cannot open RAM journal {self.path} read-write: {exc.strerror}") from None
+        try:
+            with open(fd, "rb", closefd=False) as f:
+                data = f.read()
+            complete = data[:data.rfind(b"\n") + 1]
+            fills, page_gen = self._parse(complete)
+            if complete != data:  # drop the torn record so the next append starts on a fresh line
+                os.ftruncate(fd, len(complete))
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return fills, page_gen
+
+    def _parse(self, data: bytes) -> tuple[list[_Fill], dict[int, int]]:
+        fills: list[_Fill] = []
+        page_gen: dict[int, int] = {}
+        try:
+            lines = data.decode("ascii").splitlines()
+        except UnicodeDecodeError:
+            raise self._corrupt(0, "not ASCII text") from None
+        if not lines or lines[0] != f"{_JOURNAL_MAGIC} {self._ram_size}":
+            raise self._corrupt(1, f"expected header '{_JOURNAL_MAGIC} {self._ram_size}'")
+        for number, line in enumerate(lines[1:], start=2):
+            kind, _, rest = line.partition(" ")
+            try:
+                if kind == "p":
+                    pfn = int(rest, 16)
+                    if not 0 <= pfn < self._ram_size >> PAGE_SHIFT:
+                        raise ValueError("pfn outside RAM")
+                    page_gen[pfn] = len(fills)
+                elif kind == "cold":
+                    seed, epoch = rest.split(" ")
+                    # A cold boot supersedes everything before it, including materialised pages.
+                    fills = [_ColdFill(int(seed), int(epoch))]
+                    page_gen.clear()
+                elif kind == "scrub":
+                    pattern, *spans = rest.split(" ")
+                    pairs = (span.split("-") for span in spans)
+                    ranges = _merge_ranges(((int(s, 16), int(e, 16)) for s, e in pairs), self._ram_size)
+                    if not 0 <= int(pattern, 16) <= 0xFF:
+                        raise ValueError("pattern is not a byte")
+                    fills.append(_ScrubFill(int(pattern, 16), ranges))
+                else:
+                    raise ValueError(f"unknown record {kind!r}")
+            except ValueError as exc:
+                raise self._corrupt(number, f"{line!r}: {exc}") from None
+        return fills, page_gen
+
+    def _corrupt(self, line: int, why: str) -> RamFileError:
+        return RamFileError(
+            f"RAM journal {self.path} is corrupt (line {line}: {why}); the RAM file was not touched. "
+            "Deleting the journal forgets the pending cold-boot/memtest state."
+        )
+
+    def append(self, text: str) -> None:
+        if self._fd is None:
+            self.rewrite(text)
+        else:
+            _write_all(self._fd, text.encode("ascii"))
+
+    def rewrite(self, records: str) -> None:
+        """Replace the whole journal atomically, so a kill leaves either the old or the new one."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            _write_all(fd, f"{_JOURNAL_MAGIC} {self._ram_size}\n{records}".encode("ascii"))
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        self.close()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# -- RAM ---------------------------------------------------------------------------------------------------
+
+# Python 3.11's mmap module lacks MAP_NORESERVE; without it a 64 GiB private mapping may be refused.
+_MAP_NORESERVE: Final = getattr(mmap, "MAP_NORESERVE", 0x4000)
+_MEMSET_CHUNK: Final = 1 << 20
+
+Buffer: TypeAlias = "bytes | bytearray | memoryview"
+
+
+def _open_ram_file(path: Path, size: int) -> tuple[int, bool]:
+    """Open (or create, sparse) the RAM file read-write; return the fd and whether it was created.
+
+    An existing file is never truncated, resized or written here: a size mismatch most likely means the
+    user pointed a differently sized machine at a RAM image they still want.
+    """
+    try:
+        return os.open(path, os.O_RDWR | os.O_CLOEXEC), False
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        raise RamFileError(f"RAM file {path} is a directory") from None
+    except OSError as exc:
+        raise RamFileError(f"cannot open RAM file {path} read-write: {exc.strerror}") from None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileNotFoundError:
+        raise RamFileError(
+            f"cannot create RAM file {path}: directory {path.parent} does not exist"
+        ) from None
+    except OSError as exc:
+        raise RamFileError(f"cannot create RAM file {path}: {exc.strerror}") from None
+    try:
+        os.ftruncate(fd, size)
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(path)
+        raise RamFileError(f"cannot size new RAM file {path} to {size} bytes: {exc.strerror}") from None
+    return fd, True
+
+
+def _check_ram_file(fd: int, path: Path, size: int) -> None:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise RamFileError(f"RAM file {path} is not a regular file")
+    if st.st_size != size:
+        raise RamFileError(
+            f"RAM file {path} is {st.st_size} bytes ({format_size(st.st_size)}) but the machine has "
+            f"{size} bytes ({format_size(size)}) of RAM; an existing RAM file is never resized"
+        )
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        # Two PhysMems on one file would each keep their own view of the pending fills.
+        raise RamFileError(f"RAM file {path} is in use by another PhysMem") from None
+
+
+class PhysMem:
+    """The machine's physical RAM: *size* bytes addressed from 0.
+
+    Anonymous by default (lost with the process).  With *ram_file* the RAM is that file mapped shared, so
+    it survives the process like RAM survives a warm reboot; the file is created sparse if missing, and
+    its pending fills are kept in ``<ram_file>.cold`` (see :class:`_Journal`).  A journal found next to a
+    RAM file this call had to create describes RAM that no longer exists and is removed.
+
+    *seed* makes this machine's cold-boot garbage differ from another machine's (M9: what survives is
+    hardware-specific).  All accessors raise :class:`PhysAddrError` outside ``[0, size)``; multi-byte
+    integers are little-endian, as on x86.
+    """
+
+    __slots__ = ("_fd", "_fills", "_journal", "_map", "_page_gen", "_ram_file", "_seed", "_size")
+
+    def __init__(self, size: int, *, ram_file: str | os.PathLike[str] | None = None, seed: int = 0) -> None:
+        if size <= 0 or size % PAGE_SIZE:
+            raise ValueError(f"RAM size {size} is not a positive multiple of PAGE_SIZE ({PAGE_SIZE})")
+        self._size = size
+        self._seed = seed
+        # _fills: pending fills, oldest first.  _page_gen[pfn] = len(_fills) when pfn was last brought up
+        # to date; a page is current iff its entry equals len(_fills).
+        self._fills: list[_Fill] = []
+        self._page_gen: dict[int, int] = {}
+        self._journal: _Journal | None = None
+        self._fd: int | None = None
+        self._ram_file = None if ram_file is None else Path(ram_file)
+        if self._ram_file is None:
+            self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
+            return
+        path = self._ram_file
+        fd, created = _open_ram_file(path, size)
+        journal = _Journal(path.with_name(path.name + ".cold"), size)
+        try:
+            _check_ram_file(fd, path, size)
+            if created:
+                journal.path.unlink(missing_ok=True)
+            self._fills, self._page_gen = journal.load()
+            self._map = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
+        except BaseException:
+            journal.close()
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._journal = journal
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def ram_file(self) -> Path | None:
+        return self._ram_file
+
+    @property
+    def journal_file(self) -> Path | None:
+        return None if self._journal is None else self._journal.path
+
+    def __repr__(self) -> str:
+        backing = "anonymous" if self._ram_file is None else f"ram_file={str(self._ram_file)!r}"
+        return f"<PhysMem {format_size(self._size)} {backing}>"
+
+    # -- power model ---------------------------------------------------------------------------------------
+
+    def cold_boot(self, epoch_seed: int) -> None:
+        """Power was cut: every page becomes garbage determined by (seed, *epoch_seed*, pfn), lazily."""
+        fill = _ColdFill(self._seed, epoch_seed)
+        if self._journal is not None:
+            self._journal.rewrite(fill.record())
+        self._fills = [fill]
+        self._page_gen.clear()
+
+    def scrub(self, ranges: Iterable[tuple[int, int]], pattern: int = 0) -> None:
+        """memtest ran over *ranges* (half-open ``(start, end)`` byte ranges): they now hold *pattern*.
+
+        memtest's last pattern is 0, hence the default.  Takes :meth:`Memblock.free_ranges` output as is.
+        """
+        if not 0 <= pattern <= 0xFF:
+            raise ValueError(f"scrub pattern {pattern:#x} is not a byte")
+        merged = _merge_ranges(ranges, self._size)
+        if not merged:
+            return
+        fill = _ScrubFill(pattern, merged)
+        if self._journal is not None:
+            self._journal.append(fill.record())
+        self._fills.append(fill)
+
+    def _settle(self, start: int, end: int) -> None:
+        """Materialise the pages of ``[start, end)`` that a fill has not reached yet."""
+        first = start >> PAGE_SHIFT
+        last = (end - 1) >> PAGE_SHIFT
+        gen = len(self._fills)
+        if first == last:  # most accesses stay within one page: skip building a list
+            if self._page_gen.get(first) != gen and start < end:
+                self._materialise([first], gen)
+            return
+        get = self._page_gen.get
+        stale = [pfn for pfn in range(first, last + 1) if get(pfn) != gen]
+        if stale:
+            self._materialise(stale, gen)
+
+    def _materialise(self, pfns: list[int], gen: int) -> None:
+        fills = self._fills
+        written = []
+        for pfn in pfns:
+            pending = fills[self._page_gen.get(pfn, 0):]
+            # Only the newest fill covering the whole page and those after it can show through.
+            first = next((i for i in range(len(pending) - 1, 0, -1) if pending[i].covers_page(pfn)), 0)
+            # A list, not a generator: every fill must be applied, not just the first that writes.
+            if any([fill.apply(self._map, pfn) for fill in pending[first:]]):
+                written.append(pfn)
+        if written and self._journal is not None:
+            self._journal.append("".join(f"p {pfn:x}\n" for pfn in written))
+        # Only now: were the journal write to fail, the pages must be redone, not trusted.
+        self._page_gen.update(dict.fromkeys(pfns, gen))
+
+    # -- access (hot: memconsole writes every console record through here) ---------------------------------
+
+    def read(self, addr: int, n: int) -> bytes:
+        end = addr + n
+        if addr < 0 or n < 0 or end > self._size:
+            raise PhysAddrError(addr, n, self._size)
+        if self._fills:
+            self._settle(addr, end)
+        return self._map[addr:end]
+
+    def write(self, addr: int, data: Buffer) -> None:
+        """Store *data* (bytes-like with 1-byte items) at *addr*."""
+        end = addr + len(data)
+        if addr < 0 or end > self._size:
+            raise PhysAddrError(addr, len(data), self._size)
+        if self._fills:
+            self._settle(addr, end)
+        self._map[addr:end] = data
+
+    def memset(self, addr: int, byte: int, n: int) -> None:
+        end = addr + n
+        if addr < 0 or n < 0 or end > self._size:
+            raise PhysAddrError(addr, n, self._size)
+        if not 0 <= byte <= 0xFF:
+            raise ValueError(f"memset value {byte:#x} is not a byte")
+        # Chunked, so clearing gigabytes never builds a gigabyte-sized temporary.
+        chunk = bytes((byte,)) * min(n, _MEMSET_CHUNK)
+        for pos in range(addr, end, _MEMSET_CHUNK):
+            stop = min(pos + _MEMSET_CHUNK, end)
+            if self._fills:
+                self._settle(pos, stop)
+            self._map[pos:stop] = chunk[:stop - pos]
+
+    def memcpy(self, dst: int, src: int, n: int) -> None:
+        """Copy *n* bytes; overlapping ranges behave like memmove (in C that would be undefined)."""
+        if src < 0 or n < 0 or src + n > self._size:
+            raise PhysAddrError(src, n, self._size)
+        if dst < 0 or dst + n > self._size:
+            raise PhysAddrError(dst, n, self._size)
+        if self._fills:
+            self._settle(src, src + n)
+            self._settle(dst, dst + n)
+        self._map.move(dst, src, n)
+
+    read_u8: Callable[[PhysMem, int], int]
+    read_u16: Callable[[PhysMem, int], int]
+    read_u32: Callable[[PhysMem, int], int]
+    read_u64: Callable[[PhysMem, int], int]
+    write_u8: Callable[[PhysMem, int, int], None]
+    write_u16: Callable[[PhysMem, int, int], None]
+    write_u32: Callable[[PhysMem, int, int], None]
+    write_u64: Callable[[PhysMem, int, int], None]
+
+    # -- lifetime ------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush a file-backed RAM to its file and unmap; idempotent."""
+        if self._map.closed:
+            return
+        if self._ram_file is not None:
+            self._map.flush()
+        self._map.close()
+        if self._journal is not None:
+            self._journal.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> PhysMem:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _int_accessors(bits: int, fmt: str) -> None:
+    """Install ``read_u<bits>``/``write_u<bits>`` on PhysMem: the same lean path as read()/write()."""
+    codec = struct.Struct(fmt)
+    width = codec.size
+    unpack_from = codec.unpack_from
+    pack_into = codec.pack_into
+    limit = 1 << bits
+
+    def read_uN(self: PhysMem, addr: int) -> int:
+        if addr < 0 or addr + width > self._size:
+            raise PhysAddrError(addr, width, self._size)
+        if self._fills:
+            self._settle(addr, addr + width)
+        value: int = unpack_from(self._map, addr)[0]
+        return value
+
+    def write_uN(self: PhysMem, addr: int, value: int) -> None:
+        if addr < 0 or addr + width > self._size:
+            raise PhysAddrError(addr, width, self._size)
+        if not 0 <= value < limit:
+            raise ValueError(f"{value:#x} does not fit in u{bits}")
+        if self._fills:
+            self._settle(addr, addr + width)
+        pack_into(self._map, addr, value)
+
+    for function, name, doc in (
+        (read_uN, f"read_u{bits}", f"Load a little-endian u{bits} from *addr*."),
+        (write_uN, f"write_u{bits}", f"Store *value* as a little-endian u{bits} at *addr*."),
+    ):
+        function.__name__ = name
+        function.__qualname__ = f"PhysMem.{name}"
+        function.__doc__ = doc
+        setattr(PhysMem, name, function)
+
+
+for _bits, _fmt in ((8, "<B"), (16, "<H"), (32, "<I"), (64, "<Q")):
+    _int_accessors(_bits, _fmt)
+del _bits, _fmt

@@ -1,0 +1,143 @@
+"""The plugin API: kernel modules (include/linux/module.h, moduleparam.h, init.h).
+
+A ksim plugin declares a kernel module as a subclass of :class:`KernelModule`.  The class body
+reads like the C file it ports: ``module_param`` declarations, ``@setup("name=")`` and
+``@early_param("name")`` boot-option handlers, and ``init``/``exit``.  An *instance* holds what
+the C file keeps in ``static`` variables, one instance per simulated kernel, so many kernels
+can run the same driver side by side.
+
+Built in or loadable (P19): a built-in module has its handlers and ``module.param=`` options
+parsed from the command line and its ``init`` run at its initcall level; a loadable module gets
+its parameters from ``insmod`` and its ``__setup`` handlers never run, exactly as a ``.ko``.
+A handler declared ``core=True`` stands for code the patch adds to the core kernel (the 2009
+memconsole put its ``__setup`` in mm/bootmem.c): it runs whenever the plugin is present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from ksim import params as _params
+
+if TYPE_CHECKING:
+    from ksim.kernel import Kernel
+
+INITCALL_LEVELS = ("early", "core", "postcore", "arch", "subsys", "fs", "device", "late")
+
+
+def param_ops_for(type_: str | Any) -> Any:
+    """``"bool"`` → ``param_ops_bool``; an ops object is returned unchanged."""
+    if not isinstance(type_, str):
+        return type_
+    ops = getattr(_params, "param_ops_" + type_, None)
+    if ops is None:
+        raise ValueError(f"unknown module parameter type {type_!r}")
+    return ops
+
+
+class module_param:  # noqa: N801 - named as the kernel macro
+    """``module_param(name, type, perm)`` with a default and a description (MODULE_PARM_DESC).
+
+    Reading the attribute on a module instance gives the parameter's current value; the value
+    lives in the kernel's :class:`~ksim.params.KernelParam`, so a sysfs write is seen at once.
+    """
+
+    def __init__(self, type: str | Any, default: object, perm: int, desc: str = "") -> None:
+        self.ops = param_ops_for(type)
+        self.type_name: str = getattr(self.ops, "name", str(type))
+        self.default = default
+        self.perm = perm
+        self.desc = desc
+        self.name = ""
+        _params.check_perm(perm)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: KernelModule | None, owner: type) -> Any:
+        if instance is None:
+            return self
+        return instance.kparams[self.name].value
+
+    def __set__(self, instance: KernelModule, value: object) -> None:
+        instance.kparams[self.name].value = value
+
+
+@attrs.frozen
+class BootHandler:
+    """A ``__setup`` (prefix match, P11) or ``early_param`` (whole name, P12) handler."""
+
+    name: str
+    method: str
+    early: bool
+    core: bool
+
+
+def setup(name: str, *, core: bool = False) -> Callable[[Callable], Callable]:
+    """``__setup(name, fn)``: the handler gets the text after the prefix, returns 1 if consumed."""
+    def mark(fn: Callable) -> Callable:
+        fn.__ksim_boot_handler__ = BootHandler(name, fn.__name__, False, core)  # type: ignore
+        return fn
+    return mark
+
+
+def early_param(name: str, *, core: bool = False) -> Callable[[Callable], Callable]:
+    """``early_param(name, fn)``: the handler gets the value (None without '='), returns 0 on success."""
+    def mark(fn: Callable) -> Callable:
+        fn.__ksim_boot_handler__ = BootHandler(name, fn.__name__, True, core)  # type: ignore
+        return fn
+    return mark
+
+
+class KernelModule:
+    """Base class of a plugin's kernel module.  Override ``init`` and ``exit``.
+
+    ``init`` returns 0 or a negative errno; a failing module is not loaded.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    author: ClassVar[str] = ""
+    license: ClassVar[str] = "GPL"
+    initcall: ClassVar[str] = "device"
+    source: ClassVar[str] = ""  # where the plugin was found (set by the loader)
+
+    def __init__(self, kernel: Kernel, builtin: bool) -> None:
+        self.kernel = kernel
+        self.builtin = builtin
+        self.live = False
+        self.kparams: dict[str, _params.KernelParam] = {}
+        # Built-in parameters are named ``modname.param`` on the boot line; a loadable
+        # module's have no prefix (MODULE_PARAM_PREFIX is empty in a .ko, P17/P19).
+        prefix = self.name + "." if builtin else ""
+        for decl in self.module_params():
+            self.kparams[decl.name] = _params.KernelParam(
+                name=prefix + decl.name, ops=decl.ops, perm=decl.perm, value=decl.default)
+
+    @classmethod
+    def module_params(cls) -> list[module_param]:
+        found: dict[str, module_param] = {}
+        for klass in reversed(cls.__mro__):
+            for key, value in vars(klass).items():
+                if isinstance(value, module_param):
+                    found[key] = value
+        return list(found.values())
+
+    @classmethod
+    def boot_handlers(cls) -> list[BootHandler]:
+        handlers = []
+        for klass in reversed(cls.__mro__):
+            for value in vars(klass).values():
+                handler = getattr(value, "__ksim_boot_handler__", None)
+                if handler is not None:
+                    handlers.append(handler)
+        return handlers
+
+    async def init(self) -> int:
+        return 0
+
+    async def exit(self) -> None:
+        return None

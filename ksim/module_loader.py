@@ -1,0 +1,143 @@
+"""Loading and unloading modules (kernel/module/main.c, kernel/params.c sysfs part).
+
+Built-in modules are set up at boot (their parameters join the boot-line table and their
+``init`` runs at its initcall level); loadable ones come and go with :func:`insmod` and
+:func:`rmmod`.  Either way the module's parameters appear under
+``/sys/module/<name>/parameters/`` with their declared modes (P18).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ksim.current import current_kernel
+from ksim.errno import EEXIST, ENOENT, EBUSY, errorcode
+from ksim.fs import ProcFile, ProcOps
+from ksim.kernel import Kernel
+from ksim.module import KernelModule
+from ksim.params import KernelParam, param_attr_store, parse_module_args, param_sysfs_path
+from ksim.printk import KERN_DEBUG, KERN_WARNING, printk
+
+
+def param_file_ops(kernel: Kernel, kp: KernelParam) -> ProcOps:
+    """sysfs read/write of one parameter: ``get()`` text, ``set()`` on write (P18)."""
+
+    def read(file: ProcFile, count: int, pos: int) -> bytes:
+        return kp.get().encode()[pos:pos + count]
+
+    def write(file: ProcFile, data: bytes) -> int:
+        ret = param_attr_store(kp, data.decode(errors="replace"), kernel.log)
+        kernel.params_changed()
+        return ret
+
+    return ProcOps(proc_read=read, proc_write=write)
+
+
+def add_param_files(kernel: Kernel, modname: str, params: list[KernelParam]) -> None:
+    for kp in params:
+        if kp.perm:
+            file_name = kp.name.rsplit(".", 1)[-1] if "." in kp.name else kp.name
+            kernel.vfs.create(param_sysfs_path(modname, file_name), kp.perm,
+                              param_file_ops(kernel, kp), owner="module:" + modname)
+
+
+def instantiate(kernel: Kernel, cls: type[KernelModule], builtin: bool) -> KernelModule:
+    mod = cls(kernel, builtin)
+    kernel.module_instances[cls.name] = mod
+    return mod
+
+
+async def do_init_module(kernel: Kernel, mod: KernelModule) -> int:
+    """Run ``init``; a failure leaves the module unloaded and returns the errno."""
+    ret = await mod.init()
+    if ret is None:
+        ret = 0
+    if ret > 0:
+        await printk(KERN_WARNING + "%s: '%s'->init suspiciously returned %d, it should "
+                     "follow 0/-E convention\n", mod.name, mod.name, ret)
+        await printk(KERN_WARNING + "%s: loading module anyway...\n", mod.name)
+        ret = 0
+    if ret < 0:
+        return ret
+    mod.live = True
+    kernel.modules[mod.name] = mod
+    return 0
+
+
+async def do_one_initcall(kernel: Kernel, mod: KernelModule) -> int:
+    """A built-in module's initcall; failures are silent unless ``initcall_debug`` (P5)."""
+    fn = "%s_init+0x0/0x80" % mod.name
+    if kernel.initcall_debug:
+        await printk(KERN_DEBUG + "calling  %s @ %d\n", fn, 1)
+    start = kernel.local_clock()
+    ret = await do_init_module(kernel, mod)
+    if kernel.initcall_debug:
+        await printk(KERN_DEBUG + "initcall %s returned %d after %d usecs\n", fn, ret,
+                     (kernel.local_clock() - start) // 1000)
+    return ret
+
+
+def strerror(errno: int) -> str:
+    return os.strerror(-errno) if errno < 0 else "Success"
+
+
+class InsmodError(Exception):
+    """What the ``insmod`` tool would print for a failed load."""
+
+    def __init__(self, name: str, errno: int) -> None:
+        self.errno = errno
+        super().__init__("insmod: ERROR: could not insert module %s.ko: %s" % (name, strerror(errno)))
+
+
+async def insmod(name: str, args: str | dict[str, object] | None = None, **params: object) -> int:
+    """Load a module of a plugin present on this boot; returns 0 or a negative errno.
+
+    ``params`` are ``name=value`` module parameters, as on the insmod command line; values
+    are given as text (``True``/``False`` become ``Y``/``N``).
+    """
+    kernel = current_kernel()
+    cls = kernel.module_classes.get(name)
+    if cls is None:
+        return -ENOENT
+    if name in kernel.modules:
+        return -EEXIST
+    mod = kernel.module_instances.get(name)
+    if mod is None or mod.builtin:
+        mod = instantiate(kernel, cls, builtin=False)
+    words: dict[str, str | None] = {}
+    if isinstance(args, dict):
+        params = {**args, **params}
+    elif isinstance(args, str) and args:
+        err = parse_module_args(name, args, list(mod.kparams.values()), kernel.log)
+        if err:
+            return err
+    for key, value in params.items():
+        words[key] = "Y" if value is True else "N" if value is False else (
+            None if value is None else str(value))
+    if words:
+        err = parse_module_args(name, words, list(mod.kparams.values()), kernel.log)
+        if err:
+            return err
+    add_param_files(kernel, name, list(mod.kparams.values()))
+    ret = await do_init_module(kernel, mod)
+    if ret < 0:
+        kernel.vfs.remove_owned("module:" + name)
+    return ret
+
+
+async def rmmod(name: str) -> int:
+    """Unload a loadable module: its ``exit`` runs and its files go away."""
+    kernel = current_kernel()
+    mod = kernel.modules.get(name)
+    if mod is None:
+        return -ENOENT
+    if mod.builtin:
+        return -EBUSY  # built-in code cannot be unloaded
+    await mod.exit()
+    mod.live = False
+    del kernel.modules[name]
+    kernel.vfs.remove_owned("module:" + name)
+    return 0
+
+
+__all__ = ["InsmodError", "insmod", "rmmod", "errorcode"]

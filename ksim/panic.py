@@ -1,0 +1,158 @@
+"""panic() and the oops path (kernel/panic.c, arch/x86/kernel/dumpstack.c).
+
+``panic`` follows the modern order (K2): the ``Kernel panic - not syncing`` line, a stack dump,
+the panic notifier chain (N14), a console flush, then reboot after ``panic=`` seconds of
+*virtual* time, at once for a negative timeout, or halt with the ``---[ end Kernel panic``
+trailer.  It never returns: it ends the kernel by raising a :class:`~ksim.reboot.MachineStop`.
+
+``die`` renders an x86-64 Oops (K5, K6, K8), calls the die chain (N16) and then, as Linux
+does, panics (in interrupt, or with ``panic_on_oops``) or kills the current task.
+"""
+
+from __future__ import annotations
+
+import random
+
+import trio
+
+from ksim.bug import TAINT_DIE, add_taint, cpu_pid_line
+from ksim.current import KernelGlobal, current, current_kernel
+from ksim.notifier import DIE_OOPS, NOTIFY_STOP, atomic_notifier_call_chain
+from ksim.preempt import in_interrupt, local_irq_disable, preempt_disable
+from ksim.printk import KERN_EMERG, KERN_DEFAULT, printk
+from ksim.reboot import MachineHalt, emergency_restart
+
+PANIC_BUF = 1024
+
+# The chains of kernel/panic.c and kernel/notifier.c, resolved per running kernel.
+panic_notifier_list = KernelGlobal("panic_notifier_list", "chains.panic_notifier_list")
+die_chain = KernelGlobal("die_chain", "chains.die_chain")
+SIGSEGV = 11
+HARDWARE_NAME = "ksim virtual machine, BIOS ksim 06/13/2009"
+
+
+class TaskKilled(Exception):
+    """The current task died (an oops without panic_on_oops kills it, K5)."""
+
+    def __init__(self, signal: int, task_comm: str) -> None:
+        super().__init__(f"{task_comm} killed by signal {signal}")
+        self.signal = signal
+
+
+def bust_spinlocks(yes: bool) -> None:
+    """K1: while an oops is in progress console code must not wait for locks."""
+    kernel = current_kernel()
+    kernel.oops_in_progress += 1 if yes else -1
+
+
+async def dump_stack(frames: list[str]) -> None:
+    await printk(KERN_DEFAULT + "%s\n", cpu_pid_line())
+    await printk(KERN_DEFAULT + "Hardware name: %s\n", HARDWARE_NAME)
+    await printk(KERN_DEFAULT + "Call Trace:\n")
+    await printk(KERN_DEFAULT + " <TASK>\n")
+    for frame in frames:
+        await printk(KERN_DEFAULT + " %s\n", frame)
+    await printk(KERN_DEFAULT + " </TASK>\n")
+
+
+async def panic(fmt: str, *args: object) -> None:
+    """Stop the kernel with a message (K2).  Never returns."""
+    kernel = current_kernel()
+    local_irq_disable()
+    preempt_disable()
+    kernel.panic_depth += 1
+    text = kernel.printk.formatter.format(fmt, args) if args else fmt
+    text = text[:PANIC_BUF - 1]
+    if text.endswith("\n"):
+        text = text[:-1]
+    if kernel.panic_message is None:
+        kernel.panic_message = text
+    kernel.printk.console_verbose()
+    bust_spinlocks(True)
+    await printk(KERN_EMERG + "Kernel panic - not syncing: %s\n", text)
+    if kernel.panic_depth > 2:
+        # Linux would recurse until its stack overflowed; ksim stops the second nesting here.
+        raise MachineHalt(text)
+    if TAINT_DIE not in kernel.taints and kernel.oops_in_progress <= 1:
+        await dump_stack(["dump_stack_lvl+0x49/0x63", "panic+0x11c/0x2f0"])
+    kernel.stop_other_cpus()
+    if kernel.panic_depth == 1:
+        await atomic_notifier_call_chain(kernel.chains.panic_notifier_list, 0, text)
+    await kernel.kmsg_dump("panic")
+    await kernel.consoles.console_flush_on_panic()
+    timeout = kernel.panic_timeout
+    if timeout > 0:
+        await printk(KERN_EMERG + "Rebooting in %d seconds..\n", timeout)
+        await kernel.consoles.console_flush_on_panic()
+        await trio.sleep(timeout)
+    if timeout != 0:
+        emergency_restart()
+    await printk(KERN_EMERG + "---[ end Kernel panic - not syncing: %s ]---\n", text)
+    await kernel.consoles.console_flush_on_panic()
+    kernel.printk.suppress_printk = True
+    raise MachineHalt(text)
+
+
+def _registers(rng: random.Random) -> list[str]:
+    def reg() -> str:
+        return "%016x" % rng.choice((0, rng.getrandbits(64) | 0xFFFF800000000000,
+                                     rng.getrandbits(16)))
+    names = ["RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "R08", "R09", "R10", "R11",
+             "R12", "R13", "R14", "R15"]
+    lines = []
+    for i in range(0, len(names), 3):
+        lines.append(" ".join("%s: %s" % (n, reg()) for n in names[i:i + 3]))
+    return lines
+
+
+async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_crash") -> None:
+    """Render an Oops for ``message`` (the fault headline) and handle it as Linux does (K5).
+
+    Returns normally only if a die notifier returned NOTIFY_STOP; otherwise it panics or
+    raises :class:`TaskKilled` for the current task.
+    """
+    kernel = current_kernel()
+    task = current()
+    kernel.oops_count += 1
+    kernel.printk.console_verbose()
+    bust_spinlocks(True)
+    rng = random.Random(kernel.seed * 7919 + kernel.oops_count)
+    rsp = 0xFFFFA3C1C0000000 | rng.getrandbits(24) & ~0xF
+    lines = [message,
+             "#PF: supervisor %s access in kernel mode" % ("write" if err & 2 else "read"),
+             "#PF: error_code(0x%04x) - %s" % (err, "protection violation" if err & 1
+                                                else "not-present page"),
+             "PGD 0 P4D 0",
+             "Oops: %04x [#%d] PREEMPT SMP NOPTI" % (err & 0xFFFF, kernel.oops_count),
+             cpu_pid_line(),
+             "Hardware name: %s" % HARDWARE_NAME,
+             "RIP: 0010:%s+0x16/0x20" % function,
+             "Code: " + " ".join("%02x" % rng.getrandbits(8) for _ in range(20)) + " <c6> 04 25",
+             "RSP: 0018:%016x EFLAGS: 00010246" % rsp]
+    lines += _registers(rng)
+    lines += ["FS:  0000000000000000(0000) GS:ffff88803ec00000(0000) knlGS:0000000000000000",
+              "CS:  0010 DS: 0000 ES: 0000 CR0: 0000000080050033",
+              "CR2: 0000000000000000 CR3: 0000000002e0a000 CR4: 00000000000006f0",
+              "Call Trace:", " <TASK>", " __handle_sysrq+0x8d/0x150",
+              " write_sysrq_trigger+0x24/0x40", " proc_reg_write+0x51/0x90",
+              " vfs_write+0xc3/0x3a0", " ksys_write+0x5f/0xe0", " do_syscall_64+0x3b/0x90",
+              " entry_SYSCALL_64_after_hwframe+0x63/0xcd", " </TASK>",
+              "Modules linked in: %s" % " ".join(kernel.module_names()),
+              "CR2: 0000000000000000"]
+    for line in lines:
+        await printk(KERN_EMERG + "%s\n", line)
+    ret = await atomic_notifier_call_chain(kernel.chains.die_chain, DIE_OOPS, message)
+    bust_spinlocks(False)
+    add_taint(TAINT_DIE)
+    kernel.reports_oops(message, lines)
+    await printk(KERN_EMERG + "---[ end trace 0000000000000000 ]---\n")
+    await kernel.kmsg_dump("oops")
+    if ret == NOTIFY_STOP:
+        return
+    if in_interrupt():
+        await panic("Fatal exception in interrupt")
+    if kernel.panic_on_oops:
+        await panic("Fatal exception")
+    if task.pid == 1:
+        await panic("Attempted to kill init! exitcode=0x%08x", SIGSEGV)
+    raise TaskKilled(SIGSEGV, task.comm)
