@@ -133,7 +133,7 @@ def _split_stops(group: BaseExceptionGroup, stops: list[MachineStop]) -> None:
     if rest is not None:
         leaves = _leaves(rest)
         if len(leaves) == 1:
-            raise leaves[0]
+            raise leaves[0] from None
         raise rest
 
 

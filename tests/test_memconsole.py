@@ -1,0 +1,405 @@
+"""memconsole, the 2009 proposal (R1), and each of its known flaws (F1..F13) shown by a test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ksim import (
+    CON_ENABLED, CON_PRINTBUFFER, EACCES, INT_MIN, KERN_ERR, KernelError, KernelModule, Machine,
+    NotifierBlock, atomic_notifier_chain_register, insmod, memblock_reserve, panic,
+    panic_notifier_list, printk, rmmod, setup,
+)
+from ksim_memconsole import BUF_HEADER_SIZE, Memconsole
+
+PAGE = 4096
+
+
+def machine(**kw: object) -> Machine:
+    kw.setdefault("seed", 1)
+    return Machine("64M", **kw)  # type: ignore[arg-type]
+
+
+async def crash_and_reboot(m: Machine, first: str = "memconsole=8K", second: str | None = None,
+                           plugins: list[type[KernelModule]] | None = None,
+                           power: str = "warm") -> tuple[object, object, bytes]:
+    plugins = plugins or [Memconsole]
+    async with m.boot(first, plugins) as k1:
+        await printk(KERN_ERR + "disk on fire\n")
+        await panic("Fatal exception")
+    async with m.boot(second if second is not None else first, plugins, power=power) as k2:
+        text = await k2.read_file("/proc/memconsole")
+    return k1, k2, text
+
+
+async def test_r1_log_survives_a_warm_reboot(autojump_clock):
+    """R1: the panic restarts the machine (reboot=1) and the next boot reads the old log."""
+    m = machine()
+    k1, k2, text = await crash_and_reboot(m)
+    assert k1.panicked and k1.outcome == "restart"
+    assert b"disk on fire" in text
+    assert b"Kernel panic - not syncing: Fatal exception" in text
+    assert "isn't valid" not in k2.dmesg()
+
+
+async def test_r1_setup_reserves_top_of_low_memory_and_logs_it(autojump_clock):
+    m = machine()
+    async with m.boot("memconsole=8192 no_hash_pointers", [Memconsole]) as k:
+        mod = k.module_instances["memconsole"]
+        top = k.layout.max_low_pfn * PAGE
+        assert mod.memconsole_mem_start == k.layout.phys_to_virt(top - 8192)
+        assert k.memblock.memblock_is_region_reserved(top - 8192, 8192)
+        assert "reserve bootmem for memconsole 8192@%016x" % mod.memconsole_mem_start in k.dmesg()
+
+
+@pytest.mark.parametrize("value", ["1M", "8K"])
+async def test_f1_size_is_decimal_only(autojump_clock, value):
+    """F1: simple_strtoul base 10: "1M" is one byte, "8K" eight: one page after PAGE_ALIGN."""
+    m = machine()
+    async with m.boot(f"memconsole={value}", [Memconsole]) as k:
+        mod = k.module_instances["memconsole"]
+        assert mod.memconsole_mem_size == PAGE
+        assert mod.buf_size == PAGE - BUF_HEADER_SIZE
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "0x100000"])
+async def test_f2_zero_size_reports_a_lockup_and_boots_without_memconsole(autojump_clock, value):
+    """F2: a zero step would retry forever; ksim reports the soft lockup and boots on."""
+    m = machine()
+    async with m.boot(f"memconsole={value}", [Memconsole]) as k:
+        assert k.outcome == "running"
+        assert "memconsole" not in k.modules
+    lockups = [r for r in k.reports if r.kind == "lockup"]
+    assert lockups and "soft lockup - CPU#0 stuck for 22s!" in lockups[0].title
+    log = k.dmesg()
+    assert "reserve_bootmem: illegal reserve 4000000 0" in log  # pfn == max_low_pfn (M5)
+    assert "no memory for memconsole" in log
+
+
+async def test_f3_mem_limit_moves_the_block_and_loses_the_log(autojump_clock):
+    """F3: another mem= puts the block elsewhere; the old log is not found."""
+    m = machine()
+    _, k2, text = await crash_and_reboot(m, second="memconsole=8K mem=32M")
+    assert b"disk on fire" not in text
+    assert "memory for memconsole isn't valid" in k2.dmesg()
+
+
+async def test_f3_another_size_moves_the_block(autojump_clock):
+    m = machine()
+    _, k2, text = await crash_and_reboot(m, first="memconsole=8192", second="memconsole=16384")
+    assert b"disk on fire" not in text
+
+
+class TopPage(KernelModule):
+    """Something else reserving the top page of low memory first (link order: before us)."""
+
+    name = "toppage"
+
+    @setup("toppage", core=True)
+    def toppage_setup(self, value: str) -> int:
+        from ksim import max_low_pfn
+        memblock_reserve((max_low_pfn() - 1) * PAGE, PAGE)
+        return 1
+
+
+async def test_f4_numa_search_steps_below_a_conflict(autojump_clock):
+    """F4 control: on NUMA, BOOTMEM_EXCLUSIVE fails on the taken page; the search goes down."""
+    m = machine(numa=True)
+    async with m.boot("toppage memconsole=8192", [TopPage, Memconsole]) as k:
+        mod = k.module_instances["memconsole"]
+        top = k.layout.max_low_pfn * PAGE
+        assert k.layout.virt_to_phys(mod.memconsole_mem_start) == top - 2 * 8192
+
+
+async def test_f4_non_numa_ignores_the_conflict(autojump_clock):
+    """F4: non-NUMA reserve_bootmem_generic returns 0: the taken top block is used anyway."""
+    m = machine(numa=False)
+    async with m.boot("toppage memconsole=8192", [TopPage, Memconsole]) as k:
+        mod = k.module_instances["memconsole"]
+        top = k.layout.max_low_pfn * PAGE
+        assert k.layout.virt_to_phys(mod.memconsole_mem_start) == top - 8192
+
+
+async def test_f5_no_room_panics(autojump_clock):
+    """F5: with no candidate at or above min_low_pfn the boot panics."""
+    m = machine()
+    async with m.boot("memconsole=66060288", [Memconsole]) as k:  # 63 MiB
+        pass
+    assert k.panic_message == "Can't reserve bootmem for memconsole"
+    assert k.outcome == "halt"
+
+
+async def test_f5_unsigned_wrap_makes_the_panic_unreachable(autojump_clock):
+    """F5: start wraps instead of going negative; every candidate is illegal: a hang."""
+    m = machine()
+    async with m.boot("toppage memconsole=34603008", [TopPage, Memconsole]) as k:
+        pass
+    assert not k.panicked
+    assert any(r.kind == "lockup" for r in k.reports)
+    assert "reserve_bootmem: illegal reserve" in k.dmesg()
+
+
+async def test_f6_moved_page_offset_invalidates_the_stored_pointer(autojump_clock):
+    """F6: the header stores a virtual pointer; a new PAGE_OFFSET makes it look invalid."""
+    m = machine()
+    _, k2, text = await crash_and_reboot(
+        m, second="memconsole=8K ksim.page_offset=0xffff888100000000")
+    assert "memory for memconsole isn't valid" in k2.dmesg()
+    assert b"disk on fire" not in text
+
+
+async def test_f7_consistent_header_accepts_corrupted_data(autojump_clock):
+    """F7: no checksum: flipped data bytes behind a consistent header are served as the log."""
+    m = machine()
+    async with m.boot("memconsole=8K", [Memconsole]) as k1:
+        await printk(KERN_ERR + "disk on fire\n")
+        mod = k1.module_instances["memconsole"]
+        buf_phys = k1.layout.virt_to_phys(mod.buf)
+        await panic("Fatal exception")
+    data = bytearray(m.mem.read(buf_phys, 4080))
+    at = data.find(b"disk on fire")
+    m.mem.write(buf_phys + at, b"DISK ON FIRE")
+    async with m.boot("memconsole=8K", [Memconsole]) as k2:
+        text = await k2.read_file("/proc/memconsole")
+    assert b"DISK ON FIRE" in text and "isn't valid" not in k2.dmesg()
+
+
+async def test_f7_corrupted_header_is_detected_and_reset(autojump_clock):
+    m = machine()
+    async with m.boot("memconsole=8K", [Memconsole]) as k1:
+        mod = k1.module_instances["memconsole"]
+        hdr_phys = k1.layout.virt_to_phys(mod.buf_hdr)
+        await panic("Fatal exception")
+    m.mem.write_u32(hdr_phys + 8, 5000)  # buf_len > buf_size
+    async with m.boot("memconsole=8K", [Memconsole]) as k2:
+        text = await k2.read_file("/proc/memconsole")
+    assert "memory for memconsole isn't valid" in k2.dmesg()
+    assert b"Fatal exception" not in text
+
+
+async def test_cold_boot_loses_the_log(autojump_clock):
+    """M9: a power cycle turns RAM into garbage; the header check resets the buffer."""
+    m = machine()
+    _, k2, text = await crash_and_reboot(m, power="cold")
+    assert "memory for memconsole isn't valid" in k2.dmesg()
+    assert b"disk on fire" not in text
+
+
+async def test_memtest_loses_the_log(autojump_clock):
+    """memtest scrubs free RAM before memconsole= reserves it: the log is gone."""
+    m = machine()
+    _, k2, text = await crash_and_reboot(m, second="memconsole=8K memtest")
+    assert "early_memtest: # of tests: 17" in k2.dmesg()
+    assert "memory for memconsole isn't valid" in k2.dmesg()
+    assert b"disk on fire" not in text
+
+
+async def test_f8_one_page_used_however_much_is_reserved(autojump_clock):
+    """F8: buf_size = min(block - header, PAGE_SIZE)."""
+    m = machine()
+    async with m.boot("memconsole=1048576", [Memconsole]) as k:
+        mod = k.module_instances["memconsole"]
+        assert mod.buf_size == PAGE
+        for i in range(200):
+            await printk("filler line %03d ................................\n", i)
+        text = await k.read_file("/proc/memconsole")
+    assert len(text) == PAGE
+    assert b"filler line 199" in text and b"filler line 000" not in text
+
+
+async def test_whole_block_parameter_uses_the_reservation(autojump_clock):
+    m = machine()
+    async with m.boot("memconsole=65536 memconsole.whole_block=1", [Memconsole]) as k:
+        mod = k.module_instances["memconsole"]
+        assert mod.buf_size == 65536 - BUF_HEADER_SIZE
+        for i in range(200):
+            await printk("filler line %03d ................................\n", i)
+        text = await k.read_file("/proc/memconsole")
+        assert (await k.read_file("/sys/module/memconsole/parameters/whole_block")) == b"Y\n"
+    assert b"filler line 000" in text and b"filler line 199" in text
+
+
+async def test_proc_reads_at_any_offset_and_size_after_wrap(autojump_clock):
+    """The seed ignored offset/count; ksim's reader is correct for every window."""
+    m = machine()
+    async with m.boot("memconsole=8K", [Memconsole]) as k:
+        for i in range(150):
+            await printk("message %03d\n", i)
+        whole = await k.read_file("/proc/memconsole")
+        assert len(whole) == PAGE - BUF_HEADER_SIZE and whole.endswith(b"message 149\n")
+        for pos, count in [(0, 1), (1, 4079), (100, 7), (4000, 500), (4079, 1), (4080, 10)]:
+            assert await k.read_file("/proc/memconsole", pos, count) == whole[pos:pos + count]
+
+
+async def test_f9_next_boot_appends_and_eventually_overwrites_the_crash(autojump_clock):
+    """F9: no boot boundary; about 4 KiB of new console output erases the previous crash."""
+    m = machine()
+    await crash_and_reboot(m)
+    async with m.boot("memconsole=8K", [Memconsole], power="warm") as k:
+        text = await k.read_file("/proc/memconsole")
+        assert text.index(b"Kernel panic") < text.rindex(b"Run /sbin/init")
+        written = 0
+        while b"disk on fire" in await k.read_file("/proc/memconsole"):
+            await printk("x" * 60 + "\n")
+            written += 76
+        assert 0 < written <= PAGE
+
+
+async def test_f9_messages_before_registration_are_missing_without_printbuffer(autojump_clock):
+    m = machine()
+    async with m.boot("memconsole=8K", [Memconsole]) as k:
+        text = await k.read_file("/proc/memconsole")
+    assert b"Kernel command line" not in text
+
+    class Replaying(Memconsole):
+        con_flags = CON_ENABLED | CON_PRINTBUFFER
+
+    async with machine().boot("memconsole=8K", [Replaying]) as k:
+        text = await k.read_file("/proc/memconsole")
+    assert b"Kernel command line: memconsole=8K" in text
+
+
+async def test_c4_without_con_enabled_memconsole_records_nothing(autojump_clock):
+    """The archive lost the flags line (F10): without CON_ENABLED, C4 leaves it disabled."""
+
+    class NoFlags(Memconsole):
+        con_flags = 0
+
+    async with machine().boot("memconsole=8K", [NoFlags]) as k:
+        await printk(KERN_ERR + "lost\n")
+        assert b"memconsole" not in await k.read_file("/proc/consoles")
+        assert await k.read_file("/proc/memconsole") == b""
+
+
+async def test_c4d_console_memconsole_enables_it_and_makes_it_preferred(autojump_clock):
+    """F10: console=memconsole enables it, selects it as /dev/console and leaves ttyS0 off."""
+
+    class NoFlags(Memconsole):
+        con_flags = 0
+
+    async with machine().boot("memconsole=8K console=memconsole", [NoFlags]) as k:
+        await printk(KERN_ERR + "kept\n")
+        consoles = (await k.read_file("/proc/consoles")).decode()
+        assert b"kept" in await k.read_file("/proc/memconsole")
+    assert consoles.startswith("memconsole0") and "(EC" in consoles
+    assert "ttyS0" not in consoles and k.serial_output() == ""
+
+
+async def test_panic_notifier_runs_last_and_reboot_param_controls_restart(autojump_clock):
+    """R1/N3/F11: INT_MIN runs after the others; reboot=N leaves panic= in charge."""
+    order: list[str] = []
+
+    class Other(KernelModule):
+        name = "other"
+
+        async def init(self) -> int:
+            def note(nb: NotifierBlock, action: int, data: object) -> int:
+                order.append("other")
+                return 0
+            atomic_notifier_chain_register(panic_notifier_list, NotifierBlock(note, priority=0))
+            return 0
+
+    m = machine()
+    async with m.boot("memconsole=8K", [Memconsole, Other]) as k:
+        await k.write_file("/sys/module/memconsole/parameters/reboot", "N\n")
+        assert await k.read_file("/sys/module/memconsole/parameters/reboot") == b"N\n"
+        await panic("Fatal exception")
+    assert order == ["other"] and k.outcome == "halt"
+    assert "---[ end Kernel panic - not syncing: Fatal exception ]---" in k.dmesg()
+    chain = [nb.priority for nb in k.chains.panic_notifier_list.blocks()]
+    assert chain == [0, INT_MIN]
+
+
+async def test_f11_reboot_overrides_panic_timeout(autojump_clock):
+    m = machine()
+    async with m.boot("memconsole=8K panic=10", [Memconsole]) as k:
+        start = k.local_clock()
+        await panic("Fatal exception")
+    assert k.outcome == "restart"
+    assert "Rebooting in 10 seconds" not in k.dmesg()
+    assert k.local_clock() - start < 1_000_000_000
+
+
+async def test_f12_proc_file_is_world_readable_and_not_writable(autojump_clock):
+    async with machine().boot("memconsole=8K", [Memconsole]) as k:
+        assert k.vfs.lookup("/proc/memconsole").mode == 0o444
+        with pytest.raises(KernelError) as err:
+            await k.write_file("/proc/memconsole", "x")
+    assert err.value.errno == -EACCES
+
+
+async def test_loadable_module_keeps_core_setup_and_rmmod_leaves_the_console(autojump_clock):
+    """The boot part lives in mm/bootmem.c: it runs for a loadable module too; exit has no
+    unregister_console, so the console outlives rmmod (F10)."""
+    async with machine().boot("memconsole=8K", [Memconsole], builtin=[]) as k:
+        assert "memconsole" not in k.modules
+        assert await insmod("memconsole", reboot=False) == 0
+        assert await k.read_file("/sys/module/memconsole/parameters/reboot") == b"N\n"
+        assert await rmmod("memconsole") == 0
+        assert not k.vfs.exists("/proc/memconsole")
+        assert b"memconsole0" in await k.read_file("/proc/consoles")
+
+
+async def test_insmod_without_reservation_fails_with_enomem(autojump_clock):
+    async with machine().boot("", [Memconsole], builtin=[]) as k:
+        assert await insmod("memconsole") == -12
+        assert "no memory for memconsole" in k.dmesg()
+        assert not k.vfs.exists("/sys/module/memconsole/parameters/reboot")
+
+
+def _ksim(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ksim", *args]
+
+
+def test_cli_persistence_across_processes(tmp_path: Path):
+    """Issue 3's shell example, exactly: the log survives the ksim process itself."""
+    ram = tmp_path / "m.ram"
+    first = subprocess.run(_ksim("boot", "--ram-file", str(ram), "--cmdline", "memconsole=8K",
+                                 "--plugin", "memconsole", "--printk", "err:disk on fire",
+                                 "--panic", "Fatal exception"), capture_output=True, text=True)
+    assert first.returncode == 4, first.stderr
+    second = subprocess.run(_ksim("boot", "-q", "--ram-file", str(ram), "--cmdline",
+                                  "memconsole=8K", "--plugin", "memconsole", "--cat",
+                                  "/proc/memconsole"), capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    out = second.stdout
+    assert out.index("disk on fire") < out.index("Kernel panic - not syncing: Fatal exception")
+
+
+def test_sigkill_keeps_every_message_whose_printk_returned(tmp_path: Path):
+    """A SIGKILL mid-print loses nothing already written: the RAM file is the RAM."""
+    ram = tmp_path / "m.ram"
+    actions = []
+    for i in range(3000):
+        actions += ["--printk", "m%04d" % i]
+    proc = subprocess.Popen(_ksim("boot", "--ram-file", str(ram), "--cmdline", "memconsole=8K",
+                                  "--plugin", "memconsole", *actions),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    seen = -1
+    for line in proc.stdout:
+        if line.rstrip().endswith(b"m0400"):
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    for line in proc.stdout:  # whatever was already in the pipe
+        pass
+    assert proc.returncode == -signal.SIGKILL
+    # the printk of m0399 returned before m0400 reached the serial console
+    seen = 399
+    after = subprocess.run(_ksim("boot", "-q", "--ram-file", str(ram), "--cmdline",
+                                 "memconsole=8K", "--plugin", "memconsole", "--cat",
+                                 "/proc/memconsole"), capture_output=True, text=True)
+    assert after.returncode == 0, after.stderr
+    kept = [int(tok[1:]) for tok in after.stdout.split() if tok.startswith("m0")
+            and tok[1:].isdigit()]
+    assert kept, after.stdout
+    newest = max(kept)
+    assert newest >= seen
+    # everything from the oldest kept message up to the newest is there, in order, no gaps
+    assert kept == list(range(kept[0], newest + 1))
