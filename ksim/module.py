@@ -117,6 +117,11 @@ class KernelModule:
             self.kparams[decl.name] = _params.KernelParam(
                 name=prefix + decl.name, ops=decl.ops, perm=decl.perm, value=decl.default)
 
+    def reset_params(self) -> None:
+        """Back to the declared defaults (what a freshly loaded .ko starts with)."""
+        for decl in self.module_params():
+            self.kparams[decl.name].value = decl.default
+
     @classmethod
     def module_params(cls) -> list[module_param]:
         found: dict[str, module_param] = {}

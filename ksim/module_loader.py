@@ -104,6 +104,11 @@ async def insmod(name: str, args: str | dict[str, object] | None = None, **param
     mod = kernel.module_instances.get(name)
     if mod is None or mod.builtin:
         mod = instantiate(kernel, cls, builtin=False)
+    else:
+        # The instance outlives rmmod because it also holds the core part's state (a
+        # ``core=True`` handler's results); the module's parameters start afresh, as the
+        # variables of a freshly loaded .ko do.
+        mod.reset_params()
     words: dict[str, str | None] = {}
     if isinstance(args, dict):
         params = {**args, **params}
