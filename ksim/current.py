@@ -31,6 +31,8 @@ class Task:
     comm: str
     cpu: CPU
     kernel: Kernel | None = None
+    # The scheduler's record of this task when a deterministic scheduler drives it.
+    thread: object = None
 
 
 # Code that runs outside any kernel (a unit test of a notifier chain) still has a CPU to ask

@@ -31,6 +31,7 @@ from ksim.vsprintf import Formatter
 if TYPE_CHECKING:
     from ksim.machine import Machine
     from ksim.module import KernelModule
+    from ksim.scheduler import Scheduler
 
 RELEASE = "6.1.0-ksim"
 KERNEL_IMAGE_START = 0x100000  # 1 MiB, the classic CONFIG_PHYSICAL_START of small kernels
@@ -59,6 +60,8 @@ class Kernel:
         self.taints = ""
         self.system_state = SYSTEM_BOOTING
         self.lock_observers: list[object] = []
+        self.mem_observers: list[object] = []
+        self.sched: Scheduler | None = None  # a deterministic scheduler, when one drives threads
         self.dumpers: list[Callable[[str], Awaitable[None] | None]] = []
         # panic / oops state (K1, K2, K4)
         self.panic_timeout = 0
@@ -117,6 +120,8 @@ class Kernel:
         """``kthread_run``: a task of the kernel's nursery, with its own ``current``."""
         if self._nursery is None:
             raise RuntimeError("the kernel is not running")
+        if self.sched is not None:
+            return self.sched.spawn(fn, *args, name=name, cpu=cpu or 0).task
         task = self.new_task(name, cpu or 0)
 
         async def thread_main() -> None:

@@ -126,12 +126,29 @@ def _dump_stack_lines(where: str) -> list[str]:
     return [cpu_pid_line(), "Call Trace:", " <TASK>", " " + where, " </TASK>"]
 
 
+def _wait_event(task: Task, lock: object, spin: bool) -> trio.Event:
+    """A trio event, or the scheduler's when a deterministic scheduler drives ``task``.
+
+    Under the scheduler, the releaser's ``set()`` makes the waiter runnable at once, in
+    simulation order; a trio event would wake it in trio's own (random) order.
+    """
+    sched = getattr(task.kernel, "sched", None)
+    if sched is not None and task.thread is not None:
+        return sched.new_event(lock, spin)  # type: ignore[return-value]
+    return trio.Event()
+
+
 @attrs.define(eq=False)
 class _Waiter:
     task: Task
+    lock: object = None
     read: bool = False
+    spin: bool = False
     granted: bool = False
-    event: trio.Event = attrs.Factory(trio.Event)
+    event: trio.Event = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.event = _wait_event(self.task, self.lock, self.spin)
 
 
 @attrs.define(eq=False)
@@ -331,6 +348,9 @@ def _spin_contended_check(lock: _SpinBase, task: Task, cpu: CPU, where_depth: in
 
 async def _spin_acquire(lock: _SpinBase, task: Task, cpu: CPU) -> None:
     """The one acquire path of spinlocks (preemption/irqs already handled by the caller)."""
+    sched = getattr(task.kernel, "sched", None)
+    if sched is not None:
+        await sched.preempt_point()  # another CPU may take the lock first
     observers = _observers()
     if observers:
         _notify(observers, "acquire", lock)
@@ -340,7 +360,7 @@ async def _spin_acquire(lock: _SpinBase, task: Task, cpu: CPU) -> None:
     _spin_contended_check(lock, task, cpu, 3)
     if observers:
         _notify(observers, "contended", lock)
-    waited = await _wait_for_grant(lock, _Waiter(task))
+    waited = await _wait_for_grant(lock, _Waiter(task, lock, spin=True))
     lock._account_wait(waited)
     _spin_take(lock, task, cpu, observers, waited)
 
@@ -645,7 +665,7 @@ async def mutex_lock(lock: Mutex) -> None:
         raise _recursive_locking(lock, lock._owner_where, where)
     if observers:
         _notify(observers, "contended", lock)
-    waited = await _wait_for_grant(lock, _Waiter(task))
+    waited = await _wait_for_grant(lock, _Waiter(task, lock))
     lock._account_wait(waited)
     _sleeping_take(lock, task, observers, where)
 
@@ -727,7 +747,7 @@ async def down_read(sem: RwSemaphore) -> None:
         raise _recursive_locking(sem, sem._reader_since[task][1], where)
     if observers:
         _notify(observers, "contended", sem)
-    waited = await _wait_for_grant(sem, _Waiter(task, read=True))
+    waited = await _wait_for_grant(sem, _Waiter(task, sem, read=True))
     sem._account_wait(waited)
     # _grant_next already counted us in sem.readers.
     sem.readers[task] -= 1
@@ -783,7 +803,7 @@ async def down_write(sem: RwSemaphore) -> None:
         raise _recursive_locking(sem, sem._reader_since[task][1], where)
     if observers:
         _notify(observers, "contended", sem)
-    waited = await _wait_for_grant(sem, _Waiter(task))
+    waited = await _wait_for_grant(sem, _Waiter(task, sem))
     sem._account_wait(waited)
     _sleeping_take(sem, task, observers, where)
 

@@ -47,6 +47,12 @@ class MachinePowerOff(MachineStop):
     how = "power_off"
 
 
+class MachineHang(MachineStop):
+    """No CPU can make progress (a global deadlock, a lockup): the machine is stuck."""
+
+    how = "hang"
+
+
 async def _prepare(event: int, cmd: str | None, state: str) -> None:
     kernel = current_kernel()
     await blocking_notifier_call_chain(reboot_notifier_list, event, cmd)

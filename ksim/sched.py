@@ -43,9 +43,14 @@ def might_sleep(where: str | None = None) -> bool:
 
 
 async def msleep(msecs: int) -> None:
-    """Sleep ``msecs`` milliseconds of virtual time."""
+    """Sleep ``msecs`` milliseconds of virtual time (the scheduler's sleep when it drives us)."""
     might_sleep(caller_location(2))
-    await trio.sleep(msecs / 1000)
+    task = current()
+    sched = getattr(task.kernel, "sched", None)
+    if sched is not None and task.thread is not None:
+        await sched.sleep(msecs / 1000)
+    else:
+        await trio.sleep(msecs / 1000)
 
 
 async def schedule() -> None:

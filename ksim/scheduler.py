@@ -1,0 +1,369 @@
+"""A deterministic scheduler for simulated CPUs, threads and interrupts.
+
+trio decides which of its runnable tasks goes next by its own rules (deliberately shuffled,
+and by memory address for tasks waking at the same time), so seeding trio cannot make a
+concurrent run repeatable.  This scheduler owns who runs instead: exactly one simulated
+thread holds the *baton* at a time; at each preemption point (lock acquire, each printk step,
+each chunk of a simulated memory copy, :func:`preempt_point`) the strategy picks the next
+thread among the candidates, and the baton is handed over directly.  Staying on the same
+thread costs no trio switch at all.
+
+The CPU model: each thread is bound to a CPU, and a CPU runs one thread at a time.  A thread
+may only be replaced on its CPU where the kernel could preempt it (preempt count zero,
+interrupts on, not in an interrupt); threads on other CPUs interleave freely, as on SMP.
+Interrupts raised on a CPU are delivered at its next preemption point with interrupts
+enabled, and the handler runs *on top of* the interrupted thread (in its coroutine, with
+``hardirq_count`` raised), so a lock the thread holds is a lock the handler deadlocks on.
+
+Waiting is also the scheduler's: a thread that waits for a lock is *blocked* and becomes
+runnable when the releaser hands it the lock — a synchronous, deterministic decision.  Only
+wake-ups that trio itself produces (virtual-time sleeps) go through an arbiter that waits
+until every task is blocked before choosing, so same-instant wake-ups are ordered by the
+strategy, not by trio.  When nothing can run and nothing sleeps, the run ends with a
+deadlock verdict naming every CPU's held and awaited locks; a run never hangs.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+import trio.testing
+
+from ksim.bug import add_report
+from ksim.current import Task, current, maybe_current_kernel, reset_current, set_current
+from ksim.reboot import MachineHang
+from ksim.strategy import Recorder, Strategy, encode_schedule
+
+if TYPE_CHECKING:
+    from ksim.kernel import Kernel
+
+RUNNABLE = "runnable"
+RUNNING = "running"
+BLOCKED = "blocked"
+SLEEPING = "sleeping"
+DONE = "done"
+
+IrqHandler = Callable[[int, int], Awaitable[None]]
+
+
+@attrs.define(eq=False)
+class SimThread:
+    """A simulated kernel thread driven by the scheduler."""
+
+    tid: int
+    task: Task
+    state: str = RUNNABLE
+    trio_task: object = None
+    parked: bool = False
+    granted: bool = False
+    blocked_on: object = None
+    spinning: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.task.comm
+
+    def __repr__(self) -> str:
+        return f"<thread {self.tid} {self.task.comm} cpu{self.task.cpu.id} {self.state}>"
+
+
+class SchedEvent:
+    """A one-shot event for simulated threads: ``set`` wakes the waiter deterministically."""
+
+    __slots__ = ("_sched", "_waiter", "_is_set", "_what", "_spin")
+
+    def __init__(self, sched: Scheduler, what: object = None, spin: bool = False) -> None:
+        self._sched = sched
+        self._waiter: SimThread | None = None
+        self._is_set = False
+        self._what = what
+        self._spin = spin
+
+    def is_set(self) -> bool:
+        return self._is_set
+
+    def set(self) -> None:
+        self._is_set = True
+        if self._waiter is not None:
+            self._sched.wake(self._waiter)
+            self._waiter = None
+
+    async def wait(self) -> None:
+        if self._is_set:
+            return
+        thread = self._sched.current_thread()
+        if thread is None:
+            raise RuntimeError("SchedEvent.wait() outside a simulated thread")
+        self._waiter = thread
+        await self._sched.block(thread, self._what, spinning=self._spin)
+
+
+class Scheduler:
+    """Drives the simulated threads of one kernel; see the module docstring."""
+
+    def __init__(self, kernel: Kernel, strategy: Strategy, *, irq_budget: int = 0,
+                 irq_handler: IrqHandler | None = None) -> None:
+        self.kernel = kernel
+        self.strategy = Recorder(strategy)
+        self.threads: list[SimThread] = []
+        self.runnable: list[SimThread] = []  # parked, wanting the baton; kept in tid order
+        self.running: SimThread | None = None
+        self.cpu_curr: list[SimThread | None] = [None] * len(kernel.cpus)
+        self.pending_irqs = [0] * len(kernel.cpus)
+        self.irq_budget = irq_budget
+        self.irq_handler = irq_handler
+        self.irqs_delivered = 0
+        self.points = 0
+        self.switches = 0
+        self.sleepers = 0
+        self.verdict: str | None = None
+        self.trace: object = None  # a ksim.trace.Trace when --trace asked for one
+        self._arbiter_wanted = trio.Event()
+        self._all_done = trio.Event()
+        self._started = False
+
+    # -- threads ------------------------------------------------------------------------------
+    def spawn(self, fn: Callable[..., Awaitable[object]], *args: object, name: str,
+              cpu: int = 0) -> SimThread:
+        kernel = self.kernel
+        if kernel._nursery is None:
+            raise RuntimeError("the kernel is not running")
+        if not self._started:
+            self._started = True
+            kernel._nursery.start_soon(self._arbiter, name="ksim:arbiter")
+        task = kernel.new_task(name, cpu)
+        thread = SimThread(len(self.threads), task)
+        task.thread = thread
+        self.threads.append(thread)
+        self.strategy.new_thread(thread.tid)
+        self._add_runnable(thread)
+        self._all_done = trio.Event() if self._all_done.is_set() else self._all_done
+        kernel._nursery.start_soon(self._thread_main, thread, fn, args, name=f"ksim:{name}")
+        if self.running is None:
+            self._arbiter_wanted.set()
+        return thread
+
+    async def _thread_main(self, thread: SimThread, fn: Callable[..., Awaitable[object]],
+                           args: tuple[object, ...]) -> None:
+        token = set_current(thread.task)
+        thread.trio_task = trio.lowlevel.current_task()
+        try:
+            await self._park(thread)
+            try:
+                await fn(*args)
+            except BaseException as exc:
+                from ksim.locking import Deadlock
+                if isinstance(exc, Deadlock):
+                    self.verdict = exc.report.title if exc.report else "deadlock"
+                    raise MachineHang(self.verdict) from None
+                raise
+        finally:
+            reset_current(token)
+            if thread.state != DONE:
+                thread.state = DONE
+                self._leave_cpu(thread)
+                if self.running is thread:
+                    self.running = None
+                    self._pass_baton(None)
+                if all(t.state == DONE for t in self.threads):
+                    self._all_done.set()
+
+    async def join(self) -> None:
+        """Wait (from outside the simulated threads) until every thread has finished."""
+        if self.threads and not all(t.state == DONE for t in self.threads):
+            await self._all_done.wait()
+
+    def current_thread(self) -> SimThread | None:
+        thread = current().thread
+        return thread if thread is not None and thread is self.running else None  # type: ignore[return-value]
+
+    # -- the baton ------------------------------------------------------------------------------
+    def _add_runnable(self, thread: SimThread) -> None:
+        thread.state = RUNNABLE
+        bisect.insort(self.runnable, thread, key=lambda t: t.tid)
+
+    def _leave_cpu(self, thread: SimThread) -> None:
+        cpu = thread.task.cpu.id
+        if self.cpu_curr[cpu] is thread:
+            self.cpu_curr[cpu] = None
+
+    def _may_run(self, thread: SimThread) -> bool:
+        """Whether ``thread`` may take (or keep) its CPU now."""
+        cpu = thread.task.cpu
+        occupant = self.cpu_curr[cpu.id]
+        if occupant is None or occupant is thread:
+            return True
+        if occupant.state in (BLOCKED, DONE, SLEEPING) and not occupant.spinning:
+            return True
+        # The occupant was preempted at a point; it can be replaced only if preemptible.
+        return cpu.preempt_count == 0 and cpu.irqs_enabled and cpu.hardirq_count == 0
+
+    def _candidates(self, running: SimThread | None) -> list[SimThread]:
+        cands = [t for t in self.runnable if self._may_run(t)]
+        if running is not None and running.state == RUNNING:
+            bisect.insort(cands, running, key=lambda t: t.tid)
+        return cands
+
+    def _run(self, thread: SimThread) -> None:
+        """Give ``thread`` the baton (and its CPU)."""
+        self.runnable.remove(thread)
+        thread.state = RUNNING
+        self.running = thread
+        cpu = thread.task.cpu.id
+        previous = self.cpu_curr[cpu]
+        self.cpu_curr[cpu] = thread
+        if self.trace is not None:
+            self.trace.run(thread, previous)  # type: ignore[attr-defined]
+        if thread.parked:
+            thread.parked = False
+            trio.lowlevel.reschedule(thread.trio_task)  # type: ignore[arg-type]
+        else:
+            thread.granted = True
+
+    async def _park(self, thread: SimThread) -> None:
+        if thread.granted:
+            thread.granted = False
+            return
+        thread.parked = True
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            thread.parked = False
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _pass_baton(self, running: SimThread | None) -> None:
+        """The baton holder stops running: choose who goes next, or leave it to the arbiter."""
+        cands = self._candidates(None)
+        if cands:
+            self._run(self.strategy.pick(cands, running))
+            return
+        self.running = None
+        if self.sleepers == 0 and any(t.state in (BLOCKED, RUNNABLE) for t in self.threads):
+            self._deadlock()
+
+    async def _arbiter(self) -> None:
+        """Grants the baton after trio-level wake-ups, once every task is blocked."""
+        while True:
+            await self._arbiter_wanted.wait()
+            self._arbiter_wanted = trio.Event()
+            await trio.testing.wait_all_tasks_blocked()
+            if self.running is None and self.runnable:
+                self._pass_baton(None)
+
+    # -- preemption points --------------------------------------------------------------------
+    async def preempt_point(self) -> None:
+        thread = current().thread
+        if thread is None or thread is not self.running:
+            return
+        self.points += 1
+        strategy = self.strategy
+        cpu = thread.task.cpu  # type: ignore[attr-defined]
+        if self.irq_budget:
+            target = strategy.irq(len(self.cpu_curr))
+            if target is not None:
+                self.irq_budget -= 1
+                self.pending_irqs[target] += 1
+        if self.pending_irqs[cpu.id] and cpu.irqs_enabled and not cpu.hardirq_count:
+            await self._deliver_irq(thread, cpu)  # type: ignore[arg-type]
+        cands = self._candidates(thread)  # type: ignore[arg-type]
+        nxt = strategy.pick(cands, thread) if len(cands) > 1 else thread
+        if nxt is thread:
+            return
+        self.switches += 1
+        self._add_runnable(thread)  # type: ignore[arg-type]
+        self._run(nxt)
+        await self._park(thread)  # type: ignore[arg-type]
+
+    async def _deliver_irq(self, thread: SimThread, cpu) -> None:  # type: ignore[no-untyped-def]
+        self.pending_irqs[cpu.id] -= 1
+        handler = self.irq_handler
+        if handler is None:
+            return
+        self.irqs_delivered += 1
+        number = self.irqs_delivered
+        saved = cpu.irqs_enabled
+        cpu.irqs_enabled = False
+        cpu.hardirq_count += 1
+        if self.trace is not None:
+            self.trace.irq_begin(cpu.id, number)  # type: ignore[attr-defined]
+        try:
+            await handler(number, cpu.id)
+        finally:
+            cpu.hardirq_count -= 1
+            cpu.irqs_enabled = saved
+            if self.trace is not None:
+                self.trace.irq_end(cpu.id, number)  # type: ignore[attr-defined]
+
+    # -- blocking and waking --------------------------------------------------------------------
+    async def block(self, thread: SimThread, what: object, *, spinning: bool = False) -> None:
+        """``thread`` waits for ``what`` until :meth:`wake`; a spinner keeps its CPU busy."""
+        thread.state = BLOCKED
+        thread.blocked_on = what
+        thread.spinning = spinning
+        if not spinning:
+            self._leave_cpu(thread)
+        self.running = None
+        self._pass_baton(thread)
+        await self._park(thread)
+        thread.blocked_on = None
+        thread.spinning = False
+
+    def wake(self, thread: SimThread) -> None:
+        if thread.state == BLOCKED:
+            self._add_runnable(thread)
+            if self.running is None:
+                self._arbiter_wanted.set()
+
+    async def sleep(self, seconds: float) -> None:
+        """A virtual-time sleep of the current thread (msleep under the scheduler)."""
+        thread = self.current_thread()
+        if thread is None:
+            await trio.sleep(seconds)
+            return
+        thread.state = SLEEPING
+        self._leave_cpu(thread)
+        self.sleepers += 1
+        self.running = None
+        self._pass_baton(None)
+        try:
+            await trio.sleep(seconds)
+        finally:
+            self.sleepers -= 1
+        self._add_runnable(thread)
+        self._arbiter_wanted.set()
+        await self._park(thread)
+
+    def new_event(self, what: object = None, spin: bool = False) -> SchedEvent:
+        return SchedEvent(self, what, spin)
+
+    # -- verdicts ---------------------------------------------------------------------------------
+    def _deadlock(self) -> None:
+        lines = ["ksim: deadlock: no CPU can make progress"]
+        for cpu in self.kernel.cpus:
+            held = ", ".join(getattr(lock, "name", "?") for lock in cpu.held_locks) or "none"
+            occupant = self.cpu_curr[cpu.id]
+            lines.append(" CPU%d: %s holds [%s]" % (
+                cpu.id, occupant.task.comm if occupant else "idle", held))
+        for thread in self.threads:
+            if thread.state == BLOCKED:
+                lines.append(" %s/%d (cpu %d) waits for %s" % (
+                    thread.task.comm, thread.task.pid, thread.task.cpu.id,
+                    getattr(thread.blocked_on, "name", thread.blocked_on)))
+        self.verdict = lines[0]
+        add_report("deadlock", lines[0], lines)
+        raise MachineHang(lines[0])
+
+    def schedule_string(self) -> str:
+        return encode_schedule(self.strategy.decisions)
+
+
+async def preempt_point() -> None:
+    """An explicit preemption point for driver authors (a no-op without a scheduler)."""
+    kernel = maybe_current_kernel()
+    if kernel is not None and kernel.sched is not None:
+        await kernel.sched.preempt_point()

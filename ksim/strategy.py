@@ -1,0 +1,239 @@
+"""Scheduling strategies and the schedule string (after AWS Shuttle, CHESS and PCT).
+
+At every preemption point the scheduler asks its strategy which runnable thread runs next,
+and (when interrupts are being injected) whether to raise one.  The strategies:
+
+* :class:`RandomWalk` — uniform choice among the candidates, seeded;
+* :class:`PCT` — probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010): random
+  distinct thread priorities, the highest-priority runnable thread always runs, and ``depth -
+  1`` random change points lower the running thread below everyone; a bug of depth d is
+  found with probability at least 1/(n·k^(d-1));
+* :class:`RoundRobin` — switch to the next candidate at every point.
+
+Every decision is recorded.  :func:`encode_schedule` packs the decisions into a compact
+string and :class:`Replay` feeds them back, so a failing run reproduces event for event on
+any machine, whatever trio's own run-queue order.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import zlib
+from collections.abc import Sequence
+from typing import Protocol
+
+SCHEDULE_VERSION = "ks1"
+
+
+class Candidate(Protocol):
+    tid: int
+
+
+class Strategy:
+    """Base class: ``pick`` returns one of ``candidates``; ``irq`` an injection decision."""
+
+    name = "strategy"
+
+    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+        raise NotImplementedError
+
+    def irq(self, nr_cpus: int) -> int | None:
+        """The CPU to raise an interrupt on at this point, or None (no interrupt)."""
+        return None
+
+    def new_thread(self, tid: int) -> None:
+        """A thread was created (PCT gives it a priority)."""
+
+
+class _Seeded(Strategy):
+    def __init__(self, seed: int, irq_rate: float = 0.0) -> None:
+        self.rng = random.Random(seed)
+        self.irq_rate = irq_rate
+
+    def irq(self, nr_cpus: int) -> int | None:
+        if self.irq_rate and self.rng.random() < self.irq_rate:
+            return self.rng.randrange(nr_cpus)
+        return None
+
+
+class RandomWalk(_Seeded):
+    name = "random"
+
+    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+        if len(candidates) == 1:
+            return candidates[0]
+        return candidates[self.rng.randrange(len(candidates))]
+
+
+class PCT(_Seeded):
+    """PCT with bug depth ``depth`` over an estimated ``steps`` scheduling points."""
+
+    name = "pct"
+
+    def __init__(self, seed: int, depth: int = 3, steps: int = 20000,
+                 irq_rate: float = 0.0) -> None:
+        super().__init__(seed, irq_rate)
+        self.depth = depth
+        self.priority: dict[int, int] = {}
+        self.change_points = sorted(self.rng.sample(range(1, steps + 1), max(depth - 1, 0)))
+        self.step = 0
+        self._next_low = 0  # priorities below every initial one, d-1 .. 1
+
+    def new_thread(self, tid: int) -> None:
+        # Initial priorities are distinct and above the change-point priorities.
+        self.priority[tid] = self.depth + self.rng.random()
+
+    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+        self.step += 1
+        if running is not None and self.change_points and self.step >= self.change_points[0]:
+            self.change_points.pop(0)
+            self._next_low -= 1
+            self.priority[running.tid] = self._next_low
+        return max(candidates, key=lambda c: self.priority.get(c.tid, 0.0))
+
+
+class RoundRobin(Strategy):
+    name = "rr"
+
+    def __init__(self, irq_every: int = 0) -> None:
+        self.irq_every = irq_every
+        self._points = 0
+        self._next_cpu = 0
+
+    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+        if running is None:
+            return candidates[0]
+        later = [c for c in candidates if c.tid > running.tid]
+        return later[0] if later else candidates[0]
+
+    def irq(self, nr_cpus: int) -> int | None:
+        self._points += 1
+        if self.irq_every and self._points % self.irq_every == 0:
+            self._next_cpu = (self._next_cpu + 1) % nr_cpus
+            return self._next_cpu
+        return None
+
+
+def make_strategy(spec: str, seed: int, irq_rate: float = 0.0) -> Strategy:
+    """``random``, ``pct`` or ``pct:DEPTH``, ``rr``."""
+    name, _, arg = spec.partition(":")
+    if name == "random" and not arg:
+        return RandomWalk(seed, irq_rate)
+    if name == "pct":
+        depth = int(arg) if arg else 3
+        if depth < 1:
+            raise ValueError(f"PCT depth must be at least 1, not {depth}")
+        return PCT(seed, depth, irq_rate=irq_rate)
+    if name == "rr" and not arg:
+        return RoundRobin(irq_every=int(1 / irq_rate) if irq_rate else 0)
+    raise ValueError(f"unknown strategy {spec!r}: expected random, pct[:DEPTH] or rr")
+
+
+class ReplayDivergence(Exception):
+    """The replayed program made a choice the recording does not allow."""
+
+
+class Recorder(Strategy):
+    """Wraps a strategy and records each decision: thread ids, and ``-1 - cpu`` for an irq."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.decisions: list[int] = []
+
+    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+        chosen = self.inner.pick(candidates, running)
+        self.decisions.append(chosen.tid)
+        return chosen
+
+    def irq(self, nr_cpus: int) -> int | None:
+        cpu = self.inner.irq(nr_cpus)
+        if cpu is not None:
+            self.decisions.append(-1 - cpu)
+        return cpu
+
+    def new_thread(self, tid: int) -> None:
+        self.inner.new_thread(tid)
+
+
+class Replay(Strategy):
+    """Feeds recorded decisions back; any mismatch is a :class:`ReplayDivergence`."""
+
+    name = "replay"
+
+    def __init__(self, decisions: Sequence[int]) -> None:
+        self.decisions = list(decisions)
+        self.pos = 0
+
+    def _peek(self) -> int | None:
+        return self.decisions[self.pos] if self.pos < len(self.decisions) else None
+
+    def irq(self, nr_cpus: int) -> int | None:
+        nxt = self._peek()
+        if nxt is not None and nxt < 0:
+            self.pos += 1
+            return -1 - nxt
+        return None
+
+    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+        nxt = self._peek()
+        if nxt is None:
+            raise ReplayDivergence(f"the schedule ended after {self.pos} decisions")
+        self.pos += 1
+        for cand in candidates:
+            if cand.tid == nxt:
+                return cand
+        raise ReplayDivergence(f"decision {self.pos}: thread {nxt} is not runnable "
+                               f"(runnable: {sorted(c.tid for c in candidates)})")
+
+
+def _varint(n: int, out: bytearray) -> None:
+    n = (n << 1) ^ (n >> 63)  # zigzag: irq decisions are negative
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return
+
+
+def encode_schedule(decisions: Sequence[int]) -> str:
+    """``ks1.<base64url(zlib(varints))>``: run-length pairs (decision, repeat count)."""
+    raw = bytearray()
+    i = 0
+    while i < len(decisions):
+        j = i
+        while j < len(decisions) and decisions[j] == decisions[i]:
+            j += 1
+        _varint(decisions[i], raw)
+        _varint(j - i, raw)
+        i = j
+    packed = base64.urlsafe_b64encode(zlib.compress(bytes(raw), 9)).decode().rstrip("=")
+    return f"{SCHEDULE_VERSION}.{packed}"
+
+
+def decode_schedule(text: str) -> list[int]:
+    version, _, packed = text.strip().partition(".")
+    if version != SCHEDULE_VERSION or not packed:
+        raise ValueError(f"not a ksim schedule string (expected {SCHEDULE_VERSION}.…)")
+    try:
+        raw = zlib.decompress(base64.urlsafe_b64decode(packed + "=" * (-len(packed) % 4)))
+    except Exception as exc:
+        raise ValueError(f"corrupt schedule string: {exc}") from None
+    values: list[int] = []
+    n = shift = 0
+    for byte in raw:
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            values.append((n >> 1) ^ -(n & 1))
+            n = shift = 0
+    if len(values) % 2:
+        raise ValueError("corrupt schedule string: odd number of values")
+    decisions: list[int] = []
+    for k in range(0, len(values), 2):
+        decisions.extend([values[k]] * values[k + 1])
+    return decisions
