@@ -28,7 +28,8 @@ from ksim.locking import (
 from ksim.machine import Machine
 from ksim.mm import (
     BOOTMEM_DEFAULT, BOOTMEM_EXCLUSIVE, PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PFN_DOWN,
-    PFN_PHYS, PFN_UP, max_low_pfn, max_pfn, memblock_phys_alloc, memblock_reserve, min_low_pfn,
+    PFN_PHYS, PFN_UP, max_low_pfn, max_pfn, memblock_phys_alloc, memblock_reserve, memcpy_from,
+    memcpy_to, min_low_pfn,
     phys_to_virt, reserve_bootmem, reserve_bootmem_generic, virt_read, virt_read_u32,
     virt_read_u64, virt_to_phys, virt_write, virt_write_u32, virt_write_u64,
 )
@@ -58,6 +59,7 @@ from ksim.reboot import (
     register_reboot_notifier, unregister_reboot_notifier,
 )
 from ksim.sched import kthread_run, might_sleep, msleep, schedule
+from ksim.scheduler import preempt_point
 from ksim.watchdog import report_soft_lockup
 
 __version__ = "0.1.0"

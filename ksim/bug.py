@@ -17,7 +17,8 @@ from ksim.printk import KERN_ERR, KERN_WARNING, printk_deferred
 
 TAINT_WARN = "W"
 TAINT_DIE = "D"
-TAINT_ORDER = "PGFSRMBUDAWCIOELKXTN"
+# taint_flags[] of kernel/panic.c: one column each; the first prints P, or G when untainted.
+TAINT_ORDER = "PFSRMBUDAWCIOELKXTN"
 
 
 @attrs.frozen
@@ -45,13 +46,10 @@ def taint_string(taints: str) -> str:
     """``Not tainted`` or ``Tainted: G        W`` (K7)."""
     if not taints:
         return "Not tainted"
-    chars = ["G"] + [" "] * (len(TAINT_ORDER) - 1)
-    for i, flag in enumerate(TAINT_ORDER):
-        if flag in taints:
-            chars[i] = flag
-    if "P" in taints:
-        chars[0] = "P"
-    return "Tainted: " + "".join(chars).rstrip()
+    chars = [flag if flag in taints else " " for flag in TAINT_ORDER]
+    if chars[0] == " ":
+        chars[0] = "G"
+    return "Tainted: " + "".join(chars)
 
 
 def cpu_pid_line() -> str:

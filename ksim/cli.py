@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import trio
 import trio.testing
 
+from ksim import stress_cli
+from ksim.scenario import cli as scenario_cli
 from ksim.errno import KernelError
 from ksim.machine import Machine
 from ksim.memory import RamFileError
@@ -79,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     acts.add_argument("--oops", action=_Action, metavar="TEXT", help="oops with TEXT")
     acts.add_argument("--panic", action=_Action, metavar="TEXT", help="panic with TEXT")
     boot.set_defaults(actions=[])
+
+    stress_cli.add_parser(sub)
+    scenario_cli.add_parsers(sub)  # ksim run, ksim schema
 
     plugins = sub.add_parser("plugins", help="list the plugins ksim can find")
     plugins.add_argument("--plugin-path", action="append", default=[], metavar="DIR")
@@ -145,9 +150,9 @@ async def _boot(args: argparse.Namespace) -> int:
     try:
         size = parse_size(args.ram)
     except ValueError as exc:
-        raise UsageError(f"--ram: {exc}") from None
+        raise UsageError(f"ksim boot: --ram: {exc}") from None
     if args.cpus < 1:
-        raise UsageError(f"--cpus: a machine needs at least one CPU, not {args.cpus}")
+        raise UsageError(f"ksim boot: --cpus: a machine needs at least one CPU, not {args.cpus}")
     plugins = load_plugins(args.plugin, args.plugin_path)
     out = _Out(args.quiet)
     machine = Machine(size, cpus=args.cpus, ram_file=args.ram_file, seed=args.seed,
@@ -196,6 +201,10 @@ def _plugins(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "stress":
+            return stress_cli.main(args)
+        if args.command in ("run", "schema"):
+            return scenario_cli.main(args)
         if args.command == "plugins":
             return _plugins(args)
         return trio.run(_boot, args, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -14,9 +14,10 @@ import inspect
 from collections.abc import Awaitable, Callable
 import attrs
 
+from ksim.bug import warn
 from ksim.current import current_kernel
 from ksim.errno import ENODEV
-from ksim.printk import CONSOLE_LOGLEVEL_MOTORMOUTH, KERN_INFO, KERN_WARNING, Printk, \
+from ksim.printk import CONSOLE_LOGLEVEL_MOTORMOUTH, KERN_INFO, Printk, \
     PrintkRecord, printk, record_kmsg_text, record_print_text
 
 # Flags (C2).
@@ -71,32 +72,37 @@ class ConsoleCmdline:
 
 
 def parse_console_option(value: str) -> ConsoleCmdline:
-    """Split ``ttyS1,115200n8`` into (ttyS, 1, "115200n8") exactly as console_setup() does."""
-    if value[:1].isdigit():
-        value = "ttyS" + value
-    options: str | None = None
-    if "," in value:
-        value, options = value.split(",", 1)
+    """Split ``ttyS1,115200n8`` into (ttyS, 1, "115200n8") exactly as console_setup() does (C3).
+
+    ``console=`` and ``console=null`` select ``ttynull``.  The name and index come from a
+    20-byte copy of the value (``ttyS`` prepended when it starts with a digit): the name
+    ends at the first digit or ``,``, the index is the decimal number there (0 if none), and
+    the name keeps at most 15 characters; the options are everything after the first ``,``
+    of the original value.  ``/loglevel:N`` is ksim's per-console loglevel extension.
+    """
+    if value in ("", "null"):
+        return ConsoleCmdline("ttynull", 0, None)
+    head, comma, tail = value.partition(",")
+    options: str | None = tail if comma else None
     loglevel = 0
     if options is not None and "/loglevel:" in options:
         options, _, level = options.partition("/loglevel:")
         loglevel = int(level) if level.isdigit() else 0
-    elif value.find("/loglevel:") >= 0:
-        value, _, level = value.partition("/loglevel:")
+    elif "/loglevel:" in head:
+        head, _, level = head.partition("/loglevel:")
         loglevel = int(level) if level.isdigit() else 0
-    cut = len(value)
-    for i, ch in enumerate(value):
-        if ch.isdigit():
+        value = head
+    buf = ("ttyS" + value[:15]) if "0" <= value[:1] <= "9" else value[:19]
+    cut = len(buf)
+    for i, ch in enumerate(buf):
+        if "0" <= ch <= "9" or ch == ",":
             cut = i
             break
-    name, digits = value[:cut], value[cut:]
-    index = 0
-    for i, ch in enumerate(digits):
-        if not ch.isdigit():
-            digits = digits[:i]
-            break
-    if digits:
-        index = int(digits)
+    name, digits = buf[:cut], buf[cut:]
+    end = 0
+    while end < len(digits) and "0" <= digits[end] <= "9":
+        end += 1
+    index = int(digits[:end]) if end else 0
     return ConsoleCmdline(name[:15], index, options, loglevel)
 
 
@@ -109,6 +115,7 @@ class ConsoleRegistry:
         self.preferred_console = -1
         self.consoles: list[Console] = []  # head first; the head is /dev/console
         self.keep_bootcon = False
+        self.syslog_seq = 0  # syslog(2) READ position; ksim has no syslog reader (C4g)
         self._locked = False
         self._text_cache: tuple[int, bool, bytes] = (-1, False, b"")
 
@@ -158,25 +165,33 @@ class ConsoleRegistry:
             return 0  # pre-enabled consoles (pstore, netconsole) are accepted without a match
         return -ENODEV
 
-    def register_console(self, con: Console) -> list[str]:
-        """Register ``con`` (C4); returns the lines the kernel logs, for the caller to printk."""
+    def _register(self, con: Console) -> tuple[list[str], list[Console]]:
+        """register_console() up to the ``enabled`` line (C4).
+
+        Returns the lines to log and the boot consoles the newcomer replaces (C4h), which the
+        caller unregisters only *after* logging, so that they, too, print ``console [..]
+        enabled`` and their own ``bootconsole [..] disabled``, as in Linux.
+        """
         msgs: list[str] = []
         if con in self.consoles:
-            msgs.append(KERN_WARNING + "console '%s%d' already registered" % (con.name, con.index))
-            return msgs
+            # C4a: WARN(), i.e. the cut-here splat and taint W, then ignore the call.
+            warn("console '%s%d' already registered" % (con.name, con.index))
+            return msgs, []
         bootcon = any(c.flags & CON_BOOT for c in self.consoles)
         realcon = any(not c.flags & CON_BOOT for c in self.consoles)
         if con.flags & CON_BOOT and realcon:
-            msgs.append(KERN_INFO + "Too late to register bootconsole %s%d" % (con.name, con.index))
-            return msgs
+            msgs.append(KERN_INFO + "printk: Too late to register bootconsole %s%d" % (
+                con.name, con.index))
+            return msgs, []
         if self.preferred_console < 0:
             head = self.consoles[0] if self.consoles else None
             if head is None or head.device is None or head.flags & CON_BOOT:
                 self._try_enable_default(con)
         if self._try_enable_preferred(con) != 0 or con.flags & CON_BRL:
-            return msgs
+            return msgs, []
         con._async_write = inspect.iscoroutinefunction(con.write)
-        if bootcon and (con.flags & (CON_CONSDEV | CON_BOOT)) == CON_CONSDEV:
+        replaces_bootcons = bootcon and (con.flags & (CON_CONSDEV | CON_BOOT)) == CON_CONSDEV
+        if replaces_bootcons:
             con.flags &= ~CON_PRINTBUFFER  # C4h: no second replay of the same boot messages
         if not self.consoles:
             con.flags |= CON_CONSDEV
@@ -186,30 +201,54 @@ class ConsoleRegistry:
             self.consoles.insert(0, con)
         else:
             self.consoles.insert(1, con)
-        log = self.printk.log
-        con.seq = log.first_seq if con.flags & CON_PRINTBUFFER else log.next_seq
+        # C4g: a CON_PRINTBUFFER console starts at the syslog reader's position (6.1
+        # register_console); records lost since then are announced as dropped (C6, C13).
+        con.seq = self.syslog_seq if con.flags & CON_PRINTBUFFER else self.printk.log.next_seq
         con.dropped = 0
         msgs.append(KERN_INFO + "printk: %sconsole [%s%d] enabled" % (
             "boot" if con.flags & CON_BOOT else "", con.name, con.index))
-        if bootcon and (con.flags & (CON_CONSDEV | CON_BOOT)) == CON_CONSDEV \
-                and not self.keep_bootcon:
-            for old in [c for c in self.consoles if c.flags & CON_BOOT]:
-                msgs.extend(self.unregister_console(old)[1])
+        if replaces_bootcons and not self.keep_bootcon:
+            return msgs, [c for c in self.consoles if c.flags & CON_BOOT]
+        return msgs, []
+
+    def register_console(self, con: Console) -> list[str]:
+        """Register ``con`` (C4); returns the lines the kernel logs, for the caller to printk.
+
+        Synchronous form for code without a running kernel: replaced boot consoles are
+        unregistered at once.  :func:`register_console` (the driver API) logs in Linux's order.
+        """
+        msgs, bootcons = self._register(con)
+        for old in bootcons:
+            msgs.extend(self.unregister_console(old)[1])
         return msgs
 
-    def unregister_console(self, con: Console) -> tuple[int, list[str]]:
-        """Remove ``con`` (C5); returns (0 or -ENODEV, lines to log)."""
-        if con not in self.consoles:
-            return -ENODEV, []
-        msgs = [KERN_INFO + "printk: %sconsole [%s%d] disabled" % (
-            "boot" if con.flags & CON_BOOT else "", con.name, con.index)]
-        self.consoles.remove(con)
+    @staticmethod
+    def disabled_message(con: Console) -> str:
+        """The line unregister_console() logs first, whether or not ``con`` is registered (C5)."""
+        return KERN_INFO + "printk: %sconsole [%s%d] disabled" % (
+            "boot" if con.flags & CON_BOOT else "", con.name, con.index)
+
+    def unlink_console(self, con: Console) -> int:
+        """Unlink ``con``; 0, or -ENODEV if it was not registered.  CON_ENABLED is cleared
+        either way, and a removed CON_CONSDEV passes to the new list head (C5)."""
         con.flags &= ~CON_ENABLED
+        if con not in self.consoles:
+            return -ENODEV
+        self.consoles.remove(con)
         if con.flags & CON_CONSDEV:
             con.flags &= ~CON_CONSDEV
             if self.consoles:
                 self.consoles[0].flags |= CON_CONSDEV
-        return 0, msgs
+        return 0
+
+    def unregister_console(self, con: Console) -> tuple[int, list[str]]:
+        """Remove ``con`` (C5); returns (0 or -ENODEV, lines to log).
+
+        Linux prints ``console [..] disabled`` before it even looks for the console, so the
+        line is logged for an unregistered console too.
+        """
+        msg = self.disabled_message(con)
+        return self.unlink_console(con), [msg]
 
     def boot_consoles(self) -> list[Console]:
         return [c for c in self.consoles if c.flags & CON_BOOT]
@@ -273,6 +312,12 @@ class ConsoleRegistry:
             self._locked = False
 
     async def _flush_all(self) -> None:
+        """console_flush_all(): one record per console per round, until none progresses.
+
+        A console whose cursor fell behind the oldest record adds the gap to ``dropped``;
+        the ``** N printk messages dropped **`` line goes out just before the next record
+        that console actually prints, and never to an extended console (C6, C13).
+        """
         log = self.printk.log
         progress = True
         while progress:
@@ -282,17 +327,18 @@ class ConsoleRegistry:
                     continue
                 progress = True
                 if con.seq < log.first_seq:
-                    dropped = log.first_seq - con.seq
+                    con.dropped += log.first_seq - con.seq
                     con.seq = log.first_seq
-                    con.dropped += dropped
-                    line = b"** %d printk messages dropped **\n" % dropped
-                    await self._write(con, line)
-                    continue
                 record = log.get(con.seq)
                 con.seq += 1
                 if record is None or self._suppressed(con, record.level):
                     continue
-                await self._write(con, self._text(record, bool(con.flags & CON_EXTENDED)))
+                extended = bool(con.flags & CON_EXTENDED)
+                if con.dropped and not extended:
+                    line = b"** %d printk messages dropped **\n" % con.dropped
+                    con.dropped = 0
+                    await self._write(con, line)
+                await self._write(con, self._text(record, extended))
 
     @staticmethod
     async def _write(con: Console, data: bytes) -> None:
@@ -309,7 +355,8 @@ class ConsoleRegistry:
                 (CON_ENABLED, "E"), (CON_CONSDEV, "C"), (CON_BOOT, "B"),
                 (CON_PRINTBUFFER, "p"), (CON_BRL, "b"), (CON_ANYTIME, "a")))
             line = ("%s%d" % (con.name, con.index)).ljust(20) + " "
-            line += "%s%s%s (%s)" % ("R" if con.read else "-", "W" if con.write else "-",
+            writable = con.flags & CON_ENABLED and con.write is not None
+            line += "%s%s%s (%s)" % ("R" if con.read else "-", "W" if writable else "-",
                                      "U" if con.unblank else "-", flags)
             dev = con.device(con) if con.device is not None else None
             if dev is not None:
@@ -321,17 +368,41 @@ class ConsoleRegistry:
 # -- the driver-facing API ------------------------------------------------------------------------
 
 async def register_console(con: Console) -> None:
-    """``register_console(&con)``: enable by the C4 rules, log it, replay the backlog if asked."""
+    """``register_console(&con)``: enable by the C4 rules, log it, replay the backlog if asked.
+
+    As in Linux, ``console [..] enabled`` is logged while the boot consoles are still
+    registered (they print it too), and only then are the replaced boot consoles removed,
+    each logging its own ``bootconsole [..] disabled`` first (C4h, C5).
+    """
     kernel = current_kernel()
-    for line in kernel.consoles.register_console(con):
+    lines, bootcons = kernel.consoles._register(con)
+    for line in lines:
         await printk(line + "\n")
     await kernel.consoles.console_unlock_if_free()
+    for old in bootcons:
+        await unregister_console(old)
 
 
 async def unregister_console(con: Console) -> int:
-    """``unregister_console(&con)``: 0, or -ENODEV if it was not registered (C5)."""
+    """``unregister_console(&con)``: 0, or -ENODEV if it was not registered (C5).
+
+    The ``disabled`` line is logged first, so the console still prints it itself.
+    """
     kernel = current_kernel()
-    ret, lines = kernel.consoles.unregister_console(con)
-    for line in lines:
-        await printk(line + "\n")
-    return ret
+    await printk(kernel.consoles.disabled_message(con) + "\n")
+    return kernel.consoles.unlink_console(con)
+
+
+def console_text_since(kernel, con: Console, since_seq: int) -> bytes:  # type: ignore[no-untyped-def]
+    """What ``con`` was given for the records ``since_seq .. con.seq`` still in the buffer.
+
+    A model of the console's stream, for checking a driver's own record of it (stress).
+    """
+    registry = kernel.consoles
+    out = []
+    for record in kernel.printk.log.records_from(since_seq):
+        if record.seq >= con.seq:
+            break
+        if not registry._suppressed(con, record.level):
+            out.append(registry._text(record, bool(con.flags & CON_EXTENDED)))
+    return b"".join(out)

@@ -38,6 +38,8 @@ class ProcFile:
     ops: ProcOps
     data: object = None
     owner: str | None = None
+    # The module whose init created this /proc file (stress readers read those files).
+    owner_module: str | None = None
 
 
 def text_reader(render: Callable[[], str | bytes]) -> ProcOps:
@@ -88,26 +90,31 @@ class VFS:
         return sorted(names)
 
     async def read(self, path: str, pos: int = 0, count: int | None = None) -> bytes:
-        """Read like ``cat``: from ``pos`` to the end, or ``count`` bytes, in page-sized reads."""
+        """``count`` given: one ``read(2)`` of that many bytes at ``pos`` (one handler call, so
+        one consistent snapshot).  ``count`` None: read like ``cat``, page by page to EOF —
+        a file that changes between the calls reads torn, as it would on Linux."""
         entry = self.lookup(path)
         if not entry.mode & 0o444 or entry.ops.proc_read is None:
             raise KernelError(EACCES, f"{path}: Permission denied")
-        if pos < 0:
+        if pos < 0 or (count is not None and count < 0):
             raise KernelError(EINVAL, f"{path}: Invalid argument")
+        if count is not None:
+            return bytes(await self._read_once(entry, count, pos))
         out = bytearray()
-        want = count
-        while want is None or want > 0:
-            chunk = 4096 if want is None else min(4096, want)
-            data = entry.ops.proc_read(entry, chunk, pos)
-            if inspect.isawaitable(data):
-                data = await data
+        while True:
+            data = await self._read_once(entry, 4096, pos)
             if not data:
-                break
+                return bytes(out)
             out += data
             pos += len(data)
-            if want is not None:
-                want -= len(data)
-        return bytes(out)
+
+    @staticmethod
+    async def _read_once(entry: ProcFile, count: int, pos: int) -> bytes:
+        assert entry.ops.proc_read is not None
+        data = entry.ops.proc_read(entry, count, pos)
+        if inspect.isawaitable(data):
+            data = await data
+        return data
 
     async def write(self, path: str, data: bytes) -> int:
         entry = self.lookup(path)
@@ -135,7 +142,11 @@ def proc_create(name: str, mode: int, parent: str | None, proc_ops: ProcOps,
                 data: object = None) -> ProcFile | None:
     """``proc_create(name, mode, parent, proc_ops)``; None if the name is taken."""
     from ksim.current import current_kernel
-    return current_kernel().vfs.create(_proc_path(name, parent), mode, proc_ops, data)
+    kernel = current_kernel()
+    entry = kernel.vfs.create(_proc_path(name, parent), mode, proc_ops, data)
+    if entry is not None:
+        entry.owner_module = kernel.loading_module
+    return entry
 
 
 def remove_proc_entry(name: str, parent: str | None) -> None:

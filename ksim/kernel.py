@@ -9,7 +9,8 @@ running kernel *is*: its log, consoles, notifier chains, files, modules and outc
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import trio
@@ -17,7 +18,7 @@ import trio
 from ksim.bug import Report
 from ksim.console import ConsoleRegistry
 from ksim.cpu import CPU
-from ksim.current import Task, reset_current, set_current
+from ksim.current import Task, maybe_current_kernel, reset_current, set_current
 from ksim.fs import VFS
 from ksim.memblock import Memblock
 from ksim.memory import MemoryLayout, PhysMem
@@ -95,6 +96,7 @@ class Kernel:
         self.builtin = builtin
         self.modules: dict[str, KernelModule] = {}
         self.module_instances: dict[str, KernelModule] = {}
+        self.loading_module: str | None = None  # whose init is running (owns new /proc files)
         # tasks
         self._next_pid = 0
         self.idle_task = self.new_task("swapper/0")
@@ -175,11 +177,29 @@ class Kernel:
         self.printk.ignore_loglevel = self.param("printk.ignore_loglevel").value
 
     # -- files ------------------------------------------------------------------------------
+    @contextmanager
+    def as_current(self) -> Iterator[None]:
+        """Run code as this kernel's own when called from outside it.
+
+        After a boot ended (a panic, say), its files are still read the way a debugger
+        reads a dead kernel's memory: the handlers need *this* kernel as ``current``.
+        """
+        if maybe_current_kernel() is self:
+            yield
+            return
+        token = set_current(self.idle_task)
+        try:
+            yield
+        finally:
+            reset_current(token)
+
     async def read_file(self, path: str, pos: int = 0, count: int | None = None) -> bytes:
-        return await self.vfs.read(path, pos, count)
+        with self.as_current():
+            return await self.vfs.read(path, pos, count)
 
     async def write_file(self, path: str, data: str | bytes) -> int:
-        return await self.vfs.write(path, data.encode() if isinstance(data, str) else data)
+        with self.as_current():
+            return await self.vfs.write(path, data.encode() if isinstance(data, str) else data)
 
     # -- results ----------------------------------------------------------------------------
     @property

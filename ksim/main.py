@@ -18,7 +18,7 @@ import trio
 
 from ksim.cmdline import Token, get_option, kstrtouint, memparse, parameq, parameqn, \
     repair_env_string, split_args
-from ksim.console import register_console, unregister_console
+from ksim.console import register_console
 from ksim.current import set_current
 from ksim.errno import EINVAL, ENOENT
 from ksim.fs import ProcOps, text_reader
@@ -31,8 +31,8 @@ from ksim.panic import panic
 from ksim.params import KernelParam, param_ops_bool, param_ops_int, param_sysfs_builtin, \
     parse_args
 from ksim.printk import CONSOLE_LOGLEVEL_DEBUG, CONSOLE_LOGLEVEL_QUIET, KERN_INFO, \
-    KERN_NOTICE, LOGLEVEL_INFO, LOGLEVEL_NOTICE, LOGLEVEL_WARNING, LOGLEVEL_ERR, printk, \
-    record_kmsg_text
+    KERN_NOTICE, LOG_BUF_LEN_DEFAULT, LOGLEVEL_INFO, LOGLEVEL_NOTICE, LOGLEVEL_WARNING, \
+    LOGLEVEL_ERR, printk, record_kmsg_text
 from ksim.reboot import SYSTEM_RUNNING
 
 MAX_INIT_ARGS = 32  # CONFIG_INIT_ENV_ARG_LIMIT (P8)
@@ -44,6 +44,7 @@ MEMTEST_PATTERNS = (0, 0xFFFFFFFFFFFFFFFF, 0x5555555555555555, 0xAAAAAAAAAAAAAAA
                     0x9999999999999999, 0xCCCCCCCCCCCCCCCC, 0x7777777777777777,
                     0xBBBBBBBBBBBBBBBB, 0xDDDDDDDDDDDDDDDD, 0xEEEEEEEEEEEEEEEE,
                     0x7A6C7258554E494C)  # mm/memtest.c: the last pass writes 0
+KERNEL_IMAGE_SECTIONS_K = (512, 192, 256, 2048, 64)  # code, rwdata, rodata, init, bss: 3 MiB
 INIT_PROGRAMS = ("/sbin/init", "/etc/init", "/bin/init", "/bin/sh")
 BANNER = ("Linux version %s (ksim@ksim) (gcc (Debian 12.2.0-14) 12.2.0, GNU ld 2.40) "
           "#1 SMP PREEMPT_DYNAMIC Sat Jun 13 00:00:00 UTC 2009")
@@ -71,7 +72,7 @@ def _register_core(k: Kernel) -> None:
 
     def ignore_loglevel(val: str | None) -> int:
         k.param("printk.ignore_loglevel").value = True
-        k.log(LOGLEVEL_INFO, "debug: ignoring loglevel setting.")
+        k.log(LOGLEVEL_INFO, "printk: debug: ignoring loglevel setting.")  # pr_fmt (C10)
         return 0
 
     def log_buf_len(val: str | None) -> int:
@@ -80,7 +81,7 @@ def _register_core(k: Kernel) -> None:
         size, _ = memparse(val)
         if size > LOG_BUF_LEN_MAX:
             size = LOG_BUF_LEN_MAX
-            k.log(LOGLEVEL_ERR, "log_buf over 2G is not supported.")
+            k.log(LOGLEVEL_ERR, "printk: log_buf over 2G is not supported.")
         if size:
             size = 1 << (size - 1).bit_length()
         if size > pk.log.size:
@@ -115,7 +116,7 @@ def _register_core(k: Kernel) -> None:
 
     def keep_bootcon(val: str | None) -> int:
         k.consoles.keep_bootcon = True
-        k.log(LOGLEVEL_INFO, "debug: skip boot console de-registration.")
+        k.log(LOGLEVEL_INFO, "printk: debug: skip boot console de-registration.")
         return 0
 
     def no_hash_pointers(val: str | None) -> int:
@@ -281,13 +282,17 @@ async def parse_boot_args(k: Kernel) -> None:
     tokens = split_args(k.boot_command_line)
     params = k.kernel_params
     rest: list[Token] | None = None
+    err = 0
     for index, tok in enumerate(tokens):
         if tok.name == "--" and tok.value is None:
-            rest = tokens[index + 1:]
+            # parse_args() returns ``err ?: args``: after a bad value anywhere before the
+            # ``--``, start_kernel() gets an error pointer and init never sees the rest (P4).
+            rest = None if err else tokens[index + 1:]
             break
         unknown: list[Token] = []
-        parse_args("Booting kernel", [tok], params, -1, -1,
-                   lambda t, doing: unknown.append(t) or 0, k.log)
+        result = parse_args("Booting kernel", [tok], params, -1, -1,
+                            lambda t, doing: unknown.append(t) or 0, k.log)
+        err = result.err or err
         for utok in unknown:
             await unknown_bootoption(k, utok)
     k.params_changed()
@@ -307,10 +312,18 @@ async def parse_boot_args(k: Kernel) -> None:
 
 # -- setup_arch: memory ---------------------------------------------------------------------
 
+def e820_memory_setup(k: Kernel) -> list[str]:
+    """e820__memory_setup(): the firmware map, printed *before* the early parameters run."""
+    return ["BIOS-provided physical RAM map:",
+            "BIOS-e820: [mem 0x%016x-0x%016x] usable" % (0, k.mem.size - 1)]
+
+
 def setup_memory(k: Kernel) -> list[str]:
-    """The x86 memory map, memblock and the kernel image reservation (M2, M7)."""
-    lines = ["BIOS-provided physical RAM map:",
-             "BIOS-e820: [mem 0x%016x-0x%016x] usable" % (0, k.mem.size - 1)]
+    """The x86 memory map after ``mem=``, memblock and the kernel image (M2, M7).
+
+    e820__finish_early_params() prints the ``user:`` map once the early parameters ran.
+    """
+    lines: list[str] = []
     if k.mem_limit is not None and k.mem_limit < k.mem.size:
         lines += ["user-defined physical RAM map:",
                   "user: [mem 0x%016x-0x%016x] usable" % (0, k.mem_limit - 1)]
@@ -339,6 +352,28 @@ def early_memtest(k: Kernel) -> None:
             k.log(LOGLEVEL_INFO, "  0x%016x - 0x%016x pattern %016x" % (
                 start, end, int.from_bytes(pattern.to_bytes(8, "little"), "big")))
     k.mem.scrub(ranges, 0)
+
+
+def setup_log_buf(k: Kernel) -> None:
+    """x86 setup_arch()'s ``setup_log_buf(1)``: move to the ``log_buf_len=`` buffer (C16).
+
+    The early records are copied over; ``early log buf free`` is what they left of the
+    static buffer, each costing its text rounded up to 8 bytes plus an 8-byte block id, as
+    in the lockless ring buffer's data ring.
+    """
+    size = getattr(k, "new_log_buf_len", 0)
+    if not size:
+        return
+    free = LOG_BUF_LEN_DEFAULT
+    for record in k.printk.log:
+        text_len = len(record.text.encode(errors="surrogatepass"))
+        if text_len:
+            free -= (text_len + 8 + 7) & ~7
+    k.printk.log.resize(size)
+    k.new_log_buf_len = 0
+    k.log(LOGLEVEL_INFO, "printk: log_buf_len: %u bytes" % size)
+    k.log(LOGLEVEL_INFO, "printk: early log buf free: %u(%u%%)" % (
+        free, free * 100 // LOG_BUF_LEN_DEFAULT))
 
 
 # -- proc files of the core ------------------------------------------------------------------
@@ -388,7 +423,7 @@ def create_core_files(k: Kernel) -> None:
     vfs.create("/proc/sys/kernel/tainted", 0o444, text_reader(lambda: "%d\n" % _taint_mask(k)))
     vfs.create("/proc/modules", 0o444, text_reader(lambda: "".join(
         "%s 16384 0 - Live 0x0000000000000000\n" % name for name in reversed(k.module_names()))))
-    vfs.create("/proc/iomem", 0o400, text_reader(lambda: _proc_iomem(k)))
+    vfs.create("/proc/iomem", 0o444, text_reader(lambda: _proc_iomem(k)))
     vfs.create("/dev/kmsg", 0o644, text_reader(
         lambda: "".join(record_kmsg_text(r) for r in k.printk.log)))
     for path, kp in param_sysfs_builtin([p for p in k.kernel_params if "." not in p.name
@@ -433,25 +468,28 @@ async def start_kernel(k: Kernel) -> None:
     _register_modules(k)
     k.log(LOGLEVEL_NOTICE, BANNER % k.release)
     k.log(LOGLEVEL_INFO, "Command line: %s" % k.boot_command_line)
+    for line in e820_memory_setup(k):
+        k.log(LOGLEVEL_INFO, line)
     await parse_early_param(k)
     for line in setup_memory(k):
         k.log(LOGLEVEL_INFO, line)
     early_memtest(k)
+    setup_log_buf(k)
     await printk(KERN_NOTICE + "Kernel command line: %s\n", k.boot_command_line)
     await parse_boot_args(k)
     create_core_files(k)
     for name, mod in k.module_instances.items():
         if mod.builtin:
             add_param_files(k, name, list(mod.kparams.values()))
-    if getattr(k, "new_log_buf_len", 0):
-        k.printk.log.resize(k.new_log_buf_len)
-        await printk(KERN_INFO + "log_buf_len: %u bytes\n", k.new_log_buf_len)
     assert k.layout is not None and k.memblock is not None
     total = k.layout.max_pfn * PAGE_SIZE
     reserved = k.memblock.reserved_bytes()
-    await printk(KERN_INFO + "Memory: %uK/%uK available (%uK kernel code, %uK reserved)\n",
-                 (total - reserved) // 1024, total // 1024, KERNEL_IMAGE_SIZE // 1024,
-                 reserved // 1024)
+    # mem_init_print_info(); the image's 3 MiB split as a small x86-64 build's would be.
+    code, rwdata, rodata, init, bss = KERNEL_IMAGE_SECTIONS_K
+    await printk(KERN_INFO + "Memory: %uK/%uK available (%uK kernel code, %uK rwdata, "
+                 "%uK rodata, %uK init, %uK bss, %uK reserved, %uK cma-reserved)\n",
+                 (total - reserved) // 1024, total // 1024, code, rwdata, rodata, init, bss,
+                 reserved // 1024, 0)
     await register_console(k.serial.console())
     # rest_init(): pid 1 runs the initcalls, then becomes init.
     k.init_task = k.new_task("swapper/0")
@@ -463,10 +501,11 @@ async def start_kernel(k: Kernel) -> None:
             if mod.builtin and mod.initcall == level:
                 await do_one_initcall(k, mod)
         await trio.sleep(0.001)  # each initcall level costs a little virtual time
-    if not k.consoles.keep_bootcon:
-        for con in k.consoles.boot_consoles():  # printk_late_init drops leftover bootconsoles
-            await unregister_console(con)
-    await printk(KERN_INFO + "Freeing unused kernel image (initmem) memory: 2048K\n")
+    # printk_late_init() (modern) only drops boot consoles living in init memory, which no
+    # ksim console does: a leftover boot console stays until a real preferred one registers
+    # (C4h).
+    await printk(KERN_INFO + "Freeing unused kernel image (initmem) memory: %uK\n",
+                 KERNEL_IMAGE_SECTIONS_K[3])
     k.system_state = SYSTEM_RUNNING
     await run_init_process(k)
 
@@ -474,20 +513,24 @@ async def start_kernel(k: Kernel) -> None:
 async def run_init_process(k: Kernel) -> None:
     """Pick init (P9) and give it argv/envp; ``Run %s as init process`` (pr_info + pr_debug)."""
     # ksim boots without an initramfs, so rdinit= only has its effect on argv (P9).
+    # run_init_process() logs before kernel_execve(), so a missing init= program is still
+    # announced (with its argv/envp) before the panic.
     command = k.execute_command
     if command is None:
         command = INIT_PROGRAMS[0]
-    elif command not in INIT_PROGRAMS:
-        await panic("Requested init %s failed (error %d).", command, -ENOENT)
     k.argv_init[0] = command
-    k.init_task.comm = command.rsplit("/", 1)[-1][:15]
-    k.init_argv = _init_vector(k.argv_init, 0)
-    k.init_envp = _init_vector(k.envp_init, 0)
+    argv = _init_vector(k.argv_init, 0)
+    envp = _init_vector(k.envp_init, 0)
     await printk(KERN_INFO + "Run %s as init process\n", command)
     await printk("\x017  with arguments:\n")
-    for arg in k.init_argv:
+    for arg in argv:
         await printk("\x017    %s\n", arg)
     await printk("\x017  with environment:\n")
-    for env in k.init_envp:
+    for env in envp:
         await printk("\x017    %s\n", env)
+    if command not in INIT_PROGRAMS:
+        await panic("Requested init %s failed (error %d).", command, -ENOENT)
+    k.init_task.comm = command.rsplit("/", 1)[-1][:15]
+    k.init_argv = argv
+    k.init_envp = envp
     _proc_pid_files(k)

@@ -8,17 +8,22 @@ translation belongs to the boot, the bytes to the machine.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ksim.current import current_kernel
 from ksim.memblock import BOOTMEM_DEFAULT, BOOTMEM_EXCLUSIVE, Memblock
 from ksim.memory import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PFN_DOWN, PFN_PHYS, \
     PFN_UP, MemoryLayout, PhysMem
 
+if TYPE_CHECKING:
+    from ksim.kernel import Kernel
+
 __all__ = [
     "BOOTMEM_DEFAULT", "BOOTMEM_EXCLUSIVE", "PAGE_ALIGN", "PAGE_MASK", "PAGE_SHIFT", "PAGE_SIZE",
     "PFN_DOWN", "PFN_PHYS", "PFN_UP", "max_low_pfn", "max_pfn", "memblock_phys_alloc",
     "memblock_reserve", "min_low_pfn", "phys_to_virt", "reserve_bootmem",
-    "reserve_bootmem_generic", "virt_read", "virt_read_u32", "virt_read_u64", "virt_to_phys",
-    "virt_write", "virt_write_u32", "virt_write_u64",
+    "reserve_bootmem_generic", "memcpy_from", "memcpy_to", "virt_read", "virt_read_u32",
+    "virt_read_u64", "virt_to_phys", "virt_write", "virt_write_u32", "virt_write_u64",
 ]
 
 
@@ -78,26 +83,81 @@ def _mem() -> PhysMem:
     return current_kernel().mem
 
 
+def _phys(kernel: Kernel, virt: int, size: int, write: bool) -> int:
+    """Translate a driver's pointer, telling the memory observers (the race detector)."""
+    layout = kernel.layout
+    if layout is None:
+        raise RuntimeError("the memory layout is not set up yet (setup_arch has not run)")
+    phys = layout.virt_to_phys(virt)
+    if kernel.mem_observers:
+        for obs in kernel.mem_observers:
+            obs.on_access(phys, size, write)
+    return phys
+
+
 def virt_read(virt: int, n: int) -> bytes:
-    """``memcpy(dst, (void *)virt, n)``: read RAM through a kernel virtual address."""
-    return _mem().read(virt_to_phys(virt), n)
+    """Read ``n`` bytes through a kernel virtual address (a plain load, no preemption)."""
+    kernel = current_kernel()
+    return kernel.mem.read(_phys(kernel, virt, n, False), n)
 
 
 def virt_write(virt: int, data: bytes) -> None:
-    _mem().write(virt_to_phys(virt), data)
+    kernel = current_kernel()
+    kernel.mem.write(_phys(kernel, virt, len(data), True), data)
 
 
 def virt_read_u64(virt: int) -> int:
-    return _mem().read_u64(virt_to_phys(virt))
+    kernel = current_kernel()
+    return kernel.mem.read_u64(_phys(kernel, virt, 8, False))
 
 
 def virt_write_u64(virt: int, value: int) -> None:
-    _mem().write_u64(virt_to_phys(virt), value)
+    kernel = current_kernel()
+    kernel.mem.write_u64(_phys(kernel, virt, 8, True), value)
 
 
 def virt_read_u32(virt: int) -> int:
-    return _mem().read_u32(virt_to_phys(virt))
+    kernel = current_kernel()
+    return kernel.mem.read_u32(_phys(kernel, virt, 4, False))
 
 
 def virt_write_u32(virt: int, value: int) -> None:
-    _mem().write_u32(virt_to_phys(virt), value)
+    kernel = current_kernel()
+    kernel.mem.write_u32(_phys(kernel, virt, 4, True), value)
+
+
+MEMCPY_CHUNK = 64  # a cache line: the unit in which another CPU can see a copy progress
+
+
+async def memcpy_to(dst: int, data: bytes) -> None:
+    """``memcpy(dst, data, len)`` into RAM at a kernel virtual address.
+
+    Under the deterministic scheduler each cache-line chunk is a preemption point, so a copy
+    that no lock protects really can interleave with another CPU's.
+    """
+    kernel = current_kernel()
+    sched = kernel.sched
+    if sched is None or len(data) <= MEMCPY_CHUNK:
+        kernel.mem.write(_phys(kernel, dst, len(data), True), data)
+        return
+    view = memoryview(data)
+    for off in range(0, len(data), MEMCPY_CHUNK):
+        chunk = view[off:off + MEMCPY_CHUNK]
+        kernel.mem.write(_phys(kernel, dst + off, len(chunk), True), chunk)
+        if off + MEMCPY_CHUNK < len(data):
+            await sched.preempt_point()
+
+
+async def memcpy_from(src: int, n: int) -> bytes:
+    """``memcpy(buf, src, n)`` out of RAM, chunked like :func:`memcpy_to`."""
+    kernel = current_kernel()
+    sched = kernel.sched
+    if sched is None or n <= MEMCPY_CHUNK:
+        return kernel.mem.read(_phys(kernel, src, n, False), n)
+    out = bytearray()
+    for off in range(0, n, MEMCPY_CHUNK):
+        size = min(MEMCPY_CHUNK, n - off)
+        out += kernel.mem.read(_phys(kernel, src + off, size, False), size)
+        if off + size < n:
+            await sched.preempt_point()
+    return bytes(out)

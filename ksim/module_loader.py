@@ -49,7 +49,11 @@ def instantiate(kernel: Kernel, cls: type[KernelModule], builtin: bool) -> Kerne
 
 async def do_init_module(kernel: Kernel, mod: KernelModule) -> int:
     """Run ``init``; a failure leaves the module unloaded and returns the errno."""
-    ret = await mod.init()
+    kernel.loading_module = mod.name
+    try:
+        ret = await mod.init()
+    finally:
+        kernel.loading_module = None
     if ret is None:
         ret = 0
     if ret > 0:

@@ -19,7 +19,7 @@ from ksim.bug import TAINT_DIE, add_taint, cpu_pid_line
 from ksim.current import KernelGlobal, current, current_kernel
 from ksim.notifier import DIE_OOPS, NOTIFY_STOP, atomic_notifier_call_chain
 from ksim.preempt import in_interrupt, local_irq_disable, preempt_disable
-from ksim.printk import KERN_EMERG, KERN_DEFAULT, printk
+from ksim.printk import KERN_ALERT, KERN_DEFAULT, KERN_EMERG, KERN_INFO, KERN_WARNING, printk
 from ksim.reboot import MachineHalt, emergency_restart
 
 PANIC_BUF = 1024
@@ -108,6 +108,13 @@ def _registers(rng: random.Random) -> list[str]:
 async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_crash") -> None:
     """Render an Oops for ``message`` (the fault headline) and handle it as Linux does (K5).
 
+    The order is x86-64 6.1's page_fault_oops(): the ``BUG:``/``#PF:`` lines (KERN_ALERT),
+    the page-table walk (KERN_INFO, ``pr_cont`` leaves its trailing space), then __die(): the
+    ``Oops:`` header, registers and stack, ``Modules linked in:`` (newest module first, as
+    print_modules() walks the list), the die chain (N16), then ``CR2:``; oops_end() adds
+    taint D, ``---[ end trace ... ]---`` (pr_warn), kmsg_dump and the executive summary
+    (the registers of the boot's first oops again, in case it scrolled away).
+
     Returns normally only if a die notifier returned NOTIFY_STOP; otherwise it panics or
     raises :class:`TaskKilled` for the current task.
     """
@@ -118,35 +125,45 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
     bust_spinlocks(True)
     rng = random.Random(kernel.seed * 7919 + kernel.oops_count)
     rsp = 0xFFFFA3C1C0000000 | rng.getrandbits(24) & ~0xF
-    lines = [message,
+    alert = [message,
              "#PF: supervisor %s access in kernel mode" % ("write" if err & 2 else "read"),
              "#PF: error_code(0x%04x) - %s" % (err, "protection violation" if err & 1
-                                                else "not-present page"),
-             "PGD 0 P4D 0",
-             "Oops: %04x [#%d] PREEMPT SMP NOPTI" % (err & 0xFFFF, kernel.oops_count),
-             cpu_pid_line(),
-             "Hardware name: %s" % HARDWARE_NAME,
-             "RIP: 0010:%s+0x16/0x20" % function,
-             "Code: " + " ".join("%02x" % rng.getrandbits(8) for _ in range(20)) + " <c6> 04 25",
-             "RSP: 0018:%016x EFLAGS: 00010246" % rsp]
-    lines += _registers(rng)
-    lines += ["FS:  0000000000000000(0000) GS:ffff88803ec00000(0000) knlGS:0000000000000000",
-              "CS:  0010 DS: 0000 ES: 0000 CR0: 0000000080050033",
-              "CR2: 0000000000000000 CR3: 0000000002e0a000 CR4: 00000000000006f0",
-              "Call Trace:", " <TASK>", " __handle_sysrq+0x8d/0x150",
-              " write_sysrq_trigger+0x24/0x40", " proc_reg_write+0x51/0x90",
-              " vfs_write+0xc3/0x3a0", " ksys_write+0x5f/0xe0", " do_syscall_64+0x3b/0x90",
-              " entry_SYSCALL_64_after_hwframe+0x63/0xcd", " </TASK>",
-              "Modules linked in: %s" % " ".join(kernel.module_names()),
-              "CR2: 0000000000000000"]
-    for line in lines:
-        await printk(KERN_EMERG + "%s\n", line)
+                                                else "not-present page")]
+    pgd = "PGD 0 P4D 0 "
+    header = ["Oops: %04x [#%d] PREEMPT SMP NOPTI" % (err & 0xFFFF, kernel.oops_count),
+              cpu_pid_line(),
+              "Hardware name: %s" % HARDWARE_NAME]
+    regs = ["RIP: 0010:%s+0x16/0x20" % function,
+            "Code: " + " ".join("%02x" % rng.getrandbits(8) for _ in range(20)) + " <c6> 04 25",
+            "RSP: 0018:%016x EFLAGS: 00010246" % rsp]
+    regs += _registers(rng)
+    regs += ["FS:  0000000000000000(0000) GS:ffff88803ec00000(0000) knlGS:0000000000000000",
+             "CS:  0010 DS: 0000 ES: 0000 CR0: 0000000080050033",
+             "CR2: 0000000000000000 CR3: 0000000002e0a000 CR4: 00000000000006f0"]
+    trace = ["Call Trace:", " <TASK>", " __handle_sysrq+0x8d/0x150",
+             " write_sysrq_trigger+0x24/0x40", " proc_reg_write+0x51/0x90",
+             " vfs_write+0xc3/0x3a0", " ksys_write+0x5f/0xe0", " do_syscall_64+0x3b/0x90",
+             " entry_SYSCALL_64_after_hwframe+0x63/0xcd", " </TASK>",
+             "Modules linked in:" + "".join(" " + name
+                                            for name in reversed(kernel.module_names()))]
+    for line in alert:
+        await printk(KERN_ALERT + "%s\n", line)
+    await printk(KERN_INFO + "%s\n", pgd)
+    for line in header + regs + trace:
+        await printk(KERN_DEFAULT + "%s\n", line)
     ret = await atomic_notifier_call_chain(kernel.chains.die_chain, DIE_OOPS, message)
+    await printk(KERN_DEFAULT + "CR2: 0000000000000000\n")
     bust_spinlocks(False)
     add_taint(TAINT_DIE)
+    lines = alert + [pgd] + header + regs + trace + ["CR2: 0000000000000000"]
     kernel.reports_oops(message, lines)
-    await printk(KERN_EMERG + "---[ end trace 0000000000000000 ]---\n")
+    await printk(KERN_WARNING + "---[ end trace 0000000000000000 ]---\n")
     await kernel.kmsg_dump("oops")
+    # __die_header() saves the registers of the *first* oops only: later summaries repeat them.
+    summary: list[str] = getattr(kernel, "oops_exec_summary", None) or regs
+    kernel.oops_exec_summary = summary  # type: ignore[attr-defined]
+    for line in summary:
+        await printk(KERN_DEFAULT + "%s\n", line)
     if ret == NOTIFY_STOP:
         return
     if in_interrupt():

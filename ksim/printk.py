@@ -64,6 +64,9 @@ LOG_NEWLINE = 2
 LOG_CONT = 8
 
 LOG_BUF_LEN_DEFAULT = 1 << 17  # CONFIG_LOG_BUF_SHIFT=17
+CONSOLE_LOG_MAX = 1024
+PREFIX_MAX = 32  # !CONFIG_PRINTK_CALLER
+LOG_LINE_MAX = CONSOLE_LOG_MAX - PREFIX_MAX  # the largest record vprintk_store() reserves
 RECORD_OVERHEAD = 16  # bytes of the 3.5-5.9 record header; ksim charges it per record (C13)
 TRUNC_MSG = "<truncated>"
 
@@ -179,21 +182,23 @@ def record_print_text(record: PrintkRecord, *, syslog: bool = False, time: bool 
 
 
 def _kmsg_escape(text: str) -> str:
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if code < 0x20 and ch != "\n" or code == 0x7F or ch == "\\":
-            out.append("\\x%02x" % code)
-        elif ch == "\n":
-            out.append("\\x0a")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """msg_add_ext_text(): every *byte* < 0x20, >= 0x7f and ``\\`` becomes ``\\xNN`` (C14).
+
+    The kernel escapes the UTF-8 bytes of the text, so ``é`` reads back as ``\\xc3\\xa9``.
+    """
+    if text.isascii() and text.isprintable() and "\\" not in text:
+        return text
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else "\\x%02x" % b
+                   for b in text.encode(errors="surrogatepass"))
 
 
 def record_kmsg_text(record: PrintkRecord) -> str:
-    """One ``/dev/kmsg`` read (C14): ``prio,seq,usec,flag;text``."""
-    flag = "c" if record.flags & LOG_CONT and not record.flags & LOG_NEWLINE else "-"
+    """One ``/dev/kmsg`` read (C14): ``prio,seq,usec,flag;text``.
+
+    info_print_ext_header() prints ``c`` exactly when the record carries LOG_CONT, i.e. it
+    began with KERN_CONT and found no partial line of its caller to join (C11, C12).
+    """
+    flag = "c" if record.flags & LOG_CONT else "-"
     return "%d,%d,%d,%s;%s\n" % ((record.facility << 3) | record.level, record.seq,
                                   record.ts_nsec // 1000, flag, _kmsg_escape(record.text))
 
@@ -212,14 +217,26 @@ class Printk:
         self.log = LogBuffer()
         self.formatter = formatter or Formatter()
         self.clock_ns = clock_ns
-        # The partial line (C11): caller id, level, facility, timestamp, text so far.
-        self._cont: tuple[str, int, int, int, str] | None = None
+        # The partial line (C11): caller id, level, facility, timestamp, text so far, flags.
+        self._cont: tuple[str, int, int, int, str, int] | None = None
 
     # -- store ----------------------------------------------------------------------------
     def vprintk_store(self, facility: int, level: int, text: str, caller_id: str) -> None:
-        """Parse prefixes, merge continuations and store (never sleeps)."""
+        """Parse prefixes, merge continuations and store (never sleeps).
+
+        As in vprintk_store(): the formatted text is cut to ``LOG_LINE_MAX - 1`` bytes
+        *before* the trailing newline is looked for (a cut message stays open for pr_cont);
+        a KERN_CONT fragment joins its caller's partial line unless the joined text would
+        exceed LOG_LINE_MAX (prb_reserve_in_last fails), and a record keeps the flags of its
+        first fragment: LOG_CONT only if that fragment itself began with KERN_CONT (C11, C12).
+        """
         if self.suppress_printk:
             return
+        if len(text) > LOG_LINE_MAX // 4:
+            raw = text.encode(errors="surrogatepass")
+            if len(raw) >= LOG_LINE_MAX:
+                text = raw[:LOG_LINE_MAX - 1].decode(errors="ignore")
+        reserve = len(text) + 1
         cont = False
         while len(text) >= 2 and text[0] == KERN_SOH:
             code = text[1]
@@ -236,31 +253,31 @@ class Printk:
             text = text[:-1]
         pending = self._cont
         if pending is not None:
-            if cont and pending[0] == caller_id:
+            if cont and pending[0] == caller_id and len(pending[4]) + reserve <= LOG_LINE_MAX:
                 text = pending[4] + text
-                level, facility, ts = pending[1], pending[2], pending[3]
+                level, facility, ts, flags = pending[1], pending[2], pending[3], pending[5]
                 self._cont = None
                 if not newline:
-                    self._cont = (caller_id, level, facility, ts, text)
+                    self._cont = (caller_id, level, facility, ts, text, flags)
                     return
-                self.log.store(ts, level, text, facility, LOG_NEWLINE, caller_id)
+                self.log.store(ts, level, text, facility, flags | LOG_NEWLINE, caller_id)
                 return
             self._flush_cont()
         if level == LOGLEVEL_DEFAULT:
             level = self.default_message_loglevel
         ts = self.clock_ns()
+        flags = LOG_CONT if cont else 0
         if not newline:
-            self._cont = (caller_id, level, facility, ts, text)
+            self._cont = (caller_id, level, facility, ts, text, flags)
             return
-        self.log.store(ts, level, text, facility, LOG_NEWLINE | (LOG_CONT if cont else 0),
-                       caller_id)
+        self.log.store(ts, level, text, facility, flags | LOG_NEWLINE, caller_id)
 
     def _flush_cont(self) -> None:
         pending = self._cont
         if pending is not None:
             self._cont = None
-            caller, level, facility, ts, text = pending
-            self.log.store(ts, level, text, facility, LOG_CONT, caller)
+            caller, level, facility, ts, text, flags = pending
+            self.log.store(ts, level, text, facility, flags, caller)
 
     def flush_partial(self) -> None:
         """Finalize a held partial line (console_flush_on_panic, shutdown)."""
@@ -310,6 +327,8 @@ async def printk(fmt: str, *args: object) -> None:
     pk = kernel.printk
     pk.vprintk_store(0, LOGLEVEL_DEFAULT, pk.formatter.format(fmt, args) if args else fmt,
                      _caller_id())
+    if kernel.sched is not None:
+        await kernel.sched.preempt_point()  # stored, console lock not yet tried
     await kernel.consoles.console_unlock_if_free()
 
 

@@ -74,6 +74,17 @@ class Formatter:
             if value < 0:
                 value &= (1 << _WIDTH_BITS[length or None]) - 1
             pyconv = "d" if conv == "u" else conv
+            if conv == "o" and "#" in pyflags:
+                # C's alternate octal form is a leading 0 (none added to a 0), not 0o.
+                digits = ("%" + ("." + prec if prec else "") + "o") % value
+                if not digits.startswith("0"):
+                    digits = "0" + digits
+                pad = int(width or 0) - len(digits)
+                if pad <= 0:
+                    return digits + ext
+                if "-" in pyflags:
+                    return digits + " " * pad + ext
+                return ("0" if "0" in pyflags and not prec else " ") * pad + digits + ext
             text = ("%" + pyflags + (width or "") + ("." + prec if prec else "") + pyconv) % value
         elif conv == "c":
             text = ("%" + pyflags.replace("0", "") + (width or "") + "c") % (
@@ -101,10 +112,12 @@ class Formatter:
         if ext == "a":
             return "0x%016x" % value
         rest = ext  # an unknown extension is printed after the pointer, as %p<letter> misuse would
+        value &= 0xFFFFFFFFFFFFFFFF
         if not self.hash_pointers:
-            return "%016x" % (value & 0xFFFFFFFFFFFFFFFF) + rest
-        if value == 0:
-            return "0000000000000000" + rest
+            return "%016x" % value + rest
+        if value == 0 or value >= (1 << 64) - 4095:
+            # ptr_to_id(): NULL and ERR_PTR values are not addresses, so they print raw.
+            return "%016x" % value + rest
         return hash_pointer(value, self.hash_key) + rest
 
 

@@ -30,13 +30,15 @@ from __future__ import annotations
 from ksim import (
     BOOTMEM_EXCLUSIVE, CON_ENABLED, INT_MIN, KERN_WARNING, NOTIFY_DONE, PAGE_ALIGN, PAGE_SHIFT,
     PAGE_SIZE, Console, DEFINE_SPINLOCK, EFAULT, EINVAL, ENOMEM, KernelModule, NotifierBlock,
+    memcpy_from, memcpy_to,
     ProcOps, atomic_notifier_chain_register, atomic_notifier_chain_unregister,
     emergency_restart, max_low_pfn, max_pfn, min_low_pfn, module_param, panic,
     panic_notifier_list, phys_to_virt, printk, proc_create, register_console,
     remove_proc_entry, report_soft_lockup, reserve_bootmem_generic, setup, simple_strtoul,
-    spin_lock_irqsave, spin_unlock_irqrestore, virt_read, virt_read_u32, virt_read_u64,
-    virt_write, virt_write_u32, virt_write_u64,
+    spin_lock_irqsave, spin_unlock_irqrestore, virt_read_u32, virt_read_u64, virt_write_u32,
+    virt_write_u64,
 )
+from ksim.console import console_text_since
 
 UINT_MASK = 0xFFFFFFFF
 ULONG_MASK = 0xFFFFFFFFFFFFFFFF
@@ -152,13 +154,19 @@ class Memconsole(KernelModule):
         return 0
 
     async def record_msg(self, con: Console, msg: bytes) -> None:
+        flags = await spin_lock_irqsave(self.buf_lock)
+        await self.copy_in(msg)
+        spin_unlock_irqrestore(self.buf_lock, flags)
+
+    async def copy_in(self, msg: bytes) -> None:
+        """The body of record_msg() under its lock (split out so stress variants can change
+        only the locking)."""
         length = len(msg)
         pos = 0
-        flags = await spin_lock_irqsave(self.buf_lock)
         while length != 0:
             buf_ptr = self._hdr_ptr()
             n = min(self.buf + self.buf_size - buf_ptr, length)
-            virt_write(buf_ptr, msg[pos:pos + n])
+            await memcpy_to(buf_ptr, msg[pos:pos + n])
             pos += n
             length -= n
             buf_ptr += n
@@ -168,11 +176,15 @@ class Memconsole(KernelModule):
             buf_len = self._hdr_len()
             if buf_len < self.buf_size:
                 self._set_hdr_len(min(self.buf_size, buf_len + n))
-        spin_unlock_irqrestore(self.buf_lock, flags)
 
     async def proc_read(self, file: object, count: int, off: int) -> bytes:
         """The buffer oldest-first, ``count`` bytes from ``off`` (the seed ignored both)."""
         flags = await spin_lock_irqsave(self.buf_lock)
+        data = await self.copy_out(count, off)
+        spin_unlock_irqrestore(self.buf_lock, flags)
+        return data
+
+    async def copy_out(self, count: int, off: int) -> bytes:
         buf_len, buf_ptr = self._hdr_len(), self._hdr_ptr()
         if buf_len < self.buf_size:
             segments = [(self.buf, buf_len)]
@@ -187,10 +199,9 @@ class Memconsole(KernelModule):
                 off -= size
                 continue
             n = min(size - off, count)
-            out += virt_read(start + off, n)
+            out += await memcpy_from(start + off, n)
             count -= n
             off = 0
-        spin_unlock_irqrestore(self.buf_lock, flags)
         return bytes(out)
 
     async def init(self) -> int:
@@ -203,8 +214,27 @@ class Memconsole(KernelModule):
         atomic_notifier_chain_register(panic_notifier_list, self.paniced)
         # ASSUMPTION: register_console() is not visible in the archive, but the console
         # cannot record without it.
+        self.first_seq = self.kernel.printk.log.next_seq
         await register_console(self.memconsole)
         return 0
+
+    async def check_invariants(self) -> list[str]:
+        """For ``ksim stress``: the header is consistent and the buffer holds the newest
+        console output, up to its capacity (what the console was given since it registered)."""
+        problems = []
+        buf_ptr, buf_len = self._hdr_ptr(), self._hdr_len()
+        if not (self.buf <= buf_ptr < self.buf + self.buf_size and buf_len <= self.buf_size
+                and (buf_len == self.buf_size or buf_ptr - self.buf == buf_len)):
+            problems.append("header inconsistent: buf_ptr=%#x buf_len=%d (buf=%#x size=%d)"
+                            % (buf_ptr, buf_len, self.buf, self.buf_size))
+            return problems
+        expected = console_text_since(self.kernel, self.memconsole, self.first_seq)
+        tail = expected[-buf_len:] if buf_len else b""
+        actual = await self.proc_read(None, self.buf_size, 0)
+        if actual != tail:
+            problems.append("/proc/memconsole is not the newest %d bytes of console output"
+                            % buf_len)
+        return problems
 
     async def exit(self) -> None:
         # As in the mail: no unregister_console(), so the console outlives the module (F10).

@@ -1,0 +1,381 @@
+"""The boot command line end to end (P1-P13, C10, C16, M-rules for mem=/memtest).
+
+Each test boots a machine and checks what a real 6.x kernel shows for the same line: init's
+argv/envp as ``/proc/1/cmdline`` / ``/proc/1/environ`` byte for byte, ``/proc/cmdline``,
+the log lines and their order.  Rule ids refer to ``linux-semantics.md``.
+"""
+
+from __future__ import annotations
+
+from ksim import KERN_DEBUG, KernelModule, Machine, early_param, printk, setup
+from ksim.kernel import KERNEL_IMAGE_SIZE, KERNEL_IMAGE_START
+from ksim.printk import LOG_BUF_LEN_DEFAULT
+
+UNKNOWN = 'Unknown kernel command line parameters "%s", will be passed to user space.'
+
+
+async def boot(cmdline: str, plugins=(), ram: str = "64M"):  # type: ignore[no-untyped-def]
+    """Boot, read init's vectors and a few files; returns (kernel, files by path)."""
+    files: dict[str, bytes] = {}
+    async with Machine(ram, seed=1).boot(cmdline, plugins) as k:
+        if k.outcome == "running":
+            for path in ("/proc/1/cmdline", "/proc/1/environ", "/proc/cmdline",
+                         "/proc/sys/kernel/printk"):
+                files[path] = await k.read_file(path)
+    return k, files
+
+
+def lines(k) -> list[str]:  # type: ignore[no-untyped-def]
+    """dmesg without timestamps."""
+    return [line[15:] for line in k.dmesg().splitlines()]
+
+
+# -- P6/P7: unknown options become init's argv and envp ----------------------------------------
+
+async def test_p6_p7_init_argv_envp_byte_for_byte(autojump_clock):
+    k, f = await boot('console=ttyS0 splash foo=bar HOME=/root quiet "a b=c" x.y=1 '
+                      'TERM=vt100 splash drm.debug=0x1e a=b.c')
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0splash\0splash\0"
+    # HOME and TERM are replaced in place (P7: name= prefix, last wins); a '.' only in the
+    # *value* is not a module parameter (P6 step 4), a '.' in the name is.
+    assert f["/proc/1/environ"] == b"HOME=/root\0TERM=vt100\0foo=bar\0a b=c\0a=b.c\0"
+    assert k.init_argv == ["/sbin/init", "splash", "splash"]
+
+
+async def test_p10_unknown_summary_lists_argv_then_new_envp_only(autojump_clock):
+    """P10: argv[1..] then envp[2..]; HOME=/TERM= replacements sit in slots 0/1, not listed."""
+    k, _ = await boot("HOME=/root b=1 splash nosmt=force TERM=xterm")
+    assert UNKNOWN % "splash b=1 nosmt=force" in lines(k)
+    assert sum("Unknown kernel command line" in line for line in lines(k)) == 1
+
+
+async def test_p10_no_summary_when_nothing_is_passed_on(autojump_clock):
+    k, _ = await boot("console=ttyS0 quiet loglevel=7 x.y=3 HOME=/")
+    assert not any("Unknown kernel command line" in line for line in lines(k))
+    # HOME=/ replaces HOME=/ in slot 0: still nothing beyond the defaults
+    assert k.init_envp == ["HOME=/", "TERM=linux"]
+
+
+async def test_p2_p6_quoted_values_reach_init_without_their_quotes(autojump_clock):
+    k, f = await boot('foo="a b" "x y" bar=c"d e"f')
+    assert f["/proc/1/environ"] == b'HOME=/\0TERM=linux\0foo=a b\0bar=c"d e"f\0'
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0x y\0"
+
+
+async def test_p1_proc_cmdline_is_the_raw_line_plus_newline(autojump_clock):
+    line = 'a  "b c"   d=e -- f'
+    _, f = await boot(line)
+    assert f["/proc/cmdline"] == (line + "\n").encode()
+
+
+async def test_p1_command_line_is_cut_to_command_line_size(autojump_clock):
+    """COMMAND_LINE_SIZE keeps 2047 chars; the printk of it is cut at LOG_LINE_MAX - 1 = 991
+    bytes with its prefix, so dmesg shows 968 of them (and the record lost its newline)."""
+    line = "x" * 3000
+    k, f = await boot(line)
+    assert f["/proc/cmdline"] == b"x" * 2047 + b"\n"
+    assert "Kernel command line: " + "x" * 968 in lines(k)
+    record = next(r for r in k.printk.log if r.text.startswith("Kernel command line: "))
+    assert len(record.text) == 989 and record.flags == 0
+
+
+async def test_p1_boot_log_order(autojump_clock):
+    """P1: banner, x86 ``Command line:``, the e820 map, early params (their messages), the
+    ``user:`` map after mem=, then ``Kernel command line:``, then the unknown summary."""
+    k, _ = await boot("mem=32M ignore_loglevel splash")
+    out = lines(k)
+    order = [out.index(s) for s in (
+        "Command line: mem=32M ignore_loglevel splash",
+        "BIOS-provided physical RAM map:",
+        "BIOS-e820: [mem 0x0000000000000000-0x0000000003ffffff] usable",
+        "printk: debug: ignoring loglevel setting.",
+        "user-defined physical RAM map:",
+        "user: [mem 0x0000000000000000-0x0000000001ffffff] usable",
+        "Kernel command line: mem=32M ignore_loglevel splash",
+        UNKNOWN % "splash",
+        "printk: console [ttyS0] enabled",
+        "Run /sbin/init as init process")]
+    assert order == sorted(order)
+    assert out[0].startswith("Linux version 6.1.0-ksim ")
+
+
+async def test_p1_run_init_process_lists_argv_and_envp_at_debug(autojump_clock):
+    k, _ = await boot("splash foo=1")
+    out = lines(k)
+    at = out.index("Run /sbin/init as init process")
+    assert out[at + 1:at + 8] == ["  with arguments:", "    /sbin/init", "    splash",
+                                  "  with environment:", "    HOME=/", "    TERM=linux",
+                                  "    foo=1"]
+    assert [r.level for r in k.printk.log if r.text == "    splash"] == [7]
+
+
+# -- P4: -- ------------------------------------------------------------------------------------
+
+async def test_p4_everything_after_dashes_goes_to_argv_untouched_by_kernel(autojump_clock):
+    k, f = await boot('splash -- quiet console=ttyS1 "d e" x.y=2 -- f')
+    # quiet and console= after -- are not kernel options (not even early ones)
+    assert f["/proc/sys/kernel/printk"] == b"7\t4\t1\t7\n"
+    assert "printk: console [ttyS0] enabled" in lines(k)
+    # set_init_arg(): '=' restored, quotes stripped; parsing stops at a second --
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0splash\0quiet\0console=ttyS1\0d e\0x.y=2\0"
+    # the summary is printed before the after-dashes words are added (P10 before P4)
+    assert UNKNOWN % "splash" in lines(k)
+
+
+async def test_p4_a_bad_value_before_dashes_drops_the_init_args(autojump_clock):
+    """parse_args() returns ``err ?: args``: an error before ``--`` loses what follows."""
+    k, f = await boot("panic=abc splash -- a b")
+    assert "Booting kernel: `abc' invalid for parameter `panic'" in lines(k)
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0splash\0"
+    k, f = await boot("splash -- a b panic=abc")
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0splash\0a\0b\0panic=abc\0"
+
+
+async def test_p4_trailing_dashes_is_harmless(autojump_clock):
+    _, f = await boot("a --")
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0a\0"
+
+
+# -- P8: too many init args / env vars ---------------------------------------------------------
+
+async def test_p8_32_args_fit_the_33rd_panics_after_console_init(autojump_clock):
+    args = " ".join("a%d" % i for i in range(1, 33))
+    k, f = await boot(args)
+    assert f["/proc/1/cmdline"].count(b"\0") == 33 and k.outcome == "shutdown"
+    k, _ = await boot(args + " a33 a34 e=1")
+    assert k.outcome == "halt" and k.panic_message == "Too many boot init vars at `a33'"
+    out = lines(k)
+    # no summary with a panic pending; the panic comes after the console is up
+    assert not any("Unknown kernel command line" in line for line in out)
+    assert out.index("printk: console [ttyS0] enabled") < out.index(
+        "Kernel panic - not syncing: Too many boot init vars at `a33'")
+    assert "Kernel panic - not syncing: Too many boot init vars at `a33'" in k.serial_output()
+    assert "Run /sbin/init as init process" not in out
+
+
+async def test_p8_env_limit_is_home_term_plus_31(autojump_clock):
+    envs = " ".join("e%d=1" % i for i in range(1, 32))
+    k, f = await boot(envs)
+    assert f["/proc/1/environ"].count(b"\0") == 33 and k.outcome == "shutdown"
+    k, _ = await boot(envs + " e32=x e33=y")
+    assert k.panic_message == "Too many boot env vars at `e32=x'"
+    assert k.outcome == "halt"
+
+
+async def test_p8_after_dashes_args_count_towards_the_limit(autojump_clock):
+    k, _ = await boot("-- " + " ".join("a%d" % i for i in range(1, 34)))
+    assert k.panic_message == "Too many boot init vars at `a33'"
+
+
+# -- P9: init= / rdinit= -----------------------------------------------------------------------
+
+async def test_p9_init_discards_earlier_bare_options_keeps_later(autojump_clock):
+    k, f = await boot("auto single init=/bin/sh emergency x=1")
+    assert f["/proc/1/cmdline"] == b"/bin/sh\0emergency\0"
+    assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0x=1\0"
+    assert k.init_task.comm == "sh"
+    assert "Run /bin/sh as init process" in lines(k)
+    assert UNKNOWN % "emergency x=1" in lines(k)
+
+
+async def test_p9_rdinit_clears_argv_but_without_initramfs_init_runs(autojump_clock):
+    _, f = await boot("a rdinit=/init b")
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0b\0"
+
+
+async def test_p9_missing_init_is_announced_then_panics(autojump_clock):
+    k, _ = await boot("init=/no/such")
+    out = lines(k)
+    assert out.index("Run /no/such as init process") < out.index(
+        "Kernel panic - not syncing: Requested init /no/such failed (error -2).")
+    assert k.outcome == "halt"
+
+
+# -- P11: __setup return value; P12: early_param -----------------------------------------------
+
+class Handlers(KernelModule):
+    name = "handlers"
+
+    def __init__(self, kernel, builtin):  # type: ignore[no-untyped-def]
+        super().__init__(kernel, builtin)
+        self.got: list[tuple[str, object]] = []
+
+    @setup("leak=")
+    def leak(self, value: str) -> int:
+        self.got.append(("leak", value))
+        return 0  # the classic bug: "not handled"
+
+    @setup("my_eat=")
+    def eat(self, value: str) -> int:
+        self.got.append(("eat", value))
+        return 1
+
+    @setup("pre")
+    def prefix(self, value: str) -> int:
+        self.got.append(("pre", value))
+        return 1
+
+    @early_param("early")
+    def early(self, value: str | None) -> int:
+        self.got.append(("early", value))
+        return 0 if value != "bad" else -22
+
+    @early_param("early")
+    def early_too(self, value: str | None) -> int:
+        self.got.append(("early2", value))
+        return 0
+
+
+async def test_p11_setup_returning_zero_leaks_into_init_env(autojump_clock):
+    k, f = await boot("leak=1 my_eat=2 leak-bare", [Handlers])
+    mod = k.modules["handlers"]
+    assert ("leak", "1") in mod.got and ("eat", "2") in mod.got
+    assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0leak=1\0"
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0leak-bare\0"
+    assert UNKNOWN % "leak-bare leak=1" in lines(k)
+
+
+async def test_p11_setup_matches_by_prefix_and_dash_equivalence(autojump_clock):
+    """``__setup("pre")`` also takes ``prefix`` and ``pre=x`` (P11); ``my-eat=`` is ``my_eat=``."""
+    k, f = await boot("prefix pre=x my-eat=3", [Handlers])
+    assert k.modules["handlers"].got == [("pre", "fix"), ("pre", "=x"), ("eat", "3")]
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0"
+
+
+async def test_p12_every_early_handler_runs_whole_name_only(autojump_clock):
+    k, f = await boot("early=1 earlyish=2 early", [Handlers])
+    got = k.modules["handlers"].got
+    assert got == [("early", "1"), ("early2", "1"), ("early", None), ("early2", None)]
+    # consumed by the normal pass too (P6 step 3); earlyish is not an early param
+    assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0earlyish=2\0"
+
+
+async def test_p12_malformed_early_option_warns_and_boot_goes_on(autojump_clock):
+    k, f = await boot("early=bad loglevel= memtest=abc mem=0 oops splash", [Handlers])
+    out = lines(k)
+    for name in ("early", "loglevel", "memtest", "mem", "oops"):
+        assert "Malformed early option '%s'" % name in out
+    assert [r.level for r in k.printk.log if r.text == "Malformed early option 'mem'"] == [4]
+    assert k.outcome == "shutdown" and f["/proc/1/cmdline"] == b"/sbin/init\0splash\0"
+    assert f["/proc/sys/kernel/printk"] == b"7\t4\t1\t7\n"  # loglevel= left it alone
+
+
+# -- P13: loglevel / quiet / debug in command-line order ---------------------------------------
+
+async def test_p13_last_of_quiet_debug_loglevel_wins(autojump_clock):
+    for line, level in (("debug quiet", 4), ("quiet debug", 10), ("quiet loglevel=0x3", 3),
+                        ("loglevel=2 debug", 10), ("loglevel=3 loglevel", 3), ("", 7)):
+        k, f = await boot(line)
+        assert f["/proc/sys/kernel/printk"] == b"%d\t4\t1\t7\n" % level, line
+        assert f["/proc/1/cmdline"] == b"/sbin/init\0", line
+
+
+async def test_p13_early_names_are_case_sensitive(autojump_clock):
+    _, f = await boot("Quiet LOGLEVEL=1")
+    assert f["/proc/sys/kernel/printk"] == b"7\t4\t1\t7\n"
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0Quiet\0"
+    assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0LOGLEVEL=1\0"
+
+
+async def test_c6_p13_quiet_filters_the_serial_console_not_the_log(autojump_clock):
+    async with Machine("64M").boot("quiet") as k:
+        await printk("\x015notice here\n")
+        await printk("\x013error here\n")
+    assert "notice here" in k.dmesg() and "notice here" not in k.serial_output()
+    assert "error here" in k.serial_output()
+    # "Kernel command line" is NOTICE (5): filtered at quiet (4)
+    assert "Kernel command line" not in k.serial_output()
+
+
+# -- C10 / C16: ignore_loglevel, log_buf_len ---------------------------------------------------
+
+async def test_c10_ignore_loglevel_prints_everything_until_switched_off(autojump_clock):
+    async with Machine("64M").boot("loglevel=1 ignore-loglevel") as k:
+        assert "printk: debug: ignoring loglevel setting." in k.serial_output()
+        await printk(KERN_DEBUG + "debug one\n")
+        path = "/sys/module/printk/parameters/ignore_loglevel"
+        assert await k.read_file(path) == b"Y\n"
+        await k.write_file(path, "N\n")
+        await printk(KERN_DEBUG + "debug two\n")
+    assert "debug one" in k.serial_output() and "debug two" not in k.serial_output()
+    assert "debug two" in k.dmesg()
+
+
+async def test_c16_log_buf_len_rounds_up_and_only_grows(autojump_clock):
+    k, _ = await boot("log_buf_len=200000")
+    assert k.printk.log.size == 262144
+    out = lines(k)
+    assert "printk: log_buf_len: 262144 bytes" in out
+    free = [line for line in out if line.startswith("printk: early log buf free: ")]
+    assert len(free) == 1 and free[0].endswith("%)")
+    # setup_log_buf(1) runs in setup_arch: before "Kernel command line"
+    assert out.index("printk: log_buf_len: 262144 bytes") < out.index(
+        "Kernel command line: log_buf_len=200000")
+    k, _ = await boot("log_buf_len=64K")
+    assert k.printk.log.size == LOG_BUF_LEN_DEFAULT
+    assert not any("log_buf_len" in line and "bytes" in line for line in lines(k))
+    k, _ = await boot("log-buf-len=1M log_buf_len=2M")
+    assert k.printk.log.size == 2 << 20
+
+
+async def test_c16_log_buf_len_without_value_is_malformed(autojump_clock):
+    k, _ = await boot("log_buf_len")
+    assert "Malformed early option 'log_buf_len'" in lines(k)
+
+
+# -- mem= and memtest --------------------------------------------------------------------------
+
+async def test_mem_limits_ram_and_is_consumed(autojump_clock):
+    k, f = await boot("mem=16M", ram="64M")
+    assert k.layout is not None and k.layout.max_pfn == (16 << 20) // 4096
+    memory = [line for line in lines(k) if line.startswith("Memory: ")]
+    assert len(memory) == 1 and "K/16384K available (" in memory[0]
+    assert memory[0].endswith("K reserved, 0K cma-reserved)")
+    assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0"
+
+
+async def test_mem_larger_than_ram_changes_nothing(autojump_clock):
+    k, _ = await boot("mem=1G", ram="64M")
+    assert k.layout is not None and k.layout.max_pfn == (64 << 20) // 4096
+    assert "user-defined physical RAM map:" not in lines(k)
+
+
+async def test_memtest_prints_passes_and_leaves_free_ram_zeroed(autojump_clock):
+    m = Machine("8M", seed=5)
+    probe = 0x500000  # free RAM (the image is 1 MiB .. 4 MiB)
+    async with m.boot("") as k:
+        assert m.mem.read(probe, 64) != bytes(64)  # cold boot: seeded garbage
+    m.power_cycle()
+    async with m.boot("memtest=2") as k:
+        assert m.mem.read(probe, 64) == bytes(64)
+        image = m.mem.read(KERNEL_IMAGE_START, KERNEL_IMAGE_SIZE)
+    assert image != bytes(len(image))  # reserved memory is not tested
+    out = lines(k)
+    at = out.index("early_memtest: # of tests: 2")
+    assert out[at + 1:at + 5] == [
+        "  0x0000000000001000 - 0x0000000000100000 pattern ffffffffffffffff",
+        "  0x0000000000400000 - 0x0000000000800000 pattern ffffffffffffffff",
+        "  0x0000000000001000 - 0x0000000000100000 pattern 0000000000000000",
+        "  0x0000000000400000 - 0x0000000000800000 pattern 0000000000000000"]
+    async with Machine("8M").boot("memtest") as k:
+        pass
+    assert "early_memtest: # of tests: 17" in lines(k)
+    assert any(line.endswith("pattern 4c494e5558726c7a") for line in lines(k))
+
+
+# -- console= on the command line (C3) ---------------------------------------------------------
+
+async def test_c3_console_entries_beyond_eight_are_ignored(autojump_clock):
+    others = " ".join("console=tty%s0" % c for c in "abcdefgh")
+    k, _ = await boot(others + " console=ttyS0")
+    assert k.serial_output() == "" and k.consoles.consoles == []
+    k, _ = await boot(" ".join("console=tty%s0" % c for c in "abcdefg") + " console=ttyS0")
+    assert "printk: console [ttyS0] enabled" in k.serial_output()
+    assert [c.label for c in k.consoles.consoles] == ["ttyS0"]
+
+
+async def test_c3_console_null_or_empty_selects_ttynull_and_silences_serial(autojump_clock):
+    for line in ("console=null", "console="):
+        k, f = await boot(line)
+        assert k.consoles.cmdline[0].name == "ttynull" and k.serial_output() == ""
+        assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0"
