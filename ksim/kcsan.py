@@ -1,10 +1,12 @@
 """A lockset data-race detector over simulated RAM, reporting in KCSAN's words
 (kernel/kcsan/report.c; Eraser, Savage et al. 1997, for the algorithm).
 
-Attach with ``RaceDetector.attach(kernel)``: the detector becomes a memory observer (every
-driver access through :mod:`ksim.mm` -- ``virt_read``/``virt_write`` and the ``_u32``/``_u64``
-helpers -- calls :meth:`RaceDetector.on_access` with the *physical* address) and a lock
-observer (so it knows which locks each context holds, sleeping locks included).
+Attach with ``RaceDetector.attach(kernel)`` (or append an instance to
+``kernel.mem_observers``): every driver access through :mod:`ksim.mm` (``virt_read``,
+``virt_write``, the ``_u32``/``_u64`` helpers, each chunk of ``memcpy_to``/``memcpy_from``)
+calls :meth:`RaceDetector.on_access` with the *physical* address.  The detector also
+subscribes itself to ``kernel.lock_observers`` (on attach, or at its first access) to learn
+which sleeping locks a task holds and which spinlocks were taken inside a hardirq handler.
 
 Model, kept simple on purpose:
 
@@ -20,20 +22,22 @@ Model, kept simple on purpose:
   they ran on different CPUs; or, on one CPU, one ran in a hardirq handler and the other in
   task context with interrupts enabled; or, on one CPU, both in task context and at least one
   of them preemptible (``preempt_count == 0``, interrupts on).
-* **Locksets** are lock *instances*.  A read access counts every lock its context holds; a
-  write counts only those held exclusively (a spinlock, a mutex, an rw_semaphore taken with
-  ``down_write``), so two writers under ``down_read`` race, and a writer under ``down_write``
-  and a reader under ``down_read`` do not.
+* **Locksets** are lock *instances*: the spinlocks in ``cpu.held_locks`` (in a hardirq
+  handler only those the handler took itself, not those of the task it interrupted) plus, in
+  task context, the mutexes and rw-semaphores the task holds.  A read counts every lock; a
+  write only those held exclusively (spinlocks, mutexes, ``down_write``), so two writers under
+  ``down_read`` race while a ``down_write`` writer and a ``down_read`` reader do not.
 * **Reports.**  One per pair of code locations (first frame outside ksim's memory code),
-  through :func:`ksim.bug.add_report` with kind ``"kcsan"``, also kept in
-  :attr:`RaceDetector.reports`.  The report lists the earlier access, then the current one,
-  as KCSAN lists the other thread's access first.  No ``value changed`` line: a lockset
-  detector does not watch values.
+  through :func:`ksim.bug.add_report` with kind ``"data-race"``, also kept in
+  :attr:`RaceDetector.reports`.  The earlier access is listed first, as KCSAN lists the other
+  thread's access first.  No ``value changed`` line: a lockset detector does not watch values.
+* Accesses after the kernel stopped (``outcome != "running"``, e.g. a checker reading a dead
+  kernel's buffer) and while ``enabled`` is False are ignored.
 
-Being lockset-based, the detector reports a *possible* race from one interleaving that never
-actually overlapped: no happens-before is tracked (thread start/join, events, RCU).  A
-checker that reads driver state after the threads finished should set ``enabled = False``
-(or take the driver's lock).
+Being lockset-based, the detector reports a *possible* race from one run even when the two
+accesses did not overlap in it: no happens-before is tracked (thread start/join, events,
+RCU).  Code that reads driver state after its threads finished should take the driver's lock
+or set ``enabled = False``.
 """
 
 from __future__ import annotations
@@ -61,35 +65,13 @@ _EMPTY: frozenset[LockBase] = frozenset()
 
 
 class _Ctx:
-    """A context (task, or hardirq on top of a task) and the locks it holds."""
+    """A context: a task, or the hardirq handlers running on top of it."""
 
-    __slots__ = ("task", "irq", "exclusive", "shared", "dirty", "locks_w", "locks_r")
+    __slots__ = ("task", "irq")
 
     def __init__(self, task: Task, irq: bool) -> None:
         self.task = task
         self.irq = irq
-        self.exclusive: dict[LockBase, int] = {}  # spinlocks, mutexes, rwsems for write
-        self.shared: dict[LockBase, int] = {}  # rwsems for read
-        self.dirty = False
-        self.locks_w: frozenset[LockBase] = _EMPTY  # what protects a write
-        self.locks_r: frozenset[LockBase] = _EMPTY  # what protects a read
-
-    def rebuild(self) -> None:
-        self.dirty = False
-        self.locks_w = frozenset(self.exclusive) if self.exclusive else _EMPTY
-        self.locks_r = self.locks_w | frozenset(self.shared) if self.shared else self.locks_w
-
-    def drop(self, lock: LockBase) -> bool:
-        for held in (self.exclusive, self.shared):
-            n = held.get(lock)
-            if n:
-                if n > 1:
-                    held[lock] = n - 1
-                else:
-                    del held[lock]
-                self.dirty = True
-                return True
-        return False
 
 
 class _Access:

@@ -35,6 +35,17 @@ if TYPE_CHECKING:
     from ksim.scheduler import Scheduler
 
 RELEASE = "6.1.0-ksim"
+
+
+class _NoClock:
+    """Before the boot starts its trio run: time zero."""
+
+    @staticmethod
+    def current_time() -> float:
+        return 0.0
+
+
+_NO_CLOCK = _NoClock()
 KERNEL_IMAGE_START = 0x100000  # 1 MiB, the classic CONFIG_PHYSICAL_START of small kernels
 KERNEL_IMAGE_SIZE = 0x300000  # 3 MiB of text, data and bss
 
@@ -105,11 +116,15 @@ class Kernel:
         self.outcome_detail = ""
         self._nursery: trio.Nursery | None = None
         self._t0 = 0.0
+        self._clock: trio.abc.Clock = _NO_CLOCK
+        # Modelled CPU time: virtual time stands still while simulated CPUs compute, so the
+        # scheduler adds a fixed cost per preemption point (see ksim.scheduler.POINT_NS).
+        self.work_ns = 0
 
     # -- time and tasks ------------------------------------------------------------------------
     def local_clock(self) -> int:
         """Nanoseconds of virtual time since this boot started (printk's timestamp)."""
-        return int(round((trio.current_time() - self._t0) * 1e9))
+        return int((self._clock.current_time() - self._t0) * 1e9 + 0.5) + self.work_ns
 
     def new_task(self, comm: str, cpu: int = 0) -> Task:
         task = Task(pid=self._next_pid, comm=comm, cpu=self.cpus[cpu % len(self.cpus)],

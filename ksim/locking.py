@@ -99,19 +99,20 @@ def _notify(observers, event: str, lock: LockBase) -> None:  # type: ignore[no-u
         obs.lock_event(event, lock)
 
 
-_current_time = trio.current_time
 
 
-def _now() -> float:
-    """Virtual seconds (trio's clock), 0.0 outside ``trio.run``; converted to ns lazily."""
-    try:
-        return _current_time()
-    except RuntimeError:
-        return 0.0
+def _now() -> int:
+    """The running kernel's clock in virtual ns (``local_clock()``), 0 outside a kernel.
+
+    Under the deterministic scheduler that clock also counts the modelled cost of each
+    preemption point, so hold and wait times say how much work happened meanwhile.
+    """
+    clock = getattr(maybe_current_kernel(), "local_clock", None)
+    return clock() if clock is not None else 0
 
 
-def _ns(seconds: float) -> int:
-    return round(seconds * 1_000_000_000)
+def _ns(value: int) -> int:
+    return value
 
 
 def _kernel_ident() -> str:
@@ -169,7 +170,7 @@ class LockBase:
     max_wait_ns: int = attrs.field(default=0, init=False)
     max_hold_ns: int = attrs.field(default=0, init=False)
     addr: int = attrs.field(factory=lambda: next(_addresses), init=False, repr=False)
-    _acquired_at: float = attrs.field(default=0.0, init=False, repr=False)
+    _acquired_at: int = attrs.field(default=0, init=False, repr=False)
     _owner_where: str = attrs.field(default="", init=False, repr=False)
     _waiters: deque[_Waiter] = attrs.field(factory=deque, init=False, repr=False)
 
@@ -186,7 +187,7 @@ class LockBase:
         if waited > self.max_wait_ns:
             self.max_wait_ns = waited
 
-    def _account_hold(self, since: float) -> None:
+    def _account_hold(self, since: int) -> None:
         held = _ns(_now() - since)
         self.hold_ns += held
         if held > self.max_hold_ns:
@@ -700,7 +701,7 @@ class RwSemaphore(LockBase):
     lockdep_suffix: ClassVar[str] = "{++++}-{3:3}"
 
     readers: dict[Task, int] = attrs.field(factory=dict, init=False, repr=False)
-    _reader_since: dict[Task, tuple[float, str]] = attrs.field(factory=dict, init=False,
+    _reader_since: dict[Task, tuple[int, str]] = attrs.field(factory=dict, init=False,
                                                               repr=False)
 
     def _reset(self) -> None:

@@ -95,7 +95,8 @@ class Machine:
             try:
                 async with trio.open_nursery() as nursery:
                     kernel._nursery = nursery
-                    kernel._t0 = trio.current_time()
+                    kernel._clock = trio.lowlevel.current_clock()
+                    kernel._t0 = kernel._clock.current_time()
                     await start_kernel(kernel)
                     set_current(kernel.new_task("sh"))
                     yielded = True

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
+from typing import NamedTuple
 
-import attrs
 
 from ksim.current import current, current_kernel, maybe_current_kernel
 from ksim.vsprintf import Formatter
@@ -87,9 +87,12 @@ def level_from_name(name: str | int) -> int:
     raise ValueError(f"unknown log level {name!r}; expected one of {', '.join(LEVEL_NAMES)} or 0-7")
 
 
-@attrs.frozen(slots=True)
-class PrintkRecord:
-    """One finalized record of the ring buffer (C12)."""
+class PrintkRecord(NamedTuple):
+    """One finalized record of the ring buffer (C12).
+
+    A NamedTuple rather than an attrs class: it is immutable all the same, and building one
+    is the single hottest allocation of printk.
+    """
 
     seq: int
     ts_nsec: int
@@ -119,7 +122,7 @@ class LogBuffer:
 
     def store(self, ts_nsec: int, level: int, text: str, facility: int = 0,
               flags: int = LOG_NEWLINE, caller_id: str = "") -> PrintkRecord:
-        cost = RECORD_OVERHEAD + len(text.encode())
+        cost = RECORD_OVERHEAD + (len(text) if text.isascii() else len(text.encode()))
         if cost > self.size:
             # C13: a message that could never fit is cut to a quarter of the buffer.
             keep = max(self.size // 4 - RECORD_OVERHEAD - len(TRUNC_MSG), 0)
@@ -238,7 +241,7 @@ class Printk:
                 text = raw[:LOG_LINE_MAX - 1].decode(errors="ignore")
         reserve = len(text) + 1
         cont = False
-        while len(text) >= 2 and text[0] == KERN_SOH:
+        while text[:1] == KERN_SOH and len(text) >= 2:
             code = text[1]
             if "0" <= code <= "7":
                 if level == LOGLEVEL_DEFAULT:

@@ -48,6 +48,7 @@ SLEEPING = "sleeping"
 DONE = "done"
 
 IrqHandler = Callable[[int, int], Awaitable[None]]
+POINT_NS = 50  # modelled cost of the work between two preemption points, in virtual ns
 
 
 @attrs.define(eq=False)
@@ -261,6 +262,7 @@ class Scheduler:
         if thread is None or thread is not self.running:
             return
         self.points += 1
+        self.kernel.work_ns += POINT_NS
         strategy = self.strategy
         cpu = thread.task.cpu  # type: ignore[attr-defined]
         if self.irq_budget:

@@ -33,16 +33,23 @@ def hash_pointer(ptr: int, key: int) -> str:
 class Formatter:
     """Formats C format strings; one per kernel boot (it holds the pointer-hash key)."""
 
-    __slots__ = ("_cache", "hash_key", "hash_pointers")
+    __slots__ = ("_cache", "_fast", "hash_key", "hash_pointers")
 
     def __init__(self, hash_key: int = 0, hash_pointers: bool = True) -> None:
         self.hash_key = hash_key & 0xFFFFFFFFFFFFFFFF
         self.hash_pointers = hash_pointers
         self._cache: dict[str, list[str | tuple[str, ...]]] = {}
+        # fmt -> (Python %-format, per-argument kind) for formats Python can do itself
+        self._fast: dict[str, tuple[str, str] | None] = {}
 
     def format(self, fmt: str, args: Sequence[object]) -> str:
         if not args and "%" not in fmt:
             return fmt
+        fast = self._fast.get(fmt, False)
+        if fast is False:
+            fast = self._fast[fmt] = _python_format(fmt)
+        if fast is not None and _fits(fast[1], args):
+            return fast[0] % tuple(args)
         parts = self._cache.get(fmt)
         if parts is None:
             parts = self._cache[fmt] = _compile(fmt)
@@ -135,6 +142,45 @@ def _compile(fmt: str) -> list[str | tuple[str, ...]]:
     if pos < len(fmt):
         parts.append(fmt[pos:])
     return parts
+
+
+_FAST_CONV = {"d": "i", "i": "i", "u": "u", "x": "u", "X": "u", "o": "u", "s": "s"}
+
+
+def _python_format(fmt: str) -> tuple[str, str] | None:
+    """The printk hot path: a C format that Python's ``%`` renders identically, given
+    non-negative ints for the unsigned conversions and str for ``%s`` (checked per call)."""
+    out: list[str] = []
+    kinds: list[str] = []
+    pos = 0
+    for m in _SPEC.finditer(fmt):
+        conv = m["conv"]
+        if conv == "%":
+            out.append(fmt[pos:m.end()])
+            pos = m.end()
+            continue
+        kind = _FAST_CONV.get(conv)
+        if kind is None or m["width"] == "*" or m["prec"] == "*" or "#" in m["flags"]:
+            return None
+        out.append(fmt[pos:m.start()].replace("%", "%%"))
+        out.append("%" + m["flags"] + (m["width"] or "") + ("." + m["prec"] if m["prec"] else "")
+                   + ("d" if conv == "u" else conv) + m["ext"].replace("%", "%%"))
+        kinds.append(kind)
+        pos = m.end()
+    out.append(fmt[pos:].replace("%", "%%"))
+    return "".join(out), "".join(kinds)
+
+
+def _fits(kinds: str, args: Sequence[object]) -> bool:
+    if len(kinds) != len(args):
+        return False
+    for kind, arg in zip(kinds, args):
+        if kind == "s":
+            if type(arg) is not str:
+                return False
+        elif type(arg) is not int or (kind == "u" and arg < 0):
+            return False
+    return True
 
 
 _plain = Formatter(hash_pointers=False)

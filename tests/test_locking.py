@@ -33,6 +33,10 @@ class FakeKernel:
         self.lock_observers: list = []
         self.system_state = "running"
 
+    def local_clock(self) -> int:
+        """Virtual ns, as Kernel.local_clock (lock_stat times come from it)."""
+        return round(trio.current_time() * 1e9)
+
     def kinds(self) -> list[str]:
         return [r.kind for r in self.reports]
 
