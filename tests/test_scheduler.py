@@ -1,0 +1,193 @@
+"""The deterministic scheduler: CPUs, preemption points, interrupts, verdicts and replay."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from ksim import (
+    DEFINE_SPINLOCK, Machine, msleep, preempt_point, spin_lock, spin_lock_irqsave, spin_unlock,
+    spin_unlock_irqrestore,
+)
+from ksim.current import current
+from ksim.scheduler import Scheduler
+from ksim.strategy import (
+    PCT, RandomWalk, Replay, ReplayDivergence, RoundRobin, decode_schedule, encode_schedule,
+    make_strategy,
+)
+
+
+async def racy_counter(strategy, *, locked: bool, cpus: int = 2, threads: int = 4,
+                       rounds: int = 10) -> tuple[int, str, Scheduler]:
+    async with Machine("64M", cpus=cpus).boot("") as k:
+        sched = k.sched = Scheduler(k, strategy)
+        lock = DEFINE_SPINLOCK("counter_lock")
+        state = {"n": 0}
+
+        async def worker() -> None:
+            for _ in range(rounds):
+                if locked:
+                    await spin_lock(lock)
+                value = state["n"]
+                await preempt_point()  # read-modify-write split by a preemption point
+                state["n"] = value + 1
+                if locked:
+                    spin_unlock(lock)
+
+        for i in range(threads):
+            k.spawn_thread(worker, name=f"w{i}", cpu=i % cpus)
+        await sched.join()
+    return state["n"], sched.schedule_string(), sched
+
+
+async def test_same_seed_same_schedule_and_result(autojump_clock):
+    runs = [await racy_counter(RandomWalk(7), locked=False) for _ in range(2)]
+    assert runs[0][:2] == runs[1][:2]
+    others = {(await racy_counter(RandomWalk(seed), locked=False))[1] for seed in range(5)}
+    assert len(others) > 1
+
+
+async def test_lost_updates_without_lock_none_with_it(autojump_clock):
+    lost = [(await racy_counter(RandomWalk(seed), locked=False))[0] for seed in range(5)]
+    assert min(lost) < 40
+    for seed in range(5):
+        assert (await racy_counter(RandomWalk(seed), locked=True))[0] == 40
+
+
+async def test_replay_reproduces_the_run_and_detects_divergence(autojump_clock):
+    n, schedule, _ = await racy_counter(PCT(3, depth=2), locked=False)
+    replayed, again, _ = await racy_counter(Replay(decode_schedule(schedule)), locked=False)
+    assert (replayed, again) == (n, schedule)
+    with pytest.raises(ReplayDivergence):
+        await racy_counter(Replay(decode_schedule(schedule)), locked=False, rounds=11)
+
+
+def test_schedule_string_round_trip_is_compact():
+    decisions = [0, 0, 0, 1, -1, 2, 2, 3] * 1000
+    text = encode_schedule(decisions)
+    assert decode_schedule(text) == decisions and len(text) < 200
+    with pytest.raises(ValueError):
+        decode_schedule("ks1.not-base64!")
+    with pytest.raises(ValueError):
+        make_strategy("pct:0", 1)
+
+
+async def test_l2_a_cpu_holding_a_spinlock_is_not_preempted_by_its_own_threads(autojump_clock):
+    """Preemption is off while a spinlock is held: the CPU's other thread waits its turn."""
+    async with Machine("64M", cpus=1).boot("") as k:
+        k.sched = Scheduler(k, RoundRobin())
+        lock = DEFINE_SPINLOCK("l")
+        trace: list[str] = []
+
+        async def holder() -> None:
+            flags = await spin_lock_irqsave(lock)
+            for i in range(5):
+                trace.append("holder")
+                await preempt_point()
+            spin_unlock_irqrestore(lock, flags)
+
+        async def other() -> None:
+            for _ in range(3):
+                trace.append("other")
+                await preempt_point()
+
+        k.spawn_thread(holder, name="holder", cpu=0)
+        k.spawn_thread(other, name="other", cpu=0)
+        await k.sched.join()
+    first_holder = trace.index("holder")
+    assert trace[first_holder:first_holder + 5] == ["holder"] * 5
+
+
+async def test_interrupt_runs_on_top_of_the_interrupted_thread(autojump_clock):
+    seen: list[tuple[str, int, bool]] = []
+
+    async def handler(number: int, cpu: int) -> None:
+        task = current()
+        seen.append((task.comm, task.cpu.hardirq_count, task.cpu.irqs_enabled))
+
+    async with Machine("64M", cpus=1).boot("") as k:
+        k.sched = Scheduler(k, RoundRobin(irq_every=3), irq_budget=2, irq_handler=handler)
+
+        async def worker() -> None:
+            for _ in range(12):
+                await preempt_point()
+
+        k.spawn_thread(worker, name="worker", cpu=0)
+        await k.sched.join()
+    assert seen == [("worker", 1, False), ("worker", 1, False)]
+
+
+async def test_l2_irq_taking_a_lock_its_cpu_holds_is_a_deadlock(autojump_clock):
+    lock = DEFINE_SPINLOCK("dev_lock")
+
+    async def handler(number: int, cpu: int) -> None:
+        await spin_lock(lock)
+        spin_unlock(lock)
+
+    async with Machine("64M", cpus=1).boot("") as k:
+        k.sched = Scheduler(k, RoundRobin(irq_every=2), irq_budget=1, irq_handler=handler)
+
+        async def worker() -> None:
+            await spin_lock(lock)  # plain spin_lock: interrupts stay on
+            await preempt_point()
+            spin_unlock(lock)
+
+        k.spawn_thread(worker, name="worker", cpu=0)
+        await k.sched.join()
+    assert k.outcome == "hang"
+    assert any("spinlock recursion" in r.title for r in k.reports)
+
+
+async def test_abba_across_cpus_ends_with_a_deadlock_verdict(autojump_clock):
+    async with Machine("64M", cpus=2).boot("") as k:
+        k.sched = Scheduler(k, RoundRobin())
+        a, b = DEFINE_SPINLOCK("lock_a"), DEFINE_SPINLOCK("lock_b")
+
+        async def take(first, second) -> None:  # type: ignore[no-untyped-def]
+            await spin_lock(first)
+            await preempt_point()
+            await spin_lock(second)
+            spin_unlock(second)
+            spin_unlock(first)
+
+        k.spawn_thread(take, a, b, name="ab", cpu=0)
+        k.spawn_thread(take, b, a, name="ba", cpu=1)
+        await k.sched.join()
+    assert k.outcome == "hang"
+    (verdict,) = [r for r in k.reports if r.kind == "deadlock" and "no CPU" in r.title]
+    assert "CPU0: ab holds [lock_a]" in verdict.text and "CPU1: ba holds [lock_b]" in verdict.text
+    assert "ab/" in verdict.text and "waits for lock_b" in verdict.text
+
+
+async def test_same_instant_wakeups_are_ordered_by_the_strategy(autojump_clock):
+    async def order(seed: int) -> list[int]:
+        out: list[int] = []
+        async with Machine("64M", cpus=2).boot("") as k:
+            k.sched = Scheduler(k, RandomWalk(seed))
+
+            async def sleeper(i: int) -> None:
+                await msleep(10)
+                out.append(i)
+
+            for i in range(6):
+                k.spawn_thread(sleeper, i, name=f"s{i}", cpu=i % 2)
+            await k.sched.join()
+        return out
+
+    assert await order(1) == await order(1)
+    assert len({tuple(await order(seed)) for seed in range(6)}) > 1
+
+
+async def test_virtual_time_advances_with_work(autojump_clock):
+    async with Machine("64M", cpus=1).boot("") as k:
+        k.sched = Scheduler(k, RoundRobin())
+        start = k.local_clock()
+
+        async def worker() -> None:
+            for _ in range(100):
+                await preempt_point()
+
+        k.spawn_thread(worker, name="w", cpu=0)
+        await k.sched.join()
+        assert k.local_clock() - start == 100 * 50
+        assert trio.current_time() == pytest.approx(0.002, abs=0.01)
