@@ -73,6 +73,7 @@ class Kernel:
         self.system_state = SYSTEM_BOOTING
         self.lock_observers: list[object] = []
         self.mem_observers: list[object] = []
+        self.locks_seen: list[object] = []  # every lock acquired once: /proc/lock_stat
         self.sched: Scheduler | None = None  # a deterministic scheduler, when one drives threads
         self.dumpers: list[Callable[[str], Awaitable[None] | None]] = []
         # panic / oops state (K1, K2, K4)

@@ -22,6 +22,7 @@ from ksim.console import register_console
 from ksim.current import set_current
 from ksim.errno import EINVAL, ENOENT
 from ksim.fs import ProcOps, text_reader
+from ksim.locking import render_lock_stat
 from ksim.kernel import KERNEL_IMAGE_SIZE, KERNEL_IMAGE_START, Kernel
 from ksim.memblock import Memblock
 from ksim.memory import PAGE_OFFSET_DEFAULT, PAGE_SIZE, MemoryLayout
@@ -414,6 +415,7 @@ def create_core_files(k: Kernel) -> None:
     vfs = k.vfs
     vfs.create("/proc/cmdline", 0o444, text_reader(lambda: k.boot_command_line + "\n"))
     vfs.create("/proc/consoles", 0o444, text_reader(k.consoles.proc_consoles))
+    vfs.create("/proc/lock_stat", 0o400, text_reader(lambda: render_lock_stat(k.locks_seen)))
     vfs.create("/proc/version", 0o444, text_reader(lambda: BANNER % k.release + "\n"))
     vfs.create("/proc/sys/kernel/printk", 0o644, _proc_sys_printk(k))
     vfs.create("/proc/sys/kernel/panic", 0o644, _proc_sys_int(

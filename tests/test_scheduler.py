@@ -191,3 +191,14 @@ async def test_virtual_time_advances_with_work(autojump_clock):
         await k.sched.join()
         assert k.local_clock() - start == 100 * 50
         assert trio.current_time() == pytest.approx(0.002, abs=0.01)
+
+
+async def test_proc_lock_stat_counts_contention_and_virtual_hold_times(autojump_clock):
+    _, _, sched = await racy_counter(RandomWalk(2), locked=True)
+    text = (await sched.kernel.read_file("/proc/lock_stat")).decode()
+    (row,) = [line for line in text.splitlines() if "counter_lock:" in line]
+    fields = row.split()
+    contentions, acquisitions = int(fields[2]), int(fields[8])
+    hold_total = float(fields[11])
+    assert text.startswith("lock_stat version 0.4")
+    assert acquisitions == 40 and contentions > 0 and hold_total > 0
