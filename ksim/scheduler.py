@@ -47,6 +47,7 @@ BLOCKED = "blocked"
 SLEEPING = "sleeping"
 DONE = "done"
 
+_OFF_CPU = frozenset((BLOCKED, DONE, SLEEPING))
 IrqHandler = Callable[[int, int], Awaitable[None]]
 POINT_NS = 50  # modelled cost of the work between two preemption points, in virtual ns
 
@@ -57,12 +58,19 @@ class SimThread:
 
     tid: int
     task: Task
+    cpu: object = None  # the task's CPU, kept here because the hot path reads it so often
     state: str = RUNNABLE
     trio_task: object = None
     parked: bool = False
     granted: bool = False
     blocked_on: object = None
     spinning: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        self.cpu = self.task.cpu
+
+    def __lt__(self, other: SimThread) -> bool:  # candidate lists are kept in tid order
+        return self.tid < other.tid
 
     @property
     def name(self) -> str:
@@ -185,28 +193,32 @@ class Scheduler:
     # -- the baton ------------------------------------------------------------------------------
     def _add_runnable(self, thread: SimThread) -> None:
         thread.state = RUNNABLE
-        bisect.insort(self.runnable, thread, key=lambda t: t.tid)
+        bisect.insort(self.runnable, thread)
 
     def _leave_cpu(self, thread: SimThread) -> None:
-        cpu = thread.task.cpu.id
+        cpu = thread.cpu.id  # type: ignore[attr-defined]
         if self.cpu_curr[cpu] is thread:
             self.cpu_curr[cpu] = None
 
-    def _may_run(self, thread: SimThread) -> bool:
-        """Whether ``thread`` may take (or keep) its CPU now."""
-        cpu = thread.task.cpu
-        occupant = self.cpu_curr[cpu.id]
-        if occupant is None or occupant is thread:
-            return True
-        if occupant.state in (BLOCKED, DONE, SLEEPING) and not occupant.spinning:
-            return True
-        # The occupant was preempted at a point; it can be replaced only if preemptible.
-        return cpu.preempt_count == 0 and cpu.irqs_enabled and cpu.hardirq_count == 0
-
     def _candidates(self, running: SimThread | None) -> list[SimThread]:
-        cands = [t for t in self.runnable if self._may_run(t)]
+        """The runnable threads that may take (or keep) their CPU now, in tid order.
+
+        A CPU's occupant that was preempted at a point can be replaced only if the kernel
+        could preempt it there (preempt count zero, interrupts on, not in an interrupt); a
+        blocked, sleeping or finished occupant leaves the CPU free, a spinning one does not.
+        """
+        cpu_curr = self.cpu_curr
+        cands = []
+        for t in self.runnable:
+            cpu = t.cpu
+            occupant = cpu_curr[cpu.id]  # type: ignore[attr-defined]
+            if (occupant is None or occupant is t
+                    or (occupant.state in _OFF_CPU and not occupant.spinning)
+                    or (cpu.preempt_count == 0 and cpu.irqs_enabled  # type: ignore[attr-defined]
+                        and cpu.hardirq_count == 0)):  # type: ignore[attr-defined]
+                cands.append(t)
         if running is not None and running.state == RUNNING:
-            bisect.insort(cands, running, key=lambda t: t.tid)
+            bisect.insort(cands, running)
         return cands
 
     def _run(self, thread: SimThread) -> None:
@@ -214,7 +226,7 @@ class Scheduler:
         self.runnable.remove(thread)
         thread.state = RUNNING
         self.running = thread
-        cpu = thread.task.cpu.id
+        cpu = thread.cpu.id  # type: ignore[attr-defined]
         previous = self.cpu_curr[cpu]
         self.cpu_curr[cpu] = thread
         if self.trace is not None:
@@ -264,7 +276,7 @@ class Scheduler:
         self.points += 1
         self.kernel.work_ns += POINT_NS
         strategy = self.strategy
-        cpu = thread.task.cpu  # type: ignore[attr-defined]
+        cpu = thread.cpu  # type: ignore[attr-defined]
         if self.irq_budget:
             target = strategy.irq(len(self.cpu_curr))
             if target is not None:

@@ -102,10 +102,12 @@ class RoundRobin(Strategy):
         self._next_cpu = 0
 
     def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
-        if running is None:
-            return candidates[0]
-        later = [c for c in candidates if c.tid > running.tid]
-        return later[0] if later else candidates[0]
+        if running is not None:
+            tid = running.tid
+            for cand in candidates:
+                if cand.tid > tid:
+                    return cand
+        return candidates[0]
 
     def irq(self, nr_cpus: int) -> int | None:
         self._points += 1
