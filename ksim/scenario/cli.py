@@ -1,0 +1,169 @@
+"""``ksim run`` and ``ksim schema``: registered on ``ksim``'s parser by :mod:`ksim.cli`.
+
+Exit status of ``ksim run``: 0 every scenario passed; 1 some failed (or crashed inside ksim:
+ERROR); 2 invalid input: a file that does not load or validate, a bad option, no scenario
+selected — and then nothing runs.  Never a Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser(
+        "run", help="run YAML scenarios and check their expectations",
+        description="Run scenario files (folders are searched for *.yaml and *.yml). One "
+                    "PASS/FAIL/ERROR line per scenario and seed; exit 0 all passed, 1 some "
+                    "failed, 2 invalid input (nothing run).")
+    run.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+    run.add_argument("-k", dest="keyword", metavar="EXPR",
+                     help="only scenarios whose file or name contains the words of EXPR "
+                          "(case-insensitive; 'and', 'or', 'not' and parentheses as in pytest)")
+    run.add_argument("--seed", type=int, metavar="N",
+                     help="run every selected scenario with seed N only")
+    run.add_argument("--junit", metavar="FILE", help="also write JUnit XML results to FILE")
+    run.add_argument("--json", metavar="FILE", help="also write JSON results to FILE")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="show what happened (boots, cat output) for passing scenarios too")
+    run.add_argument("-x", "--exitfirst", action="store_true",
+                     help="stop after the first scenario that does not pass")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bar, even on a terminal")
+    schema = sub.add_parser("schema", help="print the JSON Schema of the scenario format",
+                            description="Print a JSON Schema (draft 2020-12) of the scenario "
+                                        "format, for editors to validate and complete.")
+    schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
+
+
+_WORD = re.compile(r"\(|\)|[^\s()]+")
+
+
+def keyword_matcher(expr: str):  # type: ignore[no-untyped-def]
+    """pytest-style ``-k``: words are case-insensitive substrings; and/or/not/parentheses."""
+    tokens = _WORD.findall(expr)
+    words: list[str] = []
+    code = []
+    for tok in tokens:
+        low = tok.lower()
+        if low in ("and", "or", "not", "(", ")"):
+            code.append(low)
+        else:
+            code.append(f"_w[{len(words)}]")
+            words.append(low)
+    source = " ".join(code) or "True"
+    try:
+        compiled = compile(source, "<-k>", "eval")
+        eval(compiled, {"__builtins__": {}}, {"_w": [False] * len(words)})
+    except SyntaxError:
+        raise ValueError(f"-k: cannot parse {expr!r}") from None
+
+    def match(text: str) -> bool:
+        low = text.lower()
+        return bool(eval(compiled, {"__builtins__": {}}, {"_w": [w in low for w in words]}))
+
+    return match
+
+
+def _check_output(path: str | None, option: str) -> str | None:
+    if path is None:
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"ksim run: {option} {path}: folder {folder} does not exist"
+    if os.path.isdir(path):
+        return f"ksim run: {option} {path}: is a folder"
+    return None
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from ksim.scenario.loader import ScenarioInvalid, load_paths
+    for message in (_check_output(args.junit, "--junit"), _check_output(args.json, "--json")):
+        if message:
+            print(message, file=sys.stderr)
+            return EXIT_INVALID
+    if args.seed is not None and args.seed < 0:
+        print("ksim run: --seed: expected a non-negative integer", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        match = keyword_matcher(args.keyword) if args.keyword else None
+    except ValueError as exc:
+        print(f"ksim run: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        scenarios = load_paths(args.paths)
+    except ScenarioInvalid as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        n = len(exc.problems)
+        print(f"ksim run: {n} problem{'s' if n != 1 else ''} found; nothing was run",
+              file=sys.stderr)
+        return EXIT_INVALID
+    items = []
+    for sc in scenarios:
+        seeds = (args.seed,) if args.seed is not None else sc.seeds
+        for seed in seeds:
+            label = f"{sc.file}::{sc.name}" + (f"[seed={seed}]" if len(seeds) > 1 else "")
+            if match is None or match(label):
+                items.append((sc, seed))
+    if not items:
+        where = " ".join(args.paths)
+        print(f"ksim run: no scenario selected in {where}"
+              + (f" by -k {args.keyword!r}" if args.keyword else ""), file=sys.stderr)
+        return EXIT_INVALID
+    from ksim.scenario.report import Reporter, write_json, write_junit
+    from ksim.scenario.runner import PASS, run_scenario
+    progress = sys.stdout.isatty() and not args.no_progress
+    reporter = Reporter(len(items), verbose=args.verbose, progress=progress)
+    start = time.perf_counter()
+    try:
+        for sc, seed in items:
+            reporter.starting(sc.name)
+            result = run_scenario(sc, seed)
+            reporter.add(result)
+            if args.exitfirst and result.status != PASS:
+                break
+    finally:
+        wall = time.perf_counter() - start
+        reporter.finish(wall)
+    results = reporter.results
+    try:
+        if args.junit:
+            write_junit(results, wall, args.junit)
+        if args.json:
+            write_json(results, wall, args.json)
+    except OSError as exc:
+        print(f"ksim run: cannot write results: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    ok = all(r.status == PASS for r in results) and len(results) == len(items)
+    return EXIT_PASS if ok else EXIT_FAIL
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    from ksim.scenario.schema import schema
+    json.dump(schema(), sys.stdout, indent=args.indent)
+    sys.stdout.write("\n")
+    return EXIT_PASS
+
+
+def main(args: argparse.Namespace) -> int:
+    """Dispatch ``ksim run`` / ``ksim schema``; a bug here is one line on stderr, exit 2."""
+    try:
+        if args.command == "schema":
+            return schema_command(args)
+        return run_command(args)
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - never a traceback from the CLI
+        import traceback
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        print(f"ksim {args.command}: internal error: {type(exc).__name__}: {exc} "
+              f"(at {frame.filename}:{frame.lineno})", file=sys.stderr)
+        return EXIT_INVALID

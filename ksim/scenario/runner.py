@@ -1,0 +1,661 @@
+"""Running a scenario: a machine, its boots, their steps and expectations, on virtual time.
+
+One scenario with one seed is one ``trio.run`` with an autojumping MockClock: nothing waits for
+the wall clock, and a scenario that would sleep forever ends at its virtual ``timeout``.
+
+What a run produces is a :class:`Result`: PASS, FAIL (expectations or steps that did not
+hold, each with its location) or ERROR (ksim itself crashed: the exception and where; the
+other scenarios go on).  A kernel *dying* is not an error: a panic ends the boot, an oops
+kills the shell (the next step runs in a new one), a deadlock hangs the CPU (the boot's
+outcome is ``hang``, as the core names a stuck machine); expectations then look at what it left.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+import traceback
+from pathlib import Path
+
+import attrs
+import trio
+import trio.testing
+
+from ksim.scenario.expect import Failure, Seen, check
+from ksim.scenario.loader import corrupt_bytes, parse_duration, parse_priority
+from ksim.scenario.model import (
+    Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, NotifierStep, OopsStep,
+    PanicStep, PluginRef, PrintkStep, RmmodStep, Scenario, SleepStep, SpawnStep, Step,
+    SysRebootStep, WriteStep,
+)
+
+PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
+READ_TIMEOUT = 1.0  # virtual seconds a read of a stopped kernel's file may block
+
+
+@attrs.define
+class Result:
+    scenario: Scenario
+    seed: int
+    status: str = PASS
+    failures: list[Failure] = attrs.Factory(list)
+    error: str | None = None
+    error_detail: list[str] = attrs.Factory(list)
+    virtual: float = 0.0
+    wall: float = 0.0
+    log: list[str] = attrs.Factory(list)
+    checks: int = 0
+
+    @property
+    def label(self) -> str:
+        seeds = self.scenario.seeds
+        return self.scenario.name + (f" [seed={self.seed}]" if len(seeds) > 1 else "")
+
+
+# -- plugins ---------------------------------------------------------------------------------
+
+_plugin_cache: dict[tuple[str, tuple[str, ...]], type] = {}
+
+
+def _plugin_classes(refs: tuple[PluginRef, ...], path: tuple[str, ...]) -> list[type]:
+    out = []
+    for ref in refs:
+        key = (ref.name, path)
+        if key not in _plugin_cache:
+            from ksim.plugins import load_plugins
+            _plugin_cache[key] = load_plugins([ref.name], path)[0]
+        out.append(_plugin_cache[key])
+    return out
+
+
+def _console_tap_class() -> type:
+    """A built-in module that records what every console's ``write`` receives.
+
+    Only the serial port keeps its output; to show what another console (memconsole...)
+    *received*, the tap wraps the ``write`` of each console as it joins the registry's list
+    (the module is instantiated before the boot registers any console).  ksim has no hook
+    for this yet (see docs/scenarios.md); the tap only relies on ``kernel.consoles.consoles``
+    being the list registered consoles are inserted into.
+    """
+    from ksim import KernelModule
+
+    class TapList(list):  # type: ignore[type-arg]
+        def __init__(self, items, wrap) -> None:  # type: ignore[no-untyped-def]
+            super().__init__()
+            self._wrap = wrap
+            for item in items:
+                self.append(item)
+
+        def insert(self, index, con) -> None:  # type: ignore[no-untyped-def]
+            self._wrap(con)
+            super().insert(index, con)
+
+        def append(self, con) -> None:  # type: ignore[no-untyped-def]
+            self._wrap(con)
+            super().append(con)
+
+    class ConsoleTap(KernelModule):
+        name = "ksim_scenario_console_tap"
+        description = "record what each console receives (ksim scenarios)"
+        initcall = "early"
+
+        def __init__(self, kernel, builtin):  # type: ignore[no-untyped-def]
+            super().__init__(kernel, builtin)
+            self.received: list[tuple[object, bytearray]] = []
+            registry = kernel.consoles
+            registry.consoles = TapList(registry.consoles, self._wrap)
+
+        def _wrap(self, con) -> None:  # type: ignore[no-untyped-def]
+            write = con.write
+            if write is None or getattr(write, "__ksim_tap__", False):
+                return
+            buf = bytearray()
+            self.received.append((con, buf))
+            if inspect.iscoroutinefunction(write):
+                async def tapped(c, data):  # type: ignore[no-untyped-def]
+                    buf.extend(data)
+                    await write(c, data)
+            else:
+                def tapped(c, data):  # type: ignore[no-untyped-def]
+                    buf.extend(data)
+                    return write(c, data)
+            tapped.__ksim_tap__ = True  # type: ignore[attr-defined]
+            con.write = tapped
+
+        def lookup(self, name: str) -> bytes | None:
+            for con, buf in self.received:
+                if con.label == name:  # type: ignore[attr-defined]
+                    return bytes(buf)
+            for con, buf in self.received:
+                if con.name == name:  # type: ignore[attr-defined]
+                    return bytes(buf)
+            return None
+
+        def names(self) -> list[str]:
+            return [con.label for con, _ in self.received]  # type: ignore[attr-defined]
+
+    return ConsoleTap
+
+
+_TAP: type | None = None
+
+
+def console_tap() -> type:
+    global _TAP
+    if _TAP is None:
+        _TAP = _console_tap_class()
+    return _TAP
+
+
+# -- reading a stopped kernel ----------------------------------------------------------------
+
+async def read_file(kernel, path: str, live: bool) -> bytes:  # type: ignore[no-untyped-def]
+    """Read ``path``; a stopped kernel's file is read as a debugger would, with a time limit.
+
+    File handlers reach their kernel through ``current``.  Kernel.read_file binds it when
+    called from outside (``Kernel.as_current``); with a core that predates that, the read
+    is done from a task bound to the stopped kernel.  A handler blocked on a lock the dead
+    kernel still holds gives up after READ_TIMEOUT virtual seconds.
+    """
+    if live:
+        return await kernel.read_file(path)
+    from ksim.errno import EAGAIN, KernelError
+    with trio.move_on_after(READ_TIMEOUT):
+        if hasattr(kernel, "as_current"):
+            return await kernel.read_file(path)
+        from ksim.cpu import CPU
+        from ksim.current import Task, reset_current, set_current
+        token = set_current(Task(pid=-1, comm="ksim-debugger", cpu=CPU(0), kernel=kernel))
+        try:
+            return await kernel.read_file(path)
+        finally:
+            reset_current(token)
+    raise KernelError(EAGAIN, f"{path}: the read blocked (on a lock the stopped kernel "
+                              "holds?)")
+
+
+# -- one boot --------------------------------------------------------------------------------
+
+class _Stop(Exception):
+    """A step could not do its job: a failure, and the boot's remaining steps go on."""
+
+
+@attrs.define
+class _BootRun:
+    boot: Boot
+    kernel: object = None
+    outcome: str = "running"
+    step_index: int | None = None  # the step running when the kernel stopped
+    finished: bool = False
+    tap: object = None
+
+
+class ScenarioRun:
+    def __init__(self, scenario: Scenario, seed: int, result: Result) -> None:
+        self.sc = scenario
+        self.seed = seed
+        self.result = result
+        self.machine = None
+        self.prev_kernel = None
+        self.current_step: tuple[int, Step] | None = None
+        self.current_boot = 0
+
+    def fail(self, loc, title: str, *details: str) -> None:  # type: ignore[no-untyped-def]
+        self.result.failures.append(Failure(loc, title, tuple(details)))
+
+    def log(self, line: str) -> None:
+        self.result.log.append(line)
+
+    async def run(self) -> None:
+        from ksim import Machine
+        spec = self.sc.machine
+        ram_file = None
+        if spec.ram_file:
+            ram_file = str(Path(self.sc.file).resolve().parent
+                           / spec.ram_file.replace("{seed}", str(self.seed)))
+        self.machine = Machine(spec.ram, cpus=spec.cpus, ram_file=ram_file, seed=self.seed,
+                               numa=spec.numa)
+        try:
+            with trio.move_on_after(self.sc.timeout) as scope:
+                for boot in self.sc.boots:
+                    await self.run_boot(boot)
+            if scope.cancelled_caught:
+                where = ""
+                if self.current_step is not None:
+                    number, step = self.current_step
+                    where = f" in boot {number}, during {step.describe()} ({step.loc})"
+                self.fail(self.sc.loc, f"the scenario ran out of virtual time{where}",
+                          f"timeout: {self.sc.timeout:g} virtual seconds (raise it with "
+                          "'timeout:')")
+        finally:
+            self.machine.close()
+
+    async def run_boot(self, boot: Boot) -> None:
+        machine = self.machine
+        sc = self.sc
+        refs = boot.plugins if boot.plugins is not None else sc.plugins
+        classes = _plugin_classes(refs, sc.plugin_path)
+        builtin = [r.name for r in refs if r.builtin]
+        tap_cls = None
+        if sc.uses_console_tap():
+            tap_cls = console_tap()
+            classes = [tap_cls] + classes
+            builtin.append(tap_cls.name)
+        where = f"boot {boot.index}"
+        self.current_boot = boot.index
+        self.current_step = None
+        for step in boot.before:
+            self.current_step = (boot.index, step)
+            try:
+                self.corrupt(step, self.prev_kernel, where)  # type: ignore[arg-type]
+            except _Stop as exc:
+                self.fail(step.loc, f"{where}: {step.describe()}: {exc}")
+        power = None if boot.index == 1 or boot.reboot is None else (
+            "cold" if boot.reboot == "cold" else "warm")
+        cmdline = boot.cmdline
+        if boot.reboot == "memtest" and "memtest" not in cmdline.split():
+            cmdline = (cmdline + " memtest").strip()
+        run = _BootRun(boot)
+        from ksim.locking import Deadlock
+        try:
+            async with machine.boot(cmdline, classes, builtin=builtin, power=power) as k:
+                run.kernel = k
+                if tap_cls is not None:
+                    run.tap = k.module_instances.get(tap_cls.name)
+                if k.outcome == "running":
+                    for i, step in enumerate(boot.steps):
+                        run.step_index = i
+                        self.current_step = (boot.index, step)
+                        await self.execute(step, run, where)
+                    run.step_index = None
+                    run.finished = True
+                    self.current_step = None
+        except Deadlock:
+            run.outcome = "hang"
+            run.kernel = run.kernel or machine.last_kernel
+        k = run.kernel if run.kernel is not None else machine.last_kernel
+        run.kernel = k
+        if run.outcome != "hang":
+            run.outcome = k.outcome
+        self.log_boot(run, cmdline)
+        if not run.finished and boot.steps:
+            self.report_unrun(run, where)
+        for exp in boot.expect:
+            self.current_step = None
+            await self.expect(exp, run, where, live=False)
+        self.prev_kernel = k
+
+    def log_boot(self, run: _BootRun, cmdline: str) -> None:
+        k = run.kernel
+        how = run.boot.reboot or ("cold" if run.boot.index == 1 else "(machine default)")
+        detail = f", panic: {k.panic_message!r}" if k.panicked else ""
+        self.log(f"boot {run.boot.index} ({k.boot_kind}, reboot: {how}) cmdline {cmdline!r}: "
+                 f"{run.outcome}{detail}")
+
+    def report_unrun(self, run: _BootRun, where: str) -> None:
+        steps = run.boot.steps
+        k = run.kernel
+        why = f"the kernel stopped ({run.outcome}"
+        why += f", panic: {k.panic_message!r})" if k.panicked else ")"
+        if run.step_index is None:
+            self.fail(steps[0].loc, f"{where}: {len(steps)} step(s) did not run: {why} "
+                                    "before init ran")
+            return
+        rest = steps[run.step_index + 1:]
+        if rest:
+            stopper = steps[run.step_index]
+            self.fail(rest[0].loc, f"{where}: {len(rest)} step(s) did not run: {why} during "
+                                   f"{stopper.describe()} at {stopper.loc.line}:{stopper.loc.col}")
+
+    # -- expectations ------------------------------------------------------------------------
+    async def expect(self, exp: Expectation, run: _BootRun, where: str, live: bool) -> None:
+        seen = await self.observe(exp, run, live)
+        self.result.checks += 1
+        self.result.failures.extend(check(exp, seen, where))
+
+    async def observe(self, exp: Expectation, run: _BootRun, live: bool) -> Seen:
+        from ksim.errno import ENOENT, KernelError
+        from ksim.module_loader import strerror
+        k = run.kernel
+        outcome = k.outcome if live else run.outcome
+        context = [f"the boot's outcome: {outcome}"
+                   + (f" (panic: {k.panic_message!r})" if k.panicked else "")]
+        subject = exp.subject
+        if subject == "file":
+            try:
+                data = await read_file(k, exp.target, live)
+            except KernelError as exc:
+                return Seen(error=f"cannot read {exp.target}: {strerror(exc.errno)}"
+                                  + (f" ({exc.message})" if exc.errno not in (-ENOENT,) and
+                                     exc.message and "No such" not in exc.message else ""),
+                            exists=exc.errno != -ENOENT)
+            return Seen(text=data.decode("utf-8", errors="replace"), data=data,
+                        label=exp.target or "")
+        if subject == "dmesg":
+            return Seen(text=k.dmesg(), label="dmesg")
+        if subject == "console":
+            name = exp.target or ""
+            if name.startswith("ttyS") and name[4:].isdigit() or name == "ttyS":
+                port = int(name[4:] or 0)
+                if port < len(k.serial.output):
+                    return Seen(text=k.serial_output(port), label=name)
+                return Seen(text="", label=name, context=[f"the machine has no {name}"])
+            data = run.tap.lookup(name) if run.tap is not None else None  # type: ignore[attr-defined]
+            if data is None:
+                names = run.tap.names() if run.tap is not None else []  # type: ignore[attr-defined]
+                return Seen(text="", label=f"console {name}", context=[
+                    f"console {name!r} was never registered on this boot (consoles that "
+                    f"were: {', '.join(names) or 'none'})"])
+            return Seen(text=data.decode("utf-8", errors="replace"), data=data,
+                        label=f"console {name}")
+        if subject == "panicked":
+            return Seen(scalar=k.panicked, context=context)
+        if subject == "rebooted":
+            return Seen(scalar=outcome == "restart", context=context)
+        if subject == "outcome":
+            return Seen(scalar=outcome, context=context)
+        if subject == "reports":
+            reports = [r for r in k.reports if exp.target in (None, "any", r.kind)]
+            kinds = sorted({r.kind for r in k.reports})
+            return Seen(text="\n".join(r.text for r in reports), items=list(reports),
+                        label=f"{exp.target} reports",
+                        context=[f"report kinds on this boot: {', '.join(kinds) or 'none'}"])
+        raise AssertionError(subject)
+
+    # -- steps -----------------------------------------------------------------------------
+    async def execute(self, step: Step, run: _BootRun, where: str) -> None:
+        try:
+            await self._execute(step, run, where)
+        except _Stop as exc:
+            self.fail(step.loc, f"{where}: {step.describe()}: {exc}")
+
+    def _errno_check(self, step, ret: int, what: str) -> None:  # type: ignore[no-untyped-def]
+        from ksim.errno import errorcode
+        from ksim.module_loader import strerror
+        expected = step.errno.upper().lstrip("-") if step.errno else None
+        if ret >= 0:
+            if expected:
+                raise _Stop(f"expected to fail with {expected}, but it succeeded")
+            return
+        name = errorcode.get(-ret, str(ret))
+        if expected is None:
+            raise _Stop(f"{what}: {strerror(ret)} ({name})")
+        if name != expected:
+            raise _Stop(f"expected to fail with {expected}, failed with {name} "
+                        f"({strerror(ret)})")
+
+    async def _execute(self, step: Step, run: _BootRun, where: str) -> None:
+        import ksim
+        from ksim.errno import KernelError
+        k = run.kernel
+        if isinstance(step, PrintkStep):
+            prefix = _level_prefix(step.level)
+            end = "\n" if step.newline else ""
+            for i in range(step.count):
+                await ksim.printk(prefix + "%s" + end, step.text.replace("{i}", str(i)))
+        elif isinstance(step, SpawnStep):
+            await self.spawn(step, k)
+        elif isinstance(step, OopsStep):
+            try:
+                await ksim.die(step.message, step.err, function=step.function)
+            except ksim.TaskKilled as exc:
+                self.log(f"{where}: oops: {exc}; the next steps run in a new shell")
+                from ksim.current import set_current
+                set_current(k.new_task("sh"))
+        elif isinstance(step, PanicStep):
+            await ksim.panic("%s", step.message)
+        elif isinstance(step, WriteStep):
+            value = step.value
+            text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+            try:
+                await k.write_file(step.path, text + ("\n" if step.newline else ""))
+                ret = 0
+            except KernelError as exc:
+                ret = exc.errno
+            self._errno_check(step, ret, f"write {text!r} to {step.path}")
+        elif isinstance(step, CatStep):
+            try:
+                data = await k.read_file(step.path)
+                ret = 0
+            except KernelError as exc:
+                data, ret = b"", exc.errno
+            self._errno_check(step, ret, f"cat {step.path}")
+            if ret >= 0:
+                text = data.decode("utf-8", errors="replace")
+                self.log(f"{where}: cat {step.path} ({len(data)} bytes):")
+                self.result.log.extend("  | " + line for line in text.splitlines())
+        elif isinstance(step, InsmodStep):
+            ret = await ksim.insmod(step.name, dict(step.params))
+            self._errno_check(step, ret, f"insmod: ERROR: could not insert module {step.name}.ko")
+        elif isinstance(step, RmmodStep):
+            ret = await ksim.rmmod(step.name)
+            self._errno_check(step, ret, f"rmmod: ERROR: could not remove module {step.name}")
+        elif isinstance(step, CorruptStep):
+            self.corrupt(step, k, where)
+        elif isinstance(step, SleepStep):
+            await trio.sleep(parse_duration(step.duration))
+        elif isinstance(step, NotifierStep):
+            await self.notifier(step)
+        elif isinstance(step, SysRebootStep):
+            if step.mode == "restart":
+                await ksim.kernel_restart(step.cmd)
+            elif step.mode == "halt":
+                await ksim.kernel_halt()
+            else:
+                await ksim.kernel_power_off()
+        elif isinstance(step, ExpectStep):
+            for exp in step.expectations:
+                await self.expect(exp, run, f"{where}, {step.loc.line}:{step.loc.col}", live=True)
+        else:
+            raise AssertionError(f"unhandled step {step.kind}")
+
+    async def spawn(self, step: SpawnStep, k) -> None:  # type: ignore[no-untyped-def]
+        import ksim
+        prefix = _level_prefix(step.level)
+        done = trio.Event()
+        remaining = [step.threads]
+        ncpus = len(k.cpus)
+
+        async def worker(thread: int) -> None:
+            text = step.text.replace("{thread}", str(thread))
+            for i in range(step.count):
+                await ksim.printk(prefix + "%s\n", text.replace("{i}", str(i)))
+                if step.interval:
+                    await trio.sleep(step.interval)
+                else:
+                    await trio.lowlevel.checkpoint()
+            remaining[0] -= 1
+            if not remaining[0]:
+                done.set()
+
+        for t in range(step.threads):
+            cpu = t % ncpus if step.cpu == "any" else int(step.cpu)
+            ksim.kthread_run(worker, t, name=f"worker/{t}", cpu=cpu)
+        if step.wait:
+            await done.wait()
+
+    async def notifier(self, step: NotifierStep) -> None:
+        import ksim
+        code = {"done": ksim.NOTIFY_DONE, "ok": ksim.NOTIFY_OK, "stop": ksim.NOTIFY_STOP,
+                "bad": ksim.NOTIFY_BAD}[step.returns]
+        prefix = _level_prefix(step.level)
+
+        async def call(nb, action, data):  # type: ignore[no-untyped-def]
+            await ksim.printk(prefix + "notifier %s called (%s, action %d)\n", step.name,
+                              step.chain, action)
+            return code
+
+        nb = ksim.NotifierBlock(notifier_call=call, priority=parse_priority(step.priority))
+        if step.chain == "panic":
+            ret = ksim.atomic_notifier_chain_register(ksim.panic_notifier_list, nb)
+        elif step.chain == "die":
+            ret = ksim.atomic_notifier_chain_register(ksim.die_chain, nb)
+        else:
+            ret = await ksim.register_reboot_notifier(nb)
+        if ret:
+            from ksim.errno import errorcode
+            raise _Stop(f"registration returned {ret} ({errorcode.get(-ret, '?')})")
+
+    def corrupt(self, step: CorruptStep, kernel, where: str) -> None:  # type: ignore[no-untyped-def]
+        mem = self.machine.mem  # type: ignore[attr-defined]
+        if step.reservation is not None:
+            base, size = find_reservation(kernel, step.reservation)
+            what = f"reservation {step.reservation} [{base:#x}-{base + size - 1:#x}]"
+            if step.offset >= size:
+                raise _Stop(f"offset {step.offset:#x} is beyond the {what} ({size} bytes)")
+        else:
+            base, size = step.address, mem.size - step.address  # type: ignore[operator]
+            what = f"address {base:#x}"
+        start = base + step.offset  # type: ignore[operator]
+        if step.bytes is not None:
+            data = corrupt_bytes(step.bytes)
+            length = len(data)
+        else:
+            length = step.length if step.length is not None else size - step.offset
+        if start < 0 or start + length > mem.size:
+            raise _Stop(f"[{start:#x}, {start + length:#x}) is outside the machine's RAM "
+                        f"({mem.size:#x} bytes)")
+        if step.bytes is not None:
+            mem.write(start, data)
+            self.log(f"{where}: corrupt {what}: wrote {data.hex(' ')} at {start:#x}")
+        elif step.fill is not None:
+            mem.memset(start, step.fill, length)
+            self.log(f"{where}: corrupt {what}: filled {length} bytes at {start:#x} with "
+                     f"{step.fill:#04x}")
+        else:
+            seed = self.seed if step.seed is None else step.seed
+            rng = random.Random(f"{seed}:{step.loc.line}:{step.loc.col}")
+            bits = rng.sample(range(length * 8), min(step.flips, length * 8))  # type: ignore[arg-type]
+            flipped = []
+            for bit in sorted(bits):
+                addr = start + bit // 8
+                byte = mem.read(addr, 1)[0] ^ (1 << (bit % 8))
+                mem.write(addr, bytes([byte]))
+                flipped.append(f"{addr:#x}.{bit % 8}")
+            self.log(f"{where}: corrupt {what}: flipped bits {', '.join(flipped)}")
+
+
+def _level_prefix(level: str | int | None) -> str:
+    if level is None:
+        return ""
+    from ksim.printk import KERN_SOH, level_from_name
+    return KERN_SOH + str(level_from_name(level))
+
+
+def find_reservation(kernel, name: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """The boot-memory region module ``name`` reserved on ``kernel``: (base, size).
+
+    Found generically: the memblock reservation (other than page 0 and the kernel image) that
+    contains an address the module instance holds, as a virtual (direct-map) or physical
+    address.  Nothing here knows which attribute a given module uses.
+    """
+    from ksim.kernel import KERNEL_IMAGE_START
+    if kernel is None:
+        raise _Stop("there is no earlier boot")
+    mod = kernel.module_instances.get(name)
+    if mod is None:
+        raise _Stop(f"no module '{name}' on boot {kernel.machine.boot_count}")
+    memblock, layout = kernel.memblock, kernel.layout
+    if memblock is None or layout is None:
+        raise _Stop("the kernel stopped before it set up memory")
+    regions = [r for r in memblock.reserved
+               if not r.base <= 0 < r.end and not r.base <= KERNEL_IMAGE_START < r.end]
+    values = [v for v in vars(mod).values() if isinstance(v, int) and not isinstance(v, bool)]
+    # pointers first (what a driver keeps), then plain physical addresses
+    candidates = [layout.virt_to_phys(v) for v in values if v >= layout.page_offset]
+    candidates += [v for v in values if v < layout.page_offset]
+    for addr in candidates:
+        for r in regions:
+            if r.base <= addr < r.end:
+                return r.base, r.size
+    raise _Stop(f"module '{name}' holds no address inside a boot-memory reservation (did its "
+                "reservation fail on that boot?)")
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        out: list[BaseException] = []
+        for e in exc.exceptions:
+            out.extend(_leaves(e))
+        return out
+    return [exc]
+
+
+def _crash_summary(exc: BaseException) -> list[str]:
+    frames = traceback.extract_tb(exc.__traceback__)
+    lines = []
+    for fr in frames[-6:]:
+        path = fr.filename
+        for marker in ("/ksim/", "/plugins/", "/site-packages/"):
+            at = path.rfind(marker)
+            if at >= 0:
+                path = path[at + 1:]
+                break
+        lines.append(f"at {path}:{fr.lineno} in {fr.name}")
+    return lines
+
+
+async def _run(sc: Scenario, seed: int, result: Result) -> None:
+    t0 = trio.current_time()
+    runner = ScenarioRun(sc, seed, result)
+    try:
+        await runner.run()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a crash inside ksim is this scenario's ERROR
+        leaves = [e for e in _leaves(exc) if not isinstance(e, trio.Cancelled)] or [exc]
+        if any(isinstance(e, (KeyboardInterrupt, SystemExit)) for e in leaves):
+            raise
+        first = leaves[0]
+        where = ""
+        if runner.current_step is not None:
+            number, step = runner.current_step
+            where = f" in boot {number}, during {step.describe()} ({step.loc})"
+        elif runner.current_boot:
+            where = f" in boot {runner.current_boot}"
+        result.status = ERROR
+        result.error = f"ksim crashed{where}: {type(first).__name__}: {first}"
+        result.error_detail = _crash_summary(first)
+    finally:
+        result.virtual = trio.current_time() - t0
+
+
+def _seed_trio_scheduler(seed: int) -> object:
+    """Make trio's run-queue order a function of the seed, so a seed replays a scenario.
+
+    trio breaks ties between runnable tasks with a module-level ``random.Random``; seeding
+    it is the only way to reproduce an interleaving of ``spawn`` threads (a private detail
+    of trio, hence the guard; the deterministic scheduler of issue 4 should own this).
+    Returns the previous state, for :func:`_restore_trio_scheduler`.
+    """
+    try:
+        from trio._core import _run as trio_run_module
+        state = trio_run_module._r.getstate()
+        trio_run_module._r.seed(f"ksim-scenario:{seed}")
+        return state
+    except (ImportError, AttributeError):
+        return None
+
+
+def _restore_trio_scheduler(state: object) -> None:
+    if state is not None:
+        from trio._core import _run as trio_run_module
+        trio_run_module._r.setstate(state)  # type: ignore[arg-type]
+
+
+def run_scenario(sc: Scenario, seed: int | None = None) -> Result:
+    """Run one scenario with one seed (default: its first) and say how it went."""
+    seed = sc.seeds[0] if seed is None else seed
+    result = Result(sc, seed)
+    start = time.perf_counter()
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    trio_state = _seed_trio_scheduler(seed)
+    try:
+        trio.run(_run, sc, seed, result, clock=clock)
+    finally:
+        _restore_trio_scheduler(trio_state)
+        result.wall = time.perf_counter() - start
+    if result.status != ERROR and result.failures:
+        result.status = FAIL
+    return result

@@ -1,0 +1,126 @@
+"""``ksim run`` and ``ksim schema``: exit statuses, outputs, filters; never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from ksim.cli import main
+from ksim.scenario.cli import keyword_matcher
+
+GOOD = """\
+name: good one
+seeds: [1, 2]
+boots:
+  - steps:
+      - printk: {level: err, text: "hello"}
+    expect:
+      - dmesg: {contains: hello}
+"""
+BAD = """\
+name: bad one
+boots:
+  - expect:
+      - dmesg: {contains: "not there"}
+"""
+CRASH = """\
+name: crashing one
+plugin_path: .
+plugins: [crashycli]
+boots: [{}]
+"""
+CRASHY = """\
+from ksim import KernelModule
+class Crashy(KernelModule):
+    name = "crashycli"
+    async def init(self):
+        raise ValueError("boom")
+"""
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "bad.yml").write_text(BAD)
+    (tmp_path / "crash").mkdir()
+    (tmp_path / "crash" / "crash.yaml").write_text(CRASH)
+    (tmp_path / "crash" / "crashycli.py").write_text(CRASHY)
+    return tmp_path
+
+
+def test_exit_0_when_all_pass(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(tree / "good.yaml")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"PASS  {tree}/good.yaml: good one [seed=1]  (")
+    assert out[1].startswith(f"PASS  {tree}/good.yaml: good one [seed=2]  (")
+    assert out[2].startswith("2 passed, 0 failed, 0 errors in ")
+
+
+def test_exit_1_with_failures_and_errors_and_the_run_goes_on(
+        tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    json_file, junit_file = tree / "r.json", tree / "r.xml"
+    status = main(["run", str(tree), "--json", str(json_file), "--junit", str(junit_file)])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert f"ERROR {tree}/crash/crash.yaml: crashing one" in out
+    assert "ksim crashed in boot 1: ValueError: boom" in out
+    assert f"FAIL  {tree}/sub/bad.yml: bad one" in out
+    assert f"{tree}/sub/bad.yml:4:17: boot 1: dmesg: contains" in out
+    assert "Traceback" not in out
+    assert "2 passed, 1 failed, 1 errors" in out
+    data = json.loads(json_file.read_text())
+    assert data["summary"] | {"wall_s": 0, "scenarios_per_s": 0} == {
+        "total": 4, "passed": 2, "failed": 1, "errors": 1, "wall_s": 0, "scenarios_per_s": 0}
+    assert [r["status"] for r in data["results"]] == ["ERROR", "PASS", "PASS", "FAIL"]
+    assert data["results"][3]["failures"][0]["location"] == f"{tree}/sub/bad.yml:4:17"
+    suite = ET.parse(junit_file).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "1", "1")
+
+
+def test_exit_2_on_invalid_input_and_nothing_runs(tree: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tree / "broken.yaml").write_text("name: x\nboots:\n  - steps: [{printf: hi}]\n")
+    assert main(["run", str(tree)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{tree}/broken.yaml:3:14: unknown step 'printf'; did you mean 'printk'?" in captured.err
+    assert "1 problem found; nothing was run" in captured.err
+    assert main(["run", str(tree / "missing.yaml")]) == 2
+    assert "missing.yaml: no such file or folder" in capsys.readouterr().err
+    assert main(["run", str(tree / "good.yaml"), "-k", "zebra"]) == 2
+    assert "no scenario selected" in capsys.readouterr().err
+    assert main(["run"]) == 2  # argparse: PATH is required
+    assert main(["run", str(tree / "good.yaml"), "--json", str(tree / "no" / "r.json")]) == 2
+
+
+def test_filter_and_seed_override(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(tree), "-k", "good and not crash", "--seed", "7"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[0].startswith(f"PASS  {tree}/good.yaml: good one [seed=7]")
+    match = keyword_matcher("(memconsole or core) and not Slow")
+    assert match("scenarios/core/x.yaml::a") and not match("scenarios/core/x.yaml::slow one")
+    with pytest.raises(ValueError):
+        keyword_matcher("a and (b")
+
+
+def test_schema_is_json_and_lists_the_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    steps = {key.removeprefix("step_") for key in schema["$defs"] if key.startswith("step_")}
+    assert steps == {"printk", "spawn", "oops", "panic", "write", "cat", "insmod", "rmmod",
+                     "corrupt", "sleep", "notifier", "sys_reboot", "expect"}
+
+
+def test_the_installed_command_never_prints_a_traceback(tree: Path) -> None:
+    proc = subprocess.run([str(Path(sys.executable).parent / "ksim"), "run", str(tree)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "ERROR" in proc.stdout and "FAIL" in proc.stdout

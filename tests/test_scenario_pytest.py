@@ -1,0 +1,69 @@
+"""The pytest plugin: scenario files as items (one per scenario and seed), and the fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SCENARIOS = """\
+name: passes
+seeds: [1, 2]
+boots:
+  - steps: [{printk: {level: err, text: hello}}]
+    expect: [{dmesg: {contains: hello}}]
+---
+name: fails
+boots:
+  - expect:
+      - dmesg: {contains: "not there"}
+"""
+
+
+def test_scenarios_are_collected_per_seed_and_failures_read_like_the_cli(
+        pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", lib=SCENARIOS)
+    pytester.makefile(".yaml", other="just: some yaml\nnot: a scenario\n")
+    result = pytester.runpytest_inprocess("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "lib.yaml::passes[[]seed=1[]] PASSED*",
+        "lib.yaml::passes[[]seed=2[]] PASSED*",
+        "lib.yaml::fails FAILED*",
+        "*FAIL  lib.yaml: fails  (*",
+        "*lib.yaml:10:17: boot 1: dmesg: contains",
+        "*expected to contain: 'not there'",
+    ])
+    result = pytester.runpytest_inprocess("--ksim-seed", "9", "-k", "passes", "-v")
+    result.stdout.fnmatch_lines(["lib.yaml::passes PASSED*"])
+
+
+def test_an_invalid_file_is_a_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", broken="name: x\nboots:\n  - steps: [{printf: hi}]\n")
+    result = pytester.runpytest_inprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*broken.yaml:3:14: unknown step 'printf'; did you mean 'printk'?*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_machine_and_kernel_fixtures_run_on_virtual_time(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest, trio
+        from ksim import printk, KERN_ERR
+
+        def test_machine(machine):
+            assert machine.ram_size == 32 << 20 and machine.cpus == 1
+
+        @pytest.mark.trio
+        @pytest.mark.ksim(cmdline="memconsole=8192 loglevel=4", plugins=["memconsole"])
+        async def test_kernel(kernel):
+            await printk(KERN_ERR + "from a test\\n")
+            await trio.sleep(3600)          # virtual: returns at once
+            data = await kernel.read_file("/proc/memconsole")
+            assert b"from a test" in data
+            assert trio.current_time() >= 3600
+
+        pytestmark = pytest.mark.ksim(ram="32M")
+    """)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
