@@ -15,8 +15,10 @@ Model, kept simple on purpose:
   (program order), whatever CPU it ran on.
 * **Shadow.**  RAM is shadowed in 8-byte granules (a sparse dict).  A granule first belongs
   to the context that touched it (Eraser's *exclusive* state): initialisation without a lock,
-  e.g. memconsole's ``buf_init()``, is not a race.  From the first access by a second context
-  on, the granule is *shared* and keeps the last write and, per context, the last read since.
+  e.g. memconsole's ``buf_init()``, is not a race -- unless the second context holds no lock
+  either (then nothing ever protected the data: the owner's last lockless access is compared).
+  From the first access by a second context on, the granule is *shared* and keeps the last
+  write and, per context, the last read since.
 * **Race.**  Two accesses of a shared granule race when they come from different contexts,
   at least one writes, their *locksets* have no lock in common, and they can overlap in time:
   they ran on different CPUs; or, on one CPU, one ran in a hardirq handler and the other in
@@ -30,7 +32,8 @@ Model, kept simple on purpose:
 * **Reports.**  One per pair of code locations (first frame outside ksim's memory code),
   through :func:`ksim.bug.add_report` with kind ``"data-race"``, also kept in
   :attr:`RaceDetector.reports`.  The earlier access is listed first, as KCSAN lists the other
-  thread's access first.  No ``value changed`` line: a lockset detector does not watch values.
+  thread's access first; a handler's access is ``by interrupt``.  No ``value changed`` line:
+  a lockset detector does not watch values.
 * Accesses after the kernel stopped (``outcome != "running"``, e.g. a checker reading a dead
   kernel's buffer) and while ``enabled`` is False are ignored.
 
@@ -43,14 +46,14 @@ or set ``enabled = False``.
 from __future__ import annotations
 
 import sys
-from types import CodeType, FrameType
 
 from ksim import memory as _memory
 from ksim import mm as _mm
 from ksim.bug import Report, add_report, cpu_pid_line
-from ksim.current import Task, current, maybe_current_kernel
-from ksim.locking import LockBase, RwSemaphore
-from ksim.lockdep import Trace, capture, format_where
+from ksim.current import _current as _current_var
+from ksim.current import Task, maybe_current_kernel
+from ksim.locking import LockBase, Mutex, RwSemaphore
+from ksim.lockdep import capture, format_where
 from ksim.printk import KERN_ERR
 
 __all__ = ["RaceDetector"]
@@ -74,48 +77,32 @@ class _Ctx:
         self.irq = irq
 
 
-class _Access:
-    __slots__ = ("ctx", "cpu", "write", "addr", "size", "locks", "irqs_on", "preemptible",
-                 "trace")
-
-    def __init__(self, ctx: _Ctx, cpu: int, write: bool, addr: int, size: int,
-                 locks: frozenset[LockBase], irqs_on: bool, preemptible: bool,
-                 trace: Trace) -> None:
-        self.ctx = ctx
-        self.cpu = cpu
-        self.write = write
-        self.addr = addr
-        self.size = size
-        self.locks = locks
-        self.irqs_on = irqs_on
-        self.preemptible = preemptible
-        self.trace = trace
+# One access, a plain tuple (made on most accesses once data is shared):
+# (context, cpu, write, phys addr, size, lockset, irqs on, preemptible, trace).
+_Access = tuple
+_CTX, _CPU, _WRITE, _ADDR, _SIZE, _LOCKS, _IRQS_ON, _PREEMPTIBLE, _TRACE = range(9)
 
 
 class _Shadow:
-    __slots__ = ("owner", "write", "reads")
+    __slots__ = ("owner", "last", "write", "reads")
 
     def __init__(self, owner: _Ctx) -> None:
         self.owner: _Ctx | None = owner  # exclusive to this context until another comes
+        self.last: _Access | None = None  # the owner's last access, if it held no lock
         self.write: _Access | None = None
         self.reads: dict[_Ctx, _Access] | None = None
 
 
 def _may_overlap(a: _Access, b: _Access) -> bool:
     """Could accesses from two different contexts have overlapped in time?"""
-    if a.cpu != b.cpu:
+    if a[_CPU] != b[_CPU]:
         return True
-    if a.ctx.irq != b.ctx.irq:  # an interrupt handler and the task it may interrupt
-        return (b if a.ctx.irq else a).irqs_on
-    if a.ctx.irq:
+    a_irq, b_irq = a[_CTX].irq, b[_CTX].irq
+    if a_irq != b_irq:  # an interrupt handler and the task it may interrupt
+        return (b if a_irq else a)[_IRQS_ON]
+    if a_irq:
         return False
-    return a.preemptible or b.preemptible
-
-
-def _capture(frame: FrameType | None) -> Trace:
-    while frame is not None and frame.f_code.co_filename in _SKIP_FILES:
-        frame = frame.f_back
-    return capture(frame, _TRACE_DEPTH)
+    return a[_PREEMPTIBLE] or b[_PREEMPTIBLE]
 
 
 class RaceDetector:
@@ -128,8 +115,13 @@ class RaceDetector:
         self._shadow: dict[int, _Shadow] = {}
         self._task_ctx: dict[Task, _Ctx] = {}
         self._irq_ctx: dict[Task, _Ctx] = {}
-        self._reported: set[frozenset[tuple[CodeType, int]]] = set()
+        # spinlocks taken inside a hardirq handler and not yet released
+        self._irq_locks: set[LockBase] = set()
+        # task -> {sleeping lock: [exclusive holds, shared holds]}
+        self._sleeping: dict[Task, dict[LockBase, list[int]]] = {}
+        self._reported: set[frozenset[tuple[int, int]]] = set()
         self._kernel: object | None = None
+        self._subscribed = False
 
     # -- attaching -------------------------------------------------------------------------
     @classmethod
@@ -140,8 +132,15 @@ class RaceDetector:
         if getattr(kernel, "mem_observers", None) is None:
             kernel.mem_observers = []  # type: ignore[attr-defined]
         kernel.mem_observers.append(self)  # type: ignore[attr-defined]
-        kernel.lock_observers.append(self)  # type: ignore[attr-defined]
+        self._subscribe(kernel)
         return self
+
+    def _subscribe(self, kernel: object) -> None:
+        self._subscribed = True
+        self._kernel = kernel
+        observers = getattr(kernel, "lock_observers", None)
+        if observers is not None and self not in observers:
+            observers.append(self)
 
     def detach(self) -> None:
         for attr in ("mem_observers", "lock_observers"):
@@ -156,83 +155,160 @@ class RaceDetector:
             ctx = table[task] = _Ctx(task, irq)
         return ctx
 
-    # -- lock observer: who holds what -----------------------------------------------------
+    # -- lock observer: sleeping locks per task, spinlocks taken in hardirq ----------------
     def lock_event(self, event: str, lock: LockBase) -> None:
         if event == "acquired":
-            task = current()
-            ctx = self._ctx(task, task.cpu.hardirq_count > 0)
-            held = (ctx.shared if type(lock) is RwSemaphore and lock.owner is not task
-                    else ctx.exclusive)
-            held[lock] = held.get(lock, 0) + 1
-            ctx.dirty = True
+            task = _current_var.get()
+            if type(lock) is Mutex or type(lock) is RwSemaphore:
+                holds = self._sleeping.setdefault(task, {}).setdefault(lock, [0, 0])
+                holds[1 if type(lock) is RwSemaphore and lock.owner is not task else 0] += 1
+            elif task.cpu.hardirq_count:
+                self._irq_locks.add(lock)
         elif event == "release":
-            task = current()
-            if self._ctx(task, task.cpu.hardirq_count > 0).drop(lock):
+            if type(lock) is Mutex or type(lock) is RwSemaphore:
+                task = _current_var.get()
+                self._drop_sleeping(task, lock)
+            elif self._irq_locks:
+                self._irq_locks.discard(lock)
+
+    def _drop_sleeping(self, task: Task, lock: LockBase) -> None:
+        held = self._sleeping.get(task)
+        holds = held.get(lock) if held else None
+        if holds is None:  # released by another task: find the holder
+            for held in self._sleeping.values():
+                holds = held.get(lock)
+                if holds is not None:
+                    break
+            else:
                 return
-            # released in another context than it was taken in: find it
-            for table in (self._task_ctx, self._irq_ctx):
-                ctx = table.get(task)
-                if ctx is not None and ctx.drop(lock):
-                    return
-            for table in (self._task_ctx, self._irq_ctx):
-                for ctx in table.values():
-                    if ctx.drop(lock):
-                        return
+        assert held is not None
+        if type(lock) is RwSemaphore and lock.owner is None and holds[1]:
+            holds[1] -= 1  # up_read (the semaphore has no writer, so this is a reader)
+        elif holds[0]:
+            holds[0] -= 1
+        else:
+            holds[1] -= 1
+        if not holds[0] and not holds[1]:
+            del held[lock]
+
+    def _locksets(self, task: Task, irq: bool) -> tuple[frozenset[LockBase],
+                                                         frozenset[LockBase]]:
+        """(locks protecting a write, locks protecting a read) of this context now."""
+        spin = task.cpu.held_locks
+        if spin:
+            irq_locks = self._irq_locks
+            if irq:
+                excl = [lock for lock in spin if lock in irq_locks]
+            elif irq_locks:
+                excl = [lock for lock in spin if lock not in irq_locks]
+            else:
+                excl = list(spin)
+        else:
+            excl = []
+        shared = []
+        held = None if irq else self._sleeping.get(task)
+        if held:
+            for lock, (n_excl, n_shared) in held.items():
+                if n_excl:
+                    excl.append(lock)
+                elif n_shared:
+                    shared.append(lock)
+        locks_w = frozenset(excl) if excl else _EMPTY
+        return locks_w, (locks_w.union(shared) if shared else locks_w)
 
     # -- memory observer -------------------------------------------------------------------
     def on_access(self, addr: int, size: int, write: bool) -> None:
         """A driver read or wrote ``size`` bytes of RAM at physical ``addr``."""
         if not self.enabled or size <= 0:
             return
+        task = _current_var.get()
+        kernel = task.kernel
+        if kernel is not None:
+            if getattr(kernel, "outcome", "running") != "running":
+                return
+            if not self._subscribed:
+                self._subscribe(kernel)
         self.accesses += 1
-        task = current()
         cpu = task.cpu
         irq = cpu.hardirq_count > 0
         ctx = (self._irq_ctx if irq else self._task_ctx).get(task)
         if ctx is None:
             ctx = self._ctx(task, irq)
+        # Without any lock held, even the owner's accesses are remembered: if the next
+        # context also holds none, nothing ever protected the data (the lockless ring).
+        lockless = not cpu.held_locks and not (not irq and self._sleeping.get(task))
         shadow = self._shadow
         access: _Access | None = None
+        locks: frozenset[LockBase] = _EMPTY
+        seen: _Access | None = None  # consecutive granules mostly share their last write
+        # (hot loop: tuple fields by literal index, 0 = _CTX, 5 = _LOCKS)
         for granule in range(addr >> GRANULE_SHIFT, ((addr + size - 1) >> GRANULE_SHIFT) + 1):
             sh = shadow.get(granule)
-            if sh is None:
-                shadow[granule] = _Shadow(ctx)
-                continue
-            owner = sh.owner
-            if owner is ctx:
+            if sh is None or sh.owner is ctx:
+                if sh is None:
+                    sh = shadow[granule] = _Shadow(ctx)
+                if lockless:
+                    if access is None:
+                        access = self._access(ctx, task, irq, write, addr, size)
+                    sh.last = access
+                elif sh.last is not None:
+                    sh.last = None
                 continue
             if access is None:
-                if ctx.dirty:
-                    ctx.rebuild()
-                irqs_on = cpu.irqs_enabled
-                access = _Access(ctx, cpu.id, write, addr, size,
-                                 ctx.locks_w if write else ctx.locks_r, irqs_on,
-                                 irqs_on and not irq and cpu.preempt_count == 0,
-                                 _capture(sys._getframe(1)))
-            if owner is not None:
-                sh.owner = None  # a second context: shared from now on (nothing to compare)
+                access = self._access(ctx, task, irq, write, addr, size)
+                locks = access[5]
+            if sh.owner is not None:
+                # A second context: the granule is shared from now on.  Eraser forgives the
+                # owner's accesses (initialisation), unless neither side held any lock.
+                sh.owner = None
+                last = sh.last
+                sh.last = None
+                if last is not None and not locks:
+                    self._check(last, access)
             else:
                 last = sh.write
-                if last is not None and last.ctx is not ctx:
-                    self._check(last, access)
+                if last is not None and last is not seen:
+                    seen = last
+                    if last[0] is not ctx and last[5].isdisjoint(locks):
+                        self._check(last, access)
                 if write and sh.reads:
                     for read in sh.reads.values():
-                        if read.ctx is not ctx:
+                        if read[0] is not ctx and read[5].isdisjoint(locks):
                             self._check(read, access)
             if write:
                 sh.write = access
                 sh.reads = None
-            elif sh.reads is None:
-                sh.reads = {ctx: access}
             else:
-                sh.reads[ctx] = access
+                reads = sh.reads
+                if reads is None:
+                    sh.reads = {ctx: access}
+                else:
+                    reads[ctx] = access
+
+    def _access(self, ctx: _Ctx, task: Task, irq: bool, write: bool, addr: int,
+                size: int) -> _Access:
+        cpu = task.cpu
+        spin = cpu.held_locks
+        if irq or self._irq_locks or self._sleeping.get(task):
+            locks_w, locks_r = self._locksets(task, irq)
+            locks = locks_w if write else locks_r
+        else:  # the common case: only this CPU's spinlocks
+            locks = frozenset(spin) if spin else _EMPTY
+        irqs_on = cpu.irqs_enabled
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename in _SKIP_FILES:
+            frame = frame.f_back
+        return (ctx, cpu.id, write, addr, size, locks, irqs_on,
+                irqs_on and not irq and cpu.preempt_count == 0, capture(frame, _TRACE_DEPTH))
 
     def _check(self, old: _Access, new: _Access) -> None:
-        if not old.write and not new.write:
+        """Two accesses of different contexts with no lock in common: a race if one writes
+        and they could overlap; reported once per pair of locations."""
+        if not old[_WRITE] and not new[_WRITE]:
             return
-        if not old.locks.isdisjoint(new.locks) or not _may_overlap(old, new):
+        if not old[_LOCKS].isdisjoint(new[_LOCKS]) or not _may_overlap(old, new):
             return
-        key = frozenset((old.trace[:1] + new.trace[:1]))
+        key = frozenset((id(w[0]), w[1]) for w in (old[_TRACE][:1] + new[_TRACE][:1]))
         if key in self._reported:
             return
         self._reported.add(key)
@@ -240,26 +316,26 @@ class RaceDetector:
 
     # -- the report (print_report) ---------------------------------------------------------
     def _report(self, other: _Access, this: _Access) -> None:
-        def sym(access: _Access) -> tuple[str, int]:
-            if not access.trace:
-                return ("?", 0)
-            code, line = access.trace[0]
-            return (code.co_name, line)
+        def sym(access: _Access) -> str:
+            """%pS of the access's first frame: function first, as KCSAN sorts the title."""
+            trace = access[_TRACE]
+            return format_where(trace[0]).split(" ", 1)[1] if trace else "?"
 
-        first, second = sorted((sym(other), sym(this)))
-        lines = [_RULE, "BUG: KCSAN: data-race in %s / %s" % (first[0], second[0]), ""]
+        funcs = sorted((sym(other), sym(this)))
+        lines = [_RULE, "BUG: KCSAN: data-race in %s / %s" % (funcs[0], funcs[1]), ""]
         lines += self._access_lines(other)
         lines.append("")
         lines += self._access_lines(this)
         lines += ["", "Reported by Kernel Concurrency Sanitizer on:", cpu_pid_line(), _RULE]
-        self.reports.append(add_report("kcsan", lines[1], lines, KERN_ERR))
+        self.reports.append(add_report("data-race", lines[1], lines, KERN_ERR))
 
     def _access_lines(self, access: _Access) -> list[str]:
-        who = "interrupt" if access.ctx.irq else "task %d" % access.ctx.task.pid
+        ctx = access[_CTX]
+        who = "interrupt" if ctx.irq else "task %d" % ctx.task.pid
         lines = ["%s to 0x%016x of %d bytes by %s on cpu %d:" % (
-            "write" if access.write else "read", self._virt(access.addr), access.size, who,
-            access.cpu)]
-        return lines + [" " + format_where(w) for w in access.trace]
+            "write" if access[_WRITE] else "read", self._virt(access[_ADDR]), access[_SIZE],
+            who, access[_CPU])]
+        return lines + [" " + format_where(w) for w in access[_TRACE]]
 
     def _virt(self, phys: int) -> int:
         kernel = self._kernel or maybe_current_kernel()

@@ -23,7 +23,7 @@ ignores every later event; an oops or panic switches it off silently, as ``oops_
 does.  Reports go through :func:`ksim.bug.add_report` with kind ``"lockdep"`` and are also
 kept in :attr:`Lockdep.reports`.
 
-Modelling choices (see also ``docs/deviations.md``):
+Modelling choices:
 
 * Usage states: ``IN-HARDIRQ-{W,R}`` for a non-trylock acquisition with ``hardirq_count > 0``;
   ``HARDIRQ-ON-{W,R}`` and ``SOFTIRQ-ON-{W,R}`` for one outside hardirq with interrupts
@@ -41,9 +41,11 @@ Modelling choices (see also ``docs/deviations.md``):
 * Not checked: hardirq-safe -> hardirq-unsafe dependencies ("irq lock inversion"), lock
   nesting annotations (``*_nested``), held-lock-freed and bad-unlock-balance reports.
 
-Cost: an acquisition whose class, states and dependency are already known is a frame walk
-of a few frames plus a handful of dict lookups; a release is a list pop.  The graph search
-runs only when a new class->class edge appears.
+Cost: an acquisition whose class, states and dependency are already known is a walk out of
+ksim's locking frames plus a handful of dict lookups (about 1.5 us); "acquired" and a LIFO
+release are a list push and pop (about 0.5 us each).  The graph search runs only when a new
+class->class edge appears; stack traces are taken only when a state or an edge is new, and
+line numbers are resolved only when a report prints them.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ from types import CodeType, FrameType
 
 from ksim import locking as _locking
 from ksim.bug import Report, add_report, cpu_pid_line, taint_string
-from ksim.current import Task, current, maybe_current_kernel
+from ksim.current import _current as _current_var
+from ksim.current import Task, maybe_current_kernel
 from ksim.printk import KERN_WARNING
 
 __all__ = ["Lockdep", "USAGE_STR"]
@@ -114,14 +117,14 @@ def _file_of(fn: object) -> str:
 _SKIP_FILES = frozenset({_file_of(_locking.spin_lock), _file_of(_exclusive_bit)})
 
 
-def _codes(*names: str) -> frozenset[CodeType]:
-    return frozenset(getattr(_locking, n).__code__ for n in names if hasattr(_locking, n))
+# Entry points of ksim.locking met on the way out of it, by function name (a str hashes once;
+# a code object hashes its whole contents every time).
+_TRY_NAMES = frozenset({"spin_trylock", "mutex_trylock", "down_read_trylock",
+                        "down_write_trylock"})
+_READ_NAMES = frozenset({"down_read", "down_read_trylock"})
+_MARK_NAMES = _TRY_NAMES | _READ_NAMES
 
-
-_TRY_CODES = _codes("spin_trylock", "mutex_trylock", "down_read_trylock", "down_write_trylock")
-_READ_CODES = _codes("down_read", "down_read_trylock")
-
-Where = tuple[CodeType, int]
+Where = tuple[CodeType, int]  # (code, f_lasti): a frame's position, resolved to a line lazily
 Trace = tuple[Where, ...]
 
 
@@ -134,12 +137,25 @@ def _short_path(path: str) -> str:
     return path
 
 
+@lru_cache(maxsize=4096)
+def _line_of(code: CodeType, lasti: int) -> int:
+    """The source line of bytecode offset ``lasti`` (what ``frame.f_lineno`` computes, but
+    only when a report needs it: reading ``f_lasti`` is several times cheaper)."""
+    line = code.co_firstlineno
+    for start, end, lineno in code.co_lines():
+        if start <= lasti < end:
+            return lineno if lineno is not None else line
+        if lineno is not None and start <= lasti:
+            line = lineno
+    return line
+
+
 def format_where(where: Where | None) -> str:
     """``file:line func``, as :func:`ksim.bug.caller_location` prints a caller."""
     if where is None:
         return "?"
-    code, line = where
-    return "%s:%d %s" % (_short_path(code.co_filename), line, code.co_name)
+    code, lasti = where
+    return "%s:%d %s" % (_short_path(code.co_filename), _line_of(code, lasti), code.co_name)
 
 
 # A trace ends where ksim's code was entered from the runtime (trio, pytest, the stdlib):
@@ -148,27 +164,35 @@ _RUNTIME_PREFIXES = tuple(sorted({p for p in (sysconfig.get_paths().get(k) for k
     "stdlib", "platstdlib", "purelib", "platlib")) if p}))
 
 
-@lru_cache(maxsize=None)
+_runtime_files: dict[str, bool] = {}
+
+
 def _is_runtime(path: str) -> bool:
-    return path.startswith(_RUNTIME_PREFIXES) and "/ksim" not in path
+    runtime = _runtime_files.get(path)
+    if runtime is None:
+        runtime = _runtime_files[path] = (path.startswith(_RUNTIME_PREFIXES)
+                                          and "/ksim" not in path)
+    return runtime
 
 
 def capture(frame: FrameType | None, depth: int = _TRACE_DEPTH) -> Trace:
-    """Up to ``depth`` (code, line) pairs from ``frame`` outwards, up to the runtime."""
-    out = []
+    """Up to ``depth`` (code, f_lasti) pairs from ``frame`` outwards, up to the runtime."""
+    if frame is None:
+        return ()
+    out = [(frame.f_code, frame.f_lasti)]
+    frame = frame.f_back
+    runtime = _runtime_files
     while frame is not None and len(out) < depth:
         code = frame.f_code
-        if out and _is_runtime(code.co_filename):
+        path = code.co_filename
+        is_runtime = runtime.get(path)
+        if is_runtime is None:
+            is_runtime = _is_runtime(path)
+        if is_runtime:
             break
-        out.append((code, frame.f_lineno))
+        out.append((code, frame.f_lasti))
         frame = frame.f_back
     return tuple(out)
-
-
-def first_outside(frame: FrameType | None, skip: frozenset[str]) -> FrameType | None:
-    while frame is not None and frame.f_code.co_filename in skip:
-        frame = frame.f_back
-    return frame
 
 
 # -- state ----------------------------------------------------------------------------------
@@ -186,19 +210,10 @@ class _Class:
         self.wait = wait
 
 
-class _Held:
-    """One entry of a task's held-lock stack (struct held_lock)."""
-
-    __slots__ = ("lock", "name", "where", "irq", "trylock", "read")
-
-    def __init__(self, lock: _locking.LockBase, where: Where | None, irq: bool,
-                 trylock: bool, read: bool) -> None:
-        self.lock = lock
-        self.name = lock.name
-        self.where = where
-        self.irq = irq
-        self.trylock = trylock
-        self.read = read
+# One entry of a task's held-lock stack (struct held_lock), a plain tuple because it is made
+# on every acquisition: (lock, class name, where, in hardirq, trylock, read).
+_Held = tuple  # tuple[LockBase, str, Where | None, bool, bool, bool]
+_LOCK, _NAME, _WHERE, _IRQ, _TRY, _READ = range(6)
 
 
 class _TaskState:
@@ -278,7 +293,7 @@ class Lockdep:
 
     def held_locks(self, task: Task) -> list[str]:
         ts = self._tasks.get(task)
-        return [h.name for h in ts.stack] if ts else []
+        return [h[_NAME] for h in ts.stack] if ts else []
 
     # -- the observer entry point ----------------------------------------------------------
     def lock_event(self, event: str, lock: _locking.LockBase) -> None:
@@ -287,25 +302,47 @@ class Lockdep:
         if event == "acquire":
             self._acquire(lock)
         elif event == "acquired":
-            self._acquired(lock)
+            ts = self._tasks.get(_current_var.get())
+            held = ts.pending.pop(lock, None) if ts is not None else None
+            if held is None:
+                self._acquired_unseen(lock)
+                return
+            ts.stack.append(held)
+            counts = ts.counts
+            name = held[_NAME]
+            counts[name] = counts.get(name, 0) + 1
         elif event == "release":
-            self._release(lock)
+            ts = self._tasks.get(_current_var.get())
+            if ts is not None:
+                stack = ts.stack
+                if stack and stack[-1][_LOCK] is lock:  # released in LIFO order
+                    name = stack.pop()[_NAME]
+                    counts = ts.counts
+                    n = counts[name] - 1
+                    if n:
+                        counts[name] = n
+                    else:
+                        del counts[name]
+                    return
+            self._release(lock, ts)
 
     def _acquire(self, lock: _locking.LockBase) -> None:
-        task = current()
+        task = _current_var.get()
         cpu = task.cpu
         # Walk out of ksim's locking code: the first frame left is the acquisition site;
         # on the way, the locking entry point tells a trylock or a read acquisition.
         frame = sys._getframe(2)
         read = trylock = False
-        while frame is not None and frame.f_code.co_filename in _SKIP_FILES:
+        while frame is not None:
             code = frame.f_code
-            if code in _TRY_CODES:
-                trylock = True
-            if code in _READ_CODES:
-                read = True
+            if code.co_filename not in _SKIP_FILES:
+                break
+            fn = code.co_name
+            if fn in _MARK_NAMES:
+                trylock = trylock or fn in _TRY_NAMES
+                read = read or fn in _READ_NAMES
             frame = frame.f_back
-        where = (frame.f_code, frame.f_lineno) if frame is not None else None
+        where = (frame.f_code, frame.f_lasti) if frame is not None else None
         irq = cpu.hardirq_count > 0
         name = lock.name
         cls = self._classes.get(name)
@@ -330,7 +367,7 @@ class Lockdep:
             # L7: the same class again, held by this task
             if name in ts.counts:
                 for prev in reversed(ts.stack):
-                    if prev.name == name:
+                    if prev[_NAME] == name:
                         self._report_recursive(task, ts, prev, lock, where, read, frame)
                         return
             # dependencies: from the held locks of this irq context, down to the first
@@ -339,45 +376,42 @@ class Lockdep:
             i = len(stack) - 1
             while i >= 0:
                 prev = stack[i]
-                if prev.irq != irq:
+                if prev[_IRQ] != irq:
                     break
-                after = self._after.get(prev.name)
+                after = self._after.get(prev[_NAME])
                 if after is None or name not in after:
                     if self._new_dependency(prev, lock, where, read, frame, task, ts):
                         return
-                if not prev.trylock:
+                if not prev[_TRY]:
                     break
                 i -= 1
-        ts.pending[lock] = _Held(lock, where, irq, trylock, read)
+        ts.pending[lock] = (lock, name, where, irq, trylock, read)
 
-    def _acquired(self, lock: _locking.LockBase) -> None:
-        task = current()
+    def _acquired_unseen(self, lock: _locking.LockBase) -> None:
+        """An acquisition whose "acquire" was not seen (attached meanwhile)."""
+        task = _current_var.get()
         ts = self._tasks.get(task)
         if ts is None:
             ts = self._tasks[task] = _TaskState()
-        held = ts.pending.pop(lock, None)
-        if held is None:  # attached while this acquisition was under way
-            held = _Held(lock, None, task.cpu.hardirq_count > 0, False, False)
-        ts.stack.append(held)
-        counts = ts.counts
-        counts[held.name] = counts.get(held.name, 0) + 1
+        ts.stack.append((lock, lock.name, None, task.cpu.hardirq_count > 0, False, False))
+        ts.counts[lock.name] = ts.counts.get(lock.name, 0) + 1
 
-    def _release(self, lock: _locking.LockBase) -> None:
-        ts = self._tasks.get(current())
-        if ts is None or not self._pop(ts, lock):
-            # released by another task than the one that took it: find the holder
-            for other in self._tasks.values():
-                if other is not ts and self._pop(other, lock):
-                    break
+    def _release(self, lock: _locking.LockBase, ts: _TaskState | None) -> None:
+        """A release out of LIFO order, or by another task than the one that took it."""
+        if ts is not None and self._pop(ts, lock):
+            return
+        for other in self._tasks.values():
+            if other is not ts and self._pop(other, lock):
+                return
 
     @staticmethod
     def _pop(ts: _TaskState, lock: _locking.LockBase) -> bool:
         stack = ts.stack
         for i in range(len(stack) - 1, -1, -1):
             held = stack[i]
-            if held.lock is lock:
+            if held[_LOCK] is lock:
                 del stack[i]
-                name = held.name
+                name = held[_NAME]
                 n = ts.counts[name] - 1
                 if n:
                     ts.counts[name] = n
@@ -462,14 +496,14 @@ class Lockdep:
             self._lock_line(lock, where),
             "",
             "but task is already holding lock:",
-            self._lock_line(prev.lock, prev.where),
+            self._lock_line(prev[_LOCK], prev[_WHERE]),
             "",
             "other info that might help us debug this:",
             " Possible unsafe locking scenario:",
             "",
             "       CPU0",
             "       ----",
-            "  %s(%s);" % ("rlock" if prev.read else "lock", prev.name),
+            "  %s(%s);" % ("rlock" if prev[_READ] else "lock", prev[_NAME]),
             "  %s(%s);" % ("rlock" if read else "lock", lock.name),
             "",
             " *** DEADLOCK ***",
@@ -488,9 +522,9 @@ class Lockdep:
         """check_noncircular(): may ``prev -> lock`` join the graph?  Adds it, or reports
         the cycle it would close and returns True."""
         name = lock.name
-        path = self._find_path(name, prev.name)
+        path = self._find_path(name, prev[_NAME])
         if path is None:
-            self._after.setdefault(prev.name, {})[name] = capture(frame)
+            self._after.setdefault(prev[_NAME], {})[name] = capture(frame)
             return False
         self._report_circular(path, prev, lock, where, read, frame, task, ts)
         return True
@@ -532,7 +566,7 @@ class Lockdep:
             self._lock_line(lock, where),
             "",
             "but task is already holding lock:",
-            self._lock_line(prev.lock, prev.where),
+            self._lock_line(prev[_LOCK], prev[_WHERE]),
             "",
             "which lock already depends on the new lock.",
             "",
@@ -553,7 +587,7 @@ class Lockdep:
             "",
             "       CPU0                    CPU1",
             "       ----                    ----",
-            "  %s(%s);" % ("rlock" if prev.read else "lock", target),
+            "  %s(%s);" % ("rlock" if prev[_READ] else "lock", target),
             "                               lock(%s);" % parent,
             "                               lock(%s);" % target,
             "  %s(%s);" % ("rlock" if read else "lock", source),
@@ -598,7 +632,7 @@ class Lockdep:
         if not stack:
             return ["no locks held by %s." % me]
         lines = ["%d lock%s held by %s:" % (len(stack), "s" if len(stack) > 1 else "", me)]
-        lines += [" #%d: %s" % (i, self._lock_line(h.lock, h.where))
+        lines += [" #%d: %s" % (i, self._lock_line(h[_LOCK], h[_WHERE]))
                   for i, h in enumerate(stack)]
         return lines
 
