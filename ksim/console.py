@@ -54,6 +54,8 @@ class Console:
     loglevel: int = 0
     seq: int = 0
     dropped: int = 0
+    # Every byte this console was given, when the machine records consoles (tests, scenarios).
+    received: bytearray | None = None
     _async_write: bool = attrs.field(default=False, init=False)
 
     @property
@@ -115,6 +117,8 @@ class ConsoleRegistry:
         self.preferred_console = -1
         self.consoles: list[Console] = []  # head first; the head is /dev/console
         self.keep_bootcon = False
+        self.record = False  # keep what each console receives in Console.received
+        self.recorded: list[Console] = []  # consoles recorded on this boot, even if gone since
         self.syslog_seq = 0  # syslog(2) READ position; ksim has no syslog reader (C4g)
         self._locked = False
         self._text_cache: tuple[int, bool, bytes] = (-1, False, b"")
@@ -190,6 +194,9 @@ class ConsoleRegistry:
         if self._try_enable_preferred(con) != 0 or con.flags & CON_BRL:
             return msgs, []
         con._async_write = inspect.iscoroutinefunction(con.write)
+        if self.record and con.received is None:
+            con.received = bytearray()
+            self.recorded.append(con)
         replaces_bootcons = bootcon and (con.flags & (CON_CONSDEV | CON_BOOT)) == CON_CONSDEV
         if replaces_bootcons:
             con.flags &= ~CON_PRINTBUFFER  # C4h: no second replay of the same boot messages
@@ -342,6 +349,8 @@ class ConsoleRegistry:
 
     @staticmethod
     async def _write(con: Console, data: bytes) -> None:
+        if con.received is not None:
+            con.received += data
         if con._async_write:
             await con.write(con, data)  # type: ignore[misc]
         else:

@@ -65,6 +65,7 @@ class Kernel:
         self.cpus = [CPU(i) for i in range(machine.cpus)]
         self.printk = Printk(self.local_clock, Formatter(hash_key=machine.seed * 2654435761 + 1))
         self.consoles = ConsoleRegistry(self.printk)
+        self.consoles.record = machine.record_consoles
         self.serial = SerialPorts(1, machine.serial_sink)
         self.chains = StandardChains()
         self.vfs = VFS()

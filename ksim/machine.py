@@ -35,7 +35,8 @@ class Machine:
 
     def __init__(self, ram: str | int = "64M", cpus: int = 1,
                  ram_file: str | os.PathLike[str] | None = None, seed: int = 0, *,
-                 numa: bool = True, serial_sink: Callable[[bytes], None] | None = None) -> None:
+                 numa: bool = True, serial_sink: Callable[[bytes], None] | None = None,
+                 record_consoles: bool = False) -> None:
         size = parse_size(ram) if isinstance(ram, str) else int(ram)
         if cpus < 1:
             raise ValueError(f"a machine needs at least one CPU, not {cpus}")
@@ -44,6 +45,7 @@ class Machine:
         self.seed = seed
         self.numa = numa
         self.serial_sink = serial_sink
+        self.record_consoles = record_consoles  # keep what each console receives (Console.received)
         existed = ram_file is not None and os.path.exists(ram_file)
         self.mem = PhysMem(size, ram_file=ram_file, seed=seed)
         self.boot_count = 0

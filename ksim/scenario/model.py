@@ -362,7 +362,7 @@ class Scenario:
     def ident(self) -> str:
         return f"{self.file}::{self.name}"
 
-    def uses_console_tap(self) -> bool:
+    def records_consoles(self) -> bool:
         """Whether an expectation looks at a console other than the serial port."""
         def walk(expectations: tuple[Expectation, ...]) -> bool:
             return any(e.subject == "console" and not (e.target or "").startswith("ttyS")

@@ -12,7 +12,6 @@ outcome is ``hang``, as the core names a stuck machine); expectations then look 
 
 from __future__ import annotations
 
-import inspect
 import random
 import time
 import traceback
@@ -69,83 +68,16 @@ def _plugin_classes(refs: tuple[PluginRef, ...], path: tuple[str, ...]) -> list[
     return out
 
 
-def _console_tap_class() -> type:
-    """A built-in module that records what every console's ``write`` receives.
-
-    Only the serial port keeps its output; to show what another console (memconsole...)
-    *received*, the tap wraps the ``write`` of each console as it joins the registry's list
-    (the module is instantiated before the boot registers any console).  ksim has no hook
-    for this yet (see docs/scenarios.md); the tap only relies on ``kernel.consoles.consoles``
-    being the list registered consoles are inserted into.
-    """
-    from ksim import KernelModule
-
-    class TapList(list):  # type: ignore[type-arg]
-        def __init__(self, items, wrap) -> None:  # type: ignore[no-untyped-def]
-            super().__init__()
-            self._wrap = wrap
-            for item in items:
-                self.append(item)
-
-        def insert(self, index, con) -> None:  # type: ignore[no-untyped-def]
-            self._wrap(con)
-            super().insert(index, con)
-
-        def append(self, con) -> None:  # type: ignore[no-untyped-def]
-            self._wrap(con)
-            super().append(con)
-
-    class ConsoleTap(KernelModule):
-        name = "ksim_scenario_console_tap"
-        description = "record what each console receives (ksim scenarios)"
-        initcall = "early"
-
-        def __init__(self, kernel, builtin):  # type: ignore[no-untyped-def]
-            super().__init__(kernel, builtin)
-            self.received: list[tuple[object, bytearray]] = []
-            registry = kernel.consoles
-            registry.consoles = TapList(registry.consoles, self._wrap)
-
-        def _wrap(self, con) -> None:  # type: ignore[no-untyped-def]
-            write = con.write
-            if write is None or getattr(write, "__ksim_tap__", False):
-                return
-            buf = bytearray()
-            self.received.append((con, buf))
-            if inspect.iscoroutinefunction(write):
-                async def tapped(c, data):  # type: ignore[no-untyped-def]
-                    buf.extend(data)
-                    await write(c, data)
-            else:
-                def tapped(c, data):  # type: ignore[no-untyped-def]
-                    buf.extend(data)
-                    return write(c, data)
-            tapped.__ksim_tap__ = True  # type: ignore[attr-defined]
-            con.write = tapped
-
-        def lookup(self, name: str) -> bytes | None:
-            for con, buf in self.received:
-                if con.label == name:  # type: ignore[attr-defined]
-                    return bytes(buf)
-            for con, buf in self.received:
-                if con.name == name:  # type: ignore[attr-defined]
-                    return bytes(buf)
-            return None
-
-        def names(self) -> list[str]:
-            return [con.label for con, _ in self.received]  # type: ignore[attr-defined]
-
-    return ConsoleTap
-
-
-_TAP: type | None = None
-
-
-def console_tap() -> type:
-    global _TAP
-    if _TAP is None:
-        _TAP = _console_tap_class()
-    return _TAP
+def _received(kernel, name: str) -> bytes | None:  # type: ignore[no-untyped-def]
+    """What console ``name`` (``memconsole0``, or just ``memconsole``) was given this boot."""
+    recorded = kernel.consoles.recorded
+    for con in recorded:
+        if con.label == name:
+            return bytes(con.received)
+    for con in recorded:
+        if con.name == name:
+            return bytes(con.received)
+    return None
 
 
 # -- reading a stopped kernel ----------------------------------------------------------------
@@ -188,7 +120,6 @@ class _BootRun:
     outcome: str = "running"
     step_index: int | None = None  # the step running when the kernel stopped
     finished: bool = False
-    tap: object = None
 
 
 class ScenarioRun:
@@ -215,7 +146,7 @@ class ScenarioRun:
             ram_file = str(Path(self.sc.file).resolve().parent
                            / spec.ram_file.replace("{seed}", str(self.seed)))
         self.machine = Machine(spec.ram, cpus=spec.cpus, ram_file=ram_file, seed=self.seed,
-                               numa=spec.numa)
+                               numa=spec.numa, record_consoles=self.sc.records_consoles())
         try:
             with trio.move_on_after(self.sc.timeout) as scope:
                 for boot in self.sc.boots:
@@ -237,11 +168,6 @@ class ScenarioRun:
         refs = boot.plugins if boot.plugins is not None else sc.plugins
         classes = _plugin_classes(refs, sc.plugin_path)
         builtin = [r.name for r in refs if r.builtin]
-        tap_cls = None
-        if sc.uses_console_tap():
-            tap_cls = console_tap()
-            classes = [tap_cls] + classes
-            builtin.append(tap_cls.name)
         where = f"boot {boot.index}"
         self.current_boot = boot.index
         self.current_step = None
@@ -261,8 +187,6 @@ class ScenarioRun:
         try:
             async with machine.boot(cmdline, classes, builtin=builtin, power=power) as k:
                 run.kernel = k
-                if tap_cls is not None:
-                    run.tap = k.module_instances.get(tap_cls.name)
                 if k.outcome == "running":
                     for i, step in enumerate(boot.steps):
                         run.step_index = i
@@ -341,9 +265,9 @@ class ScenarioRun:
                 if port < len(k.serial.output):
                     return Seen(text=k.serial_output(port), label=name)
                 return Seen(text="", label=name, context=[f"the machine has no {name}"])
-            data = run.tap.lookup(name) if run.tap is not None else None  # type: ignore[attr-defined]
+            data = _received(k, name)
             if data is None:
-                names = run.tap.names() if run.tap is not None else []  # type: ignore[attr-defined]
+                names = [con.label for con in k.consoles.recorded]
                 return Seen(text="", label=f"console {name}", context=[
                     f"console {name!r} was never registered on this boot (consoles that "
                     f"were: {', '.join(names) or 'none'})"])
