@@ -5,8 +5,13 @@ and by memory address for tasks waking at the same time), so seeding trio cannot
 concurrent run repeatable.  This scheduler owns who runs instead: exactly one simulated
 thread holds the *baton* at a time; at each preemption point (lock acquire, each printk step,
 each chunk of a simulated memory copy, :func:`preempt_point`) the strategy picks the next
-thread among the candidates, and the baton is handed over directly.  Staying on the same
-thread costs no trio switch at all.
+thread among the candidates.
+
+The threads are not trio tasks.  One trio task, the *driver*, runs every simulated thread's
+coroutine itself (``coro.send`` in the thread's own context): a switch is a ``yield`` back to
+the driver, which resumes the next thread — no trio scheduling round per switch, and staying
+on the same thread costs nothing.  Should a thread await a trio primitive directly, the
+driver forwards the trap to trio and the whole machine waits with that CPU.
 
 The CPU model: each thread is bound to a CPU, and a CPU runs one thread at a time.  A thread
 may only be replaced on its CPU where the kernel could preempt it (preempt count zero,
@@ -16,25 +21,27 @@ enabled, and the handler runs *on top of* the interrupted thread (in its corouti
 ``hardirq_count`` raised), so a lock the thread holds is a lock the handler deadlocks on.
 
 Waiting is also the scheduler's: a thread that waits for a lock is *blocked* and becomes
-runnable when the releaser hands it the lock — a synchronous, deterministic decision.  Only
-wake-ups that trio itself produces (virtual-time sleeps) go through an arbiter that waits
-until every task is blocked before choosing, so same-instant wake-ups are ordered by the
-strategy, not by trio.  When nothing can run and nothing sleeps, the run ends with a
+runnable when the releaser hands it the lock — a synchronous, deterministic decision.  A
+sleeping thread waits on the scheduler's own timer queue; when nothing is runnable the driver
+lets trio's virtual clock advance to the earliest deadline and wakes the sleepers due, in
+(deadline, thread) order.  When nothing can run and nothing sleeps, the run ends with a
 deadlock verdict naming every CPU's held and awaited locks; a run never hangs.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+import contextvars
+import heapq
+import types
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
-import trio.testing
 
 from ksim.bug import add_report
-from ksim.current import Task, current, maybe_current_kernel, reset_current, set_current
+from ksim.current import Task, current, maybe_current_kernel, set_current
 from ksim.reboot import MachineHang
 from ksim.strategy import Recorder, Strategy, encode_schedule
 
@@ -48,6 +55,19 @@ SLEEPING = "sleeping"
 DONE = "done"
 
 _OFF_CPU = frozenset((BLOCKED, DONE, SLEEPING))
+_SWITCH = object()  # what a simulated thread yields to the driver: "another thread runs now"
+
+
+@types.coroutine
+def _to_driver() -> Any:
+    """Suspend the running simulated thread; the driver resumes whoever holds the baton."""
+    yield _SWITCH
+
+
+@types.coroutine
+def _forward(trap: object) -> Any:
+    """Hand a trio trap that a simulated thread yielded up to trio, and its answer back."""
+    return (yield trap)
 IrqHandler = Callable[[int, int], Awaitable[None]]
 POINT_NS = 50  # modelled cost of the work between two preemption points, in virtual ns
 
@@ -60,9 +80,8 @@ class SimThread:
     task: Task
     cpu: object = None  # the task's CPU, kept here because the hot path reads it so often
     state: str = RUNNABLE
-    trio_task: object = None
-    parked: bool = False
-    granted: bool = False
+    coro: Coroutine[Any, Any, object] | None = None
+    context: contextvars.Context | None = None
     blocked_on: object = None
     spinning: bool = False
 
@@ -119,7 +138,7 @@ class Scheduler:
         self.kernel = kernel
         self.strategy = Recorder(strategy)
         self.threads: list[SimThread] = []
-        self.runnable: list[SimThread] = []  # parked, wanting the baton; kept in tid order
+        self.runnable: list[SimThread] = []  # wanting the baton; kept in tid order
         self.running: SimThread | None = None
         self.cpu_curr: list[SimThread | None] = [None] * len(kernel.cpus)
         self.pending_irqs = [0] * len(kernel.cpus)
@@ -128,10 +147,11 @@ class Scheduler:
         self.irqs_delivered = 0
         self.points = 0
         self.switches = 0
-        self.sleepers = 0
         self.verdict: str | None = None
         self.trace: object = None  # a ksim.trace.Trace when --trace asked for one
-        self._arbiter_wanted = trio.Event()
+        self._timers: list[tuple[float, int, SimThread]] = []  # (deadline, seq, thread) heap
+        self._timer_seq = 0
+        self._wakeup = trio.Event()
         self._all_done = trio.Event()
         self._started = False
 
@@ -143,48 +163,100 @@ class Scheduler:
             raise RuntimeError("the kernel is not running")
         if not self._started:
             self._started = True
-            kernel._nursery.start_soon(self._arbiter, name="ksim:arbiter")
+            kernel._nursery.start_soon(self._driver, name="ksim:scheduler")
         task = kernel.new_task(name, cpu)
         thread = SimThread(len(self.threads), task)
         task.thread = thread
+        thread.context = contextvars.copy_context()
+        thread.context.run(set_current, task)
+        thread.coro = fn(*args)  # type: ignore[assignment]
         self.threads.append(thread)
         self.strategy.new_thread(thread.tid)
         self._add_runnable(thread)
-        self._all_done = trio.Event() if self._all_done.is_set() else self._all_done
-        kernel._nursery.start_soon(self._thread_main, thread, fn, args, name=f"ksim:{name}")
-        if self.running is None:
-            self._arbiter_wanted.set()
+        if self._all_done.is_set():
+            self._all_done = trio.Event()
+        self._wakeup.set()
         return thread
-
-    async def _thread_main(self, thread: SimThread, fn: Callable[..., Awaitable[object]],
-                           args: tuple[object, ...]) -> None:
-        token = set_current(thread.task)
-        thread.trio_task = trio.lowlevel.current_task()
-        try:
-            await self._park(thread)
-            try:
-                await fn(*args)
-            except BaseException as exc:
-                from ksim.locking import Deadlock
-                if isinstance(exc, Deadlock):
-                    self.verdict = exc.report.title if exc.report else "deadlock"
-                    raise MachineHang(self.verdict) from None
-                raise
-        finally:
-            reset_current(token)
-            if thread.state != DONE:
-                thread.state = DONE
-                self._leave_cpu(thread)
-                if self.running is thread:
-                    self.running = None
-                    self._pass_baton(None)
-                if all(t.state == DONE for t in self.threads):
-                    self._all_done.set()
 
     async def join(self) -> None:
         """Wait (from outside the simulated threads) until every thread has finished."""
         if self.threads and not all(t.state == DONE for t in self.threads):
             await self._all_done.wait()
+
+    # -- the driver -----------------------------------------------------------------------------
+    async def _driver(self) -> None:
+        """Run simulated threads one at a time until the kernel's nursery is cancelled."""
+        try:
+            while True:
+                thread = self.running
+                if thread is not None:
+                    await self._step(thread)
+                    continue
+                cands = self._candidates(None)
+                if cands:
+                    self._run(self.strategy.pick(cands, None))
+                    continue
+                if self._timers:
+                    await self._wait_for_timer()
+                    continue
+                if any(t.state in (BLOCKED, RUNNABLE) for t in self.threads):
+                    self._deadlock()
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+        finally:
+            for thread in self.threads:
+                if thread.coro is not None and thread.state != DONE:
+                    thread.state = DONE
+                    try:
+                        thread.context.run(thread.coro.close)  # type: ignore[union-attr]
+                    except BaseException:  # noqa: S110 - the kernel is going away anyway
+                        pass
+
+    async def _step(self, thread: SimThread) -> None:
+        """Resume ``thread`` until it hands the baton on, finishes or dies."""
+        coro, run = thread.coro, thread.context.run  # type: ignore[union-attr]
+        value: object = None
+        error: BaseException | None = None
+        while True:
+            try:
+                if error is None:
+                    yielded = run(coro.send, value)  # type: ignore[union-attr]
+                else:
+                    yielded = run(coro.throw, error)  # type: ignore[union-attr]
+            except StopIteration:
+                self._finish(thread)
+                return
+            except BaseException as exc:
+                self._finish(thread)
+                from ksim.locking import Deadlock
+                if isinstance(exc, Deadlock):
+                    self.verdict = exc.report.title if exc.report else "deadlock"
+                    raise MachineHang(self.verdict) from None
+                raise
+            if yielded is _SWITCH:
+                return
+            try:  # a trio primitive awaited directly: the machine waits with this CPU
+                value, error = await _forward(yielded), None
+            except BaseException as exc:
+                value, error = None, exc
+
+    def _finish(self, thread: SimThread) -> None:
+        thread.state = DONE
+        self._leave_cpu(thread)
+        if self.running is thread:
+            self.running = None
+        if all(t.state == DONE for t in self.threads):
+            self._all_done.set()
+
+    async def _wait_for_timer(self) -> None:
+        """Let virtual time run to the earliest deadline (or a spawn), then wake those due."""
+        self._wakeup = trio.Event()
+        with trio.move_on_at(self._timers[0][0]):
+            await self._wakeup.wait()
+        now = trio.current_time()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, thread = heapq.heappop(self._timers)
+            self._add_runnable(thread)
 
     def current_thread(self) -> SimThread | None:
         thread = current().thread
@@ -231,23 +303,6 @@ class Scheduler:
         self.cpu_curr[cpu] = thread
         if self.trace is not None:
             self.trace.run(thread, previous)  # type: ignore[attr-defined]
-        if thread.parked:
-            thread.parked = False
-            trio.lowlevel.reschedule(thread.trio_task)  # type: ignore[arg-type]
-        else:
-            thread.granted = True
-
-    async def _park(self, thread: SimThread) -> None:
-        if thread.granted:
-            thread.granted = False
-            return
-        thread.parked = True
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            thread.parked = False
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
 
     def _pass_baton(self, running: SimThread | None) -> None:
         """The baton holder stops running: choose who goes next, or leave it to the arbiter."""
@@ -256,17 +311,8 @@ class Scheduler:
             self._run(self.strategy.pick(cands, running))
             return
         self.running = None
-        if self.sleepers == 0 and any(t.state in (BLOCKED, RUNNABLE) for t in self.threads):
+        if not self._timers and any(t.state in (BLOCKED, RUNNABLE) for t in self.threads):
             self._deadlock()
-
-    async def _arbiter(self) -> None:
-        """Grants the baton after trio-level wake-ups, once every task is blocked."""
-        while True:
-            await self._arbiter_wanted.wait()
-            self._arbiter_wanted = trio.Event()
-            await trio.testing.wait_all_tasks_blocked()
-            if self.running is None and self.runnable:
-                self._pass_baton(None)
 
     # -- preemption points --------------------------------------------------------------------
     async def preempt_point(self) -> None:
@@ -291,7 +337,7 @@ class Scheduler:
         self.switches += 1
         self._add_runnable(thread)  # type: ignore[arg-type]
         self._run(nxt)
-        await self._park(thread)  # type: ignore[arg-type]
+        await _to_driver()
 
     async def _deliver_irq(self, thread: SimThread, cpu) -> None:  # type: ignore[no-untyped-def]
         self.pending_irqs[cpu.id] -= 1
@@ -323,15 +369,14 @@ class Scheduler:
             self._leave_cpu(thread)
         self.running = None
         self._pass_baton(thread)
-        await self._park(thread)
+        await _to_driver()
         thread.blocked_on = None
         thread.spinning = False
 
     def wake(self, thread: SimThread) -> None:
         if thread.state == BLOCKED:
             self._add_runnable(thread)
-            if self.running is None:
-                self._arbiter_wanted.set()
+            self._wakeup.set()
 
     async def sleep(self, seconds: float) -> None:
         """A virtual-time sleep of the current thread (msleep under the scheduler)."""
@@ -341,16 +386,11 @@ class Scheduler:
             return
         thread.state = SLEEPING
         self._leave_cpu(thread)
-        self.sleepers += 1
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (trio.current_time() + seconds, self._timer_seq, thread))
         self.running = None
         self._pass_baton(None)
-        try:
-            await trio.sleep(seconds)
-        finally:
-            self.sleepers -= 1
-        self._add_runnable(thread)
-        self._arbiter_wanted.set()
-        await self._park(thread)
+        await _to_driver()
 
     def new_event(self, what: object = None, spin: bool = False) -> SchedEvent:
         return SchedEvent(self, what, spin)

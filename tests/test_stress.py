@@ -4,6 +4,7 @@ passes 1,000 seeds, and a failing seed replays to the identical output."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -107,3 +108,15 @@ def test_cli_bad_input_is_one_line_and_status_2(bad):
                           capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_a_seed_gives_the_same_run_in_any_process():
+    """Determinism does not rest on trio's run queue, hash seeds or memory addresses."""
+    code = ("from ksim.stress import StressConfig, run_seed\n"
+            "r = run_seed(StressConfig(plugins=('memconsole',), cmdline='memconsole=8192', "
+            "cpus=3, threads=4, messages=30, irq_printk=8), 11)\n"
+            "print(r.digest, r.schedule, r.points, r.ok)")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout
+               for h in (1, 2)}
+    assert len(outputs) == 1 and outputs.pop().endswith("True\n")
