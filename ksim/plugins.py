@@ -9,6 +9,7 @@ subclass (or names it ``MODULE``).  Installed plugins register an entry point in
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -104,7 +105,9 @@ def load(spec: PluginSpec) -> type[KernelModule]:
                               f"{_describe(exc)}") from exc
         return _module_from(obj, spec.name, str(where))
     path = Path(spec.target)
-    module_name = "ksim_plugin_" + spec.name
+    # One import per file: two folders may both offer a plugin of the same name.
+    digest = hashlib.blake2b(str(path.resolve()).encode(), digest_size=4).hexdigest()
+    module_name = f"ksim_plugin_{spec.name}_{digest}"
     try:
         if module_name in sys.modules:
             obj = sys.modules[module_name]

@@ -156,3 +156,14 @@ async def test_worked_example_lastlog(autojump_clock):
         assert b"lastlog0" in await k.read_file("/proc/consoles")
         assert await rmmod("lastlog") == 0
         assert b"lastlog0" not in await k.read_file("/proc/consoles")
+
+
+def test_same_plugin_name_in_two_folders_loads_each_file(tmp_path: Path):
+    for folder, desc in (("a", "first"), ("b", "second")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "twin.py").write_text(
+            "from ksim import KernelModule\n"
+            f"class Twin(KernelModule):\n    name = 'twin'\n    description = '{desc}'\n")
+    (first,) = load_plugins(["twin"], [tmp_path / "a"])
+    (second,) = load_plugins(["twin"], [tmp_path / "b"])
+    assert (first.description, second.description) == ("first", "second")
