@@ -27,11 +27,12 @@ from ksim.kernel import KERNEL_IMAGE_SIZE, KERNEL_IMAGE_START, Kernel
 from ksim.memblock import Memblock
 from ksim.memory import PAGE_OFFSET_DEFAULT, PAGE_SIZE, MemoryLayout
 from ksim.module import INITCALL_LEVELS
+from ksim.notifier import NotifierBlock, atomic_notifier_chain_register
 from ksim.module_loader import add_param_files, do_one_initcall, instantiate, param_file_ops
 from ksim.panic import panic
 from ksim.params import KernelParam, param_ops_bool, param_ops_int, param_sysfs_builtin, \
     parse_args
-from ksim.printk import CONSOLE_LOGLEVEL_DEBUG, CONSOLE_LOGLEVEL_QUIET, KERN_INFO, \
+from ksim.printk import CONSOLE_LOGLEVEL_DEBUG, CONSOLE_LOGLEVEL_QUIET, KERN_EMERG, KERN_INFO, \
     KERN_NOTICE, LOG_BUF_LEN_DEFAULT, LOGLEVEL_INFO, LOGLEVEL_NOTICE, LOGLEVEL_WARNING, \
     LOGLEVEL_ERR, printk, record_kmsg_text
 from ksim.reboot import SYSTEM_RUNNING
@@ -311,6 +312,12 @@ async def parse_boot_args(k: Kernel) -> None:
             _append_init_arg(k, repair_env_string(tok))
 
 
+async def dump_kernel_offset(nb: NotifierBlock, action: int, data: object) -> int:
+    """x86's panic notifier: ksim's kernel text is never randomised (no KASLR, N14)."""
+    await printk(KERN_EMERG + "Kernel Offset: disabled\n")
+    return 0
+
+
 # -- setup_arch: memory ---------------------------------------------------------------------
 
 def e820_memory_setup(k: Kernel) -> list[str]:
@@ -477,6 +484,9 @@ async def start_kernel(k: Kernel) -> None:
         k.log(LOGLEVEL_INFO, line)
     early_memtest(k)
     setup_log_buf(k)
+    # arch/x86/kernel/setup.c: the first panic notifier reports the kernel text offset.
+    atomic_notifier_chain_register(k.chains.panic_notifier_list,
+                                   NotifierBlock(dump_kernel_offset))
     await printk(KERN_NOTICE + "Kernel command line: %s\n", k.boot_command_line)
     await parse_boot_args(k)
     create_core_files(k)
