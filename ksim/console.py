@@ -345,7 +345,11 @@ class ConsoleRegistry:
                     line = b"** %d printk messages dropped **\n" % con.dropped
                     con.dropped = 0
                     await self._write(con, line)
-                await self._write(con, self._text(record, extended))
+                data = self._text(record, extended)
+                if con._async_write or con.received is not None:
+                    await self._write(con, data)
+                else:  # the serial port: a plain call, no coroutine to build
+                    con.write(con, data)  # type: ignore[misc]
 
     @staticmethod
     async def _write(con: Console, data: bytes) -> None:

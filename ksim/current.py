@@ -33,6 +33,10 @@ class Task:
     kernel: Kernel | None = None
     # The scheduler's record of this task when a deterministic scheduler drives it.
     thread: object = None
+    caller_tag: str = attrs.field(init=False)  # printk's caller id in task context
+
+    def __attrs_post_init__(self) -> None:
+        self.caller_tag = "T%d" % self.pid
 
 
 # Code that runs outside any kernel (a unit test of a notifier chain) still has a CPU to ask

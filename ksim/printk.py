@@ -173,12 +173,15 @@ def format_time(ts_nsec: int) -> str:
 
 def record_print_text(record: PrintkRecord, *, syslog: bool = False, time: bool = True) -> str:
     """The text a console or dmesg shows for a record: every line prefixed (C15), newline-ended."""
+    text = record.text
+    if time and not syslog and "\n" not in text:  # the common line, in one formatting step
+        sec, nsec = divmod(record.ts_nsec, 1_000_000_000)
+        return "[%5d.%06d] %s\n" % (sec, nsec // 1000, text)
     prefix = ""
     if syslog:
         prefix = "<%d>" % ((record.facility << 3) | record.level)
     if time:
         prefix += format_time(record.ts_nsec)
-    text = record.text
     if "\n" not in text:
         return prefix + text + "\n"
     return "".join(prefix + line + "\n" for line in text.split("\n"))
@@ -234,6 +237,12 @@ class Printk:
         first fragment: LOG_CONT only if that fragment itself began with KERN_CONT (C11, C12).
         """
         if self.suppress_printk:
+            return
+        if (self._cont is None and level == LOGLEVEL_DEFAULT and text[:1] == KERN_SOH
+                and "0" <= text[1:2] <= "7" and text[2:3] != KERN_SOH
+                and text[-1:] == "\n" and len(text) < LOG_LINE_MAX // 4):
+            self.log.store(self.clock_ns(), ord(text[1]) - 48, text[2:-1], facility,
+                           LOG_NEWLINE, caller_id)
             return
         if len(text) > LOG_LINE_MAX // 4:
             raw = text.encode(errors="surrogatepass")
@@ -311,6 +320,9 @@ def _caller_id() -> str:
     return "C%d" % cpu.id if cpu.hardirq_count else "T%d" % task.pid
 
 
+_current_task = current  # printk's hot path reads the task once and takes what it needs
+
+
 def printk_deferred(fmt: str, *args: object) -> None:
     """Store a message without printing it now; consoles catch up at the next flush.
 
@@ -326,13 +338,20 @@ def printk_deferred(fmt: str, *args: object) -> None:
 
 async def printk(fmt: str, *args: object) -> None:
     """Store the message, then print every pending record if the console lock is free (C6)."""
-    kernel = current_kernel()
+    task = _current_task()
+    kernel = task.kernel
+    if kernel is None:
+        current_kernel()  # raises the "no kernel" error
+        return
+    cpu = task.cpu
     pk = kernel.printk
     pk.vprintk_store(0, LOGLEVEL_DEFAULT, pk.formatter.format(fmt, args) if args else fmt,
-                     _caller_id())
+                     "C%d" % cpu.id if cpu.hardirq_count else task.caller_tag)
     if kernel.sched is not None:
         await kernel.sched.preempt_point()  # stored, console lock not yet tried
-    await kernel.consoles.console_unlock_if_free()
+    consoles = kernel.consoles
+    if not consoles._locked and consoles.consoles:
+        await consoles.console_unlock_if_free()
 
 
 async def pr_emerg(fmt: str, *args: object) -> None:
