@@ -63,6 +63,8 @@ class Kernel:
         self.boot_kind = boot_kind
         self.boot_command_line = cmdline[:2047]  # COMMAND_LINE_SIZE (P1)
         self.cpus = [CPU(i) for i in range(machine.cpus)]
+        self.nr_cpu_ids = machine.cpus  # possible CPUs (nr_cpus=)
+        self.nr_online = machine.cpus  # CPUs brought up at boot (maxcpus=)
         self.printk = Printk(self.local_clock, Formatter(hash_key=machine.seed * 2654435761 + 1))
         self.consoles = ConsoleRegistry(self.printk)
         self.consoles.record = machine.record_consoles
@@ -129,7 +131,8 @@ class Kernel:
         return int((self._clock.current_time() - self._t0) * 1e9 + 0.5) + self.work_ns
 
     def new_task(self, comm: str, cpu: int = 0) -> Task:
-        task = Task(pid=self._next_pid, comm=comm, cpu=self.cpus[cpu % len(self.cpus)],
+        """A task on ``cpu`` (taken modulo the CPUs brought up: ``maxcpus=``/``nr_cpus=``)."""
+        task = Task(pid=self._next_pid, comm=comm, cpu=self.cpus[cpu % self.nr_online],
                     kernel=self)
         self._next_pid += 1
         return task

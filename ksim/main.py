@@ -150,7 +150,25 @@ def _register_core(k: Kernel) -> None:
             return -EINVAL
         return 0
 
+    def nr_cpus(val: str | None) -> int:
+        # arch/x86: the number of possible CPUs; the others do not exist for this boot.
+        rc, value, _ = get_option(val or "")
+        if not rc or value < 1:
+            return -EINVAL
+        k.nr_cpu_ids = min(k.nr_cpu_ids, value)
+        k.nr_online = min(k.nr_online, value)
+        return 0
+
+    def maxcpus(val: str | None) -> int:
+        # kernel/cpu.c: bring up at most N CPUs at boot; the rest stay present but offline.
+        rc, value, _ = get_option(val or "")
+        if not rc or value < 0:
+            return -EINVAL
+        k.nr_online = max(min(k.nr_online, value), 1)
+        return 0
+
     for name, fn in (("loglevel", loglevel), ("quiet", quiet), ("debug", debug),
+                     ("nr_cpus", nr_cpus), ("maxcpus", maxcpus),
                      ("ignore_loglevel", ignore_loglevel), ("log_buf_len", log_buf_len),
                      ("mem", mem), ("memtest", memtest), ("oops", oops),
                      ("keep_bootcon", keep_bootcon), ("no_hash_pointers", no_hash_pointers),
@@ -469,6 +487,23 @@ def _proc_pid_files(k: Kernel) -> None:
 
 # -- start_kernel ------------------------------------------------------------------------------
 
+def _cpu_list(n: int) -> str:
+    return "0\n" if n == 1 else "0-%d\n" % (n - 1)
+
+
+async def smp_init(k: Kernel) -> None:
+    """Bring up the secondary CPUs (kernel/smp.c): ``maxcpus=`` of them, within ``nr_cpus=``."""
+    for cpu in k.cpus[k.nr_online:]:
+        cpu.online = False
+    await printk(KERN_INFO + "smp: Bringing up secondary CPUs ...\n")
+    await printk(KERN_INFO + "smp: Brought up 1 node, %d CPU%s\n", k.nr_online,
+                 "" if k.nr_online == 1 else "s")
+    for name, count in (("possible", k.nr_cpu_ids), ("present", k.nr_cpu_ids),
+                        ("online", k.nr_online)):
+        k.vfs.create("/sys/devices/system/cpu/" + name, 0o444,
+                     text_reader(lambda count=count: _cpu_list(count)))
+
+
 async def start_kernel(k: Kernel) -> None:
     """Boot to the point where init runs (or panic trying)."""
     k.argv_init = ["init"] + [None] * (MAX_INIT_ARGS + 1)  # type: ignore[list-item]
@@ -503,6 +538,7 @@ async def start_kernel(k: Kernel) -> None:
                  (total - reserved) // 1024, total // 1024, code, rwdata, rodata, init, bss,
                  reserved // 1024, 0)
     await register_console(k.serial.console())
+    await smp_init(k)
     # rest_init(): pid 1 runs the initcalls, then becomes init.
     k.init_task = k.new_task("swapper/0")
     set_current(k.init_task)

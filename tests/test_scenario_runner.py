@@ -92,11 +92,11 @@ def test_failures_say_what_was_expected_and_seen() -> None:
         boots:
           - steps:
               - printk: {level: err, text: "disk on fire"}
-              - printk: {level: err, text: "second"}
+              - printk: {level: err, text: "later line"}
             expect:
               - dmesg:
                   contains: "disk on fyre"
-                  lines_in_order: ["second", "disk on fire"]
+                  lines_in_order: ["later line", "disk on fire"]
                   count: {text: "disk on fire", equals: 2}
               - file: /proc/sys/kernel/printk
                 equals: "4\\t4\\t1\\t7\\n"

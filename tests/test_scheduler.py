@@ -202,3 +202,26 @@ async def test_proc_lock_stat_counts_contention_and_virtual_hold_times(autojump_
     hold_total = float(fields[11])
     assert text.startswith("lock_stat version 0.4")
     assert acquisitions == 40 and contentions > 0 and hold_total > 0
+
+
+@pytest.mark.parametrize("cmdline, online, possible", [
+    ("", "0-3", "0-3"), ("maxcpus=2", "0-1", "0-3"), ("nr_cpus=3", "0-2", "0-2"),
+    ("nr_cpus=3 maxcpus=1", "0", "0-2"), ("maxcpus=x", "0-3", "0-3")])
+async def test_nr_cpus_and_maxcpus_limit_the_cpus_threads_run_on(autojump_clock, cmdline,
+                                                                   online, possible):
+    async with Machine("64M", cpus=4).boot(cmdline) as k:
+        k.sched = Scheduler(k, RoundRobin())
+        used: set[int] = set()
+
+        async def worker() -> None:
+            used.add(current().cpu.id)
+            await preempt_point()
+
+        for i in range(8):
+            k.spawn_thread(worker, name=f"w{i}", cpu=i)
+        await k.sched.join()
+        assert (await k.read_file("/sys/devices/system/cpu/online")).decode() == online + "\n"
+        assert (await k.read_file("/sys/devices/system/cpu/possible")).decode() == possible + "\n"
+    last = int(online.split("-")[-1])
+    assert used == set(range(last + 1))
+    assert f"Brought up 1 node, {last + 1} CPU" in k.dmesg()
