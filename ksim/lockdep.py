@@ -449,11 +449,7 @@ class Lockdep:
         cpu = task.cpu
         name = cls.name
         hc = cpu.hardirq_count
-        lines = [
-            "================================",
-            "WARNING: inconsistent lock state",
-            self._kernel_ident(),
-            "--------------------------------",
+        lines = self._header("WARNING: inconsistent lock state") + [
             "inconsistent {%s} -> {%s} usage." % (USAGE_STR[prev_bit], USAGE_STR[new_bit]),
             "%s/%d [HC%d[%d]:SC0[0]:HE%d:SE1] takes:" % (
                 task.comm, task.pid, 1 if hc else 0, hc, 1 if cpu.irqs_enabled else 0),
@@ -480,24 +476,25 @@ class Lockdep:
         lines += self._backtrace(frame, cpu.hardirq_count > 0)
         self._add(lines)
 
+    def _header(self, title: str) -> list[str]:
+        """The rule, title, kernel ident and dashes every lockdep report starts with."""
+        return ["=" * len(title), title, self._kernel_ident(), "-" * len(title)]
+
+    def _acquiring(self, task: Task, lock: _locking.LockBase, where: Where | None,
+                   prev: _Held) -> list[str]:
+        """``comm/pid is trying to acquire lock:`` ... ``but task is already holding lock:``."""
+        return ["%s/%d is trying to acquire lock:" % (task.comm, task.pid),
+                self._lock_line(lock, where), "", "but task is already holding lock:",
+                self._lock_line(prev[_LOCK], prev[_WHERE]), ""]
+
     # -- L7: recursion ---------------------------------------------------------------------
     def _report_recursive(self, task: Task, ts: _TaskState, prev: _Held,
                           lock: _locking.LockBase, where: Where | None, read: bool,
                           frame: FrameType | None) -> None:
         if not self._debug_locks_off():
             return
-        me = "%s/%d" % (task.comm, task.pid)
-        lines = [
-            "============================================",
-            "WARNING: possible recursive locking detected",
-            self._kernel_ident(),
-            "--------------------------------------------",
-            "%s is trying to acquire lock:" % me,
-            self._lock_line(lock, where),
-            "",
-            "but task is already holding lock:",
-            self._lock_line(prev[_LOCK], prev[_WHERE]),
-            "",
+        lines = self._header("WARNING: possible recursive locking detected") + \
+            self._acquiring(task, lock, where, prev) + [
             "other info that might help us debug this:",
             " Possible unsafe locking scenario:",
             "",
@@ -556,18 +553,8 @@ class Lockdep:
                          task: Task, ts: _TaskState) -> None:
         if not self._debug_locks_off():
             return
-        me = "%s/%d" % (task.comm, task.pid)
-        lines = [
-            "======================================================",
-            "WARNING: possible circular locking dependency detected",
-            self._kernel_ident(),
-            "------------------------------------------------------",
-            "%s is trying to acquire lock:" % me,
-            self._lock_line(lock, where),
-            "",
-            "but task is already holding lock:",
-            self._lock_line(prev[_LOCK], prev[_WHERE]),
-            "",
+        lines = self._header("WARNING: possible circular locking dependency detected") + \
+            self._acquiring(task, lock, where, prev) + [
             "which lock already depends on the new lock.",
             "",
             "",
