@@ -131,7 +131,12 @@ class SchedEvent:
 
 
 class Scheduler:
-    """Drives the simulated threads of one kernel; see the module docstring."""
+    """Drives the simulated threads of one kernel; see the module docstring.
+
+    ``irq_budget`` (interrupts the strategy may still inject) and ``irq_handler`` are plain
+    attributes: whoever drives the scheduler may change them between preemption points (the
+    scenario runner queues the interrupts of its ``irq`` steps that way).
+    """
 
     def __init__(self, kernel: Kernel, strategy: Strategy, *, irq_budget: int = 0,
                  irq_handler: IrqHandler | None = None) -> None:
@@ -338,6 +343,16 @@ class Scheduler:
         self._add_runnable(thread)  # type: ignore[arg-type]
         self._run(nxt)
         await _to_driver()
+
+    def raise_irq(self, cpu: int) -> None:
+        """Raise an interrupt on ``cpu`` now (outside the strategy's own injections).
+
+        Like an injected one, it is handled at that CPU's next preemption point with
+        interrupts enabled, by ``irq_handler``, on top of whatever thread runs there.
+        """
+        if not 0 <= cpu < len(self.pending_irqs):
+            raise ValueError(f"no CPU {cpu} (the machine has {len(self.pending_irqs)})")
+        self.pending_irqs[cpu] += 1
 
     async def _deliver_irq(self, thread: SimThread, cpu) -> None:  # type: ignore[no-untyped-def]
         self.pending_irqs[cpu.id] -= 1

@@ -114,8 +114,8 @@ def test_schema_is_json_and_lists_the_steps(capsys: pytest.CaptureFixture[str]) 
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     steps = {key.removeprefix("step_") for key in schema["$defs"] if key.startswith("step_")}
-    assert steps == {"printk", "spawn", "oops", "panic", "write", "cat", "insmod", "rmmod",
-                     "corrupt", "sleep", "notifier", "sys_reboot", "expect"}
+    assert steps == {"printk", "spawn", "irq", "oops", "panic", "write", "cat", "insmod",
+                     "rmmod", "corrupt", "sleep", "notifier", "sys_reboot", "expect"}
 
 
 def test_the_installed_command_never_prints_a_traceback(tree: Path) -> None:

@@ -100,7 +100,7 @@ def test_every_problem_is_reported_with_its_position() -> None:
               - printf: "x"
               - printk: {text: 5, levl: err}
               - printk: {text: hi, level: errr}
-              - irq: {count: 3}
+              - irq: {count: 3, cpu: 2}
               - panic: boom
               - printk: after
             expect:
@@ -119,7 +119,7 @@ def test_every_problem_is_reported_with_its_position() -> None:
         "t.yaml:9:24: printk: text: expected a string, got integer 5",
         "t.yaml:9:27: printk: unknown field 'levl'; did you mean 'level'?",
         "t.yaml:10:9: printk: unknown level 'errr'; did you mean 'err'?",
-        "t.yaml:11:9: step 'irq' needs SMP support (issue 4)",
+        "t.yaml:11:9: irq: cpu 2 does not exist (the machine has 1)",
         "t.yaml:13:9: this step never runs: the panic at 12:9 ends the boot",
         "t.yaml:15:17: unknown matcher 'contain'; did you mean 'contains'?",
         "t.yaml:17:9: matches: bad regular expression '(unclosed'",

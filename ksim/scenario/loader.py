@@ -30,7 +30,7 @@ from ksim.scenario.model import (
     CHAINS, LEVELS, MACHINE_STEPS, MATCHERS, NOTIFY_RETURNS, OUTCOMES, REBOOT_KINDS,
     REBOOT_MODES, REPORT_KINDS, STEP_TYPES, SUBJECTS, Boot, CorruptStep, ExpectStep,
     Expectation, InsmodStep, Loc, MachineSpec, Matcher, NotifierStep, PanicStep, PluginRef,
-    PrintkStep, RmmodStep, Scenario, SleepStep, SpawnStep, Step, SysRebootStep,
+    IrqStep, PrintkStep, RmmodStep, Scenario, SleepStep, SpawnStep, Step, SysRebootStep,
 )
 
 SCENARIO_KEYS = {
@@ -42,6 +42,8 @@ SCENARIO_KEYS = {
     "plugins": "plugins present on every boot: names, or {name, builtin}",
     "plugin_path": "folders (relative to the file) to find plugins in",
     "boots": "the boots, in order (required)",
+    "strategy": "how the scheduler interleaves spawn threads: random (default), pct[:DEPTH] "
+                "or rr",
     "timeout": "virtual seconds the whole scenario may take (default 3600)",
 }
 BOOT_KEYS = {
@@ -51,11 +53,14 @@ BOOT_KEYS = {
     "before": "machine steps (corrupt) done while the machine restarts, before this boot",
     "steps": "what the shell does once the kernel is up",
     "expect": "expectations checked once the steps are done, on the state the boot left",
+    "checkers": "watch the steps with lockdep-lite and the data-race detector (default: when "
+                "the boot has spawn or irq steps)",
 }
 MACHINE_KEYS = {f.name for f in attrs.fields(MachineSpec)}
 ERRNO_NAMES: dict[str, int] = {}
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s)?\s*$")
 SEED_RANGE_RE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
+STRATEGY_RE = re.compile(r"^(random|rr|pct(:\d+)?)$")
 PRIORITY_RE = re.compile(r"^\s*(INT_MIN|INT_MAX)\s*(?:([+-])\s*(\d+))?\s*$")
 INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
 
@@ -326,6 +331,7 @@ class _Loader:
         seeds = self.seeds(node)
         plugin_path = self.plugin_path(node)
         plugins = self.plugins(node, "plugins", plugin_path) if "plugins" in node else ()
+        strategy = self.strategy(node)
         timeout = node.get("timeout", 3600.0)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             d.error(d.value_loc(node, "timeout"), "timeout: expected a positive number of "
@@ -344,7 +350,8 @@ class _Loader:
                     boots.append(boot)
         return Scenario(name=name.strip(), description=description.strip(), machine=machine,
                         seeds=seeds, plugins=plugins, plugin_path=plugin_path,
-                        boots=tuple(boots), timeout=float(timeout), file=d.file, loc=start)
+                        boots=tuple(boots), strategy=strategy, timeout=float(timeout),
+                        file=d.file, loc=start)
 
     def machine(self, node: dict) -> MachineSpec:
         d = self.d
@@ -382,6 +389,25 @@ class _Loader:
             d.error(d.value_loc(raw, "cpus"), "machine.cpus: a machine needs at least one CPU")
         self.cpus = max(spec.cpus, 1)
         return spec
+
+    def strategy(self, node: dict) -> str:
+        d = self.d
+        raw = node.get("strategy", "random")
+        expected = "expected random, pct, pct:DEPTH (DEPTH >= 1) or rr"
+        if not isinstance(raw, str):
+            message = f"{expected}, got {_describe_value(_plain(raw))}"
+        elif not STRATEGY_RE.match(raw):
+            message = f"unknown strategy '{raw}'{did_you_mean(raw, ('random', 'pct', 'rr'))} " \
+                      f"({expected})"
+        else:
+            from ksim.strategy import make_strategy
+            try:
+                make_strategy(raw, 0)
+                return raw
+            except ValueError as exc:
+                message = str(exc)
+        d.error(d.value_loc(node, "strategy"), f"strategy: {message}")
+        return "random"
 
     def seeds(self, node: dict) -> tuple[int, ...]:
         d = self.d
@@ -540,8 +566,14 @@ class _Loader:
         before = self.steps(node, "before", number, plugins, machine_only=True, first=index == 0)
         steps = self.steps(node, "steps", number, plugins)
         expect = self.expectations(node, "expect", f"boot {number}")
+        checkers = node.get("checkers")
+        if checkers is not None and not isinstance(checkers, bool):
+            d.error(d.value_loc(node, "checkers"), "checkers: expected true or false, got "
+                                                   + _describe_value(_plain(checkers)))
+            checkers = None
         return Boot(index=number, reboot=reboot, cmdline=cmdline, plugins=own_plugins,
-                    before=tuple(before), steps=tuple(steps), expect=tuple(expect), loc=loc)
+                    before=tuple(before), steps=tuple(steps), expect=tuple(expect),
+                    checkers=checkers, loc=loc)
 
     # steps --------------------------------------------------------------------------------
     def steps(self, node: dict, key: str, boot: int, plugins: tuple[PluginRef, ...], *,
@@ -610,10 +642,6 @@ class _Loader:
                          f"(expected one of: {', '.join(STEP_TYPES)})")
             return None
         cls = STEP_TYPES[name]
-        if name == "irq":
-            d.error(loc, "step 'irq' needs SMP support (issue 4): injected interrupts are not "
-                         "simulated yet")
-            return None
         if cls is ExpectStep:
             if siblings:
                 for k in siblings:
@@ -699,20 +727,24 @@ class _Loader:
     def check_step(self, step: Step, plugins: tuple[PluginRef, ...]) -> None:
         d = self.d
         kind = step.kind
-        if isinstance(step, (PrintkStep, SpawnStep)):
+        if isinstance(step, (PrintkStep, SpawnStep, IrqStep)):
             self._level_ok(step.level, step)
             if step.count < 0:
                 d.error(step.loc, f"{kind}: count must be >= 0")
+        if isinstance(step, (SpawnStep, IrqStep)):
+            if isinstance(step.cpu, str) and step.cpu != "any":
+                d.error(step.loc, f"{kind}: cpu is 'any' or a CPU number, got '{step.cpu}'")
+            elif isinstance(step.cpu, int) and not 0 <= step.cpu < self.cpus:
+                d.error(step.loc, f"{kind}: cpu {step.cpu} does not exist (the machine has "
+                                  f"{self.cpus})")
         if isinstance(step, SpawnStep):
             if step.threads < 1:
                 d.error(step.loc, "spawn: threads must be >= 1")
             if step.interval < 0:
                 d.error(step.loc, "spawn: interval must be >= 0")
-            if isinstance(step.cpu, str) and step.cpu != "any":
-                d.error(step.loc, f"spawn: cpu is 'any' or a CPU number, got '{step.cpu}'")
-            elif isinstance(step.cpu, int) and not 0 <= step.cpu < self.cpus:
-                d.error(step.loc, f"spawn: cpu {step.cpu} does not exist (the machine has "
-                                  f"{self.cpus})")
+        elif isinstance(step, IrqStep):
+            if step.every < 1:
+                d.error(step.loc, "irq: every must be >= 1 (preemption points per interrupt)")
         elif isinstance(step, (InsmodStep, RmmodStep)):
             self._errno_ok(step.errno, step)
             names = {p.name for p in plugins}
@@ -870,7 +902,7 @@ class _Loader:
         if subject == "reports":
             target = target or "any"
             hint = did_you_mean(str(target), REPORT_KINDS)
-            if target not in REPORT_KINDS and (hint or not re.fullmatch(r"[a-z][a-z0-9_]*",
+            if target not in REPORT_KINDS and (hint or not re.fullmatch(r"[a-z][a-z0-9_-]*",
                                                                        str(target))):
                 d.error(loc, f"reports: unknown kind '{target}'{hint} (known: "
                              f"{', '.join(REPORT_KINDS)})")

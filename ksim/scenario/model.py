@@ -80,8 +80,10 @@ class PrintkStep(Step):
 @attrs.frozen(kw_only=True)
 class SpawnStep(Step):
     kind: ClassVar[str] = "spawn"
-    doc: ClassVar[str] = ("start THREADS kernel threads, each printing COUNT messages ({thread} "
-                          "and {i} are replaced), and wait for them unless wait is false")
+    doc: ClassVar[str] = ("start THREADS kernel threads under the deterministic scheduler, each "
+                          "printing COUNT messages ({thread} and {i} are replaced), on CPU "
+                          "thread mod ncpus (cpu: any) or on CPU N; wait for them (and every "
+                          "queued interrupt) unless wait is false")
     text: str
     threads: int = 1
     count: int = 1
@@ -97,10 +99,20 @@ class SpawnStep(Step):
 @attrs.frozen(kw_only=True)
 class IrqStep(Step):
     kind: ClassVar[str] = "irq"
-    doc: ClassVar[str] = "inject interrupts whose handler printks (needs SMP support, issue 4)"
-    text: str = ""
+    shorthand: ClassVar[str | None] = "count"
+    doc: ClassVar[str] = ("queue COUNT interrupts whose handler printks TEXT ({i} and {cpu} are "
+                          "replaced) at LEVEL, raised at the running threads' preemption points "
+                          "(on average once every EVERY points) or, with no thread left, on an "
+                          "idle CPU; wait until all are handled unless wait is false")
     count: int = 1
+    text: str = "irq {i} on cpu {cpu}"
+    level: str | int | None = None
     cpu: str | int = "any"
+    every: int = 50
+    wait: bool = True
+
+    def describe(self) -> str:
+        return f"irq x{self.count}"
 
 
 @attrs.frozen(kw_only=True)
@@ -296,13 +308,13 @@ SUBJECTS: dict[str, str] = {
     "panicked": "whether the kernel panicked (true/false)",
     "rebooted": "whether the boot ended in a restart (true/false)",
     "outcome": "how the boot ended: " + ", ".join(OUTCOMES),
-    "reports": ("checker reports of a kind (warning, bug, deadlock, lockup, oops, lockdep, "
-                "kcsan; or any)"),
+    "reports": ("checker reports of a kind (lockdep, data-race, deadlock, bug, lockup, "
+                "warning, oops; or any)"),
 }
 TEXT_SUBJECTS = ("file", "dmesg", "console", "reports")
 # Report kinds the core files today (ksim.bug.Report.kind); another lower-case word is
 # accepted too (a kind a newer core or a plugin files) unless it looks like a typo of these.
-REPORT_KINDS = ("any", "warning", "bug", "deadlock", "lockup", "oops", "lockdep", "kcsan")
+REPORT_KINDS = ("any", "lockdep", "data-race", "deadlock", "bug", "lockup", "warning", "oops")
 
 
 @attrs.frozen(kw_only=True)
@@ -342,7 +354,18 @@ class Boot:
     before: tuple[Step, ...] = ()
     steps: tuple[Step, ...] = ()
     expect: tuple[Expectation, ...] = ()
+    checkers: bool | None = None  # None: on when the boot spawns threads or raises interrupts
     loc: Loc = NOWHERE
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether the boot runs under the deterministic scheduler (it spawns or raises irqs)."""
+        return any(isinstance(s, (SpawnStep, IrqStep)) for s in self.steps)
+
+    @property
+    def checked(self) -> bool:
+        """Whether lockdep-lite and the data-race detector watch the boot's steps."""
+        return self.concurrent if self.checkers is None else self.checkers
 
 
 @attrs.frozen(kw_only=True)
@@ -354,6 +377,7 @@ class Scenario:
     plugins: tuple[PluginRef, ...] = ()
     plugin_path: tuple[str, ...] = ()
     boots: tuple[Boot, ...] = ()
+    strategy: str = "random"  # the scheduler's strategy: random, pct[:DEPTH] or rr
     timeout: float = 3600.0  # virtual seconds for the whole scenario
     file: str = "<scenario>"
     loc: Loc = NOWHERE

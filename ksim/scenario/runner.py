@@ -1,7 +1,9 @@
 """Running a scenario: a machine, its boots, their steps and expectations, on virtual time.
 
 One scenario with one seed is one ``trio.run`` with an autojumping MockClock: nothing waits for
-the wall clock, and a scenario that would sleep forever ends at its virtual ``timeout``.
+the wall clock, and a scenario that would sleep forever ends at its virtual ``timeout``.  A boot
+with ``spawn`` or ``irq`` steps runs under the deterministic scheduler
+(:mod:`ksim.scenario.concurrency`): the seed, not trio's run queue, fixes every interleaving.
 
 What a run produces is a :class:`Result`: PASS, FAIL (expectations or steps that did not
 hold, each with its location) or ERROR (ksim itself crashed: the exception and where; the
@@ -21,11 +23,14 @@ import attrs
 import trio
 import trio.testing
 
+from ksim.scenario.concurrency import (
+    BootConcurrency, ConcurrencyError, attach_checkers, boot_seed, detach_checkers,
+)
 from ksim.scenario.expect import Failure, Seen, check
 from ksim.scenario.loader import corrupt_bytes, parse_duration, parse_priority
 from ksim.scenario.model import (
-    Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, NotifierStep, OopsStep,
-    PanicStep, PluginRef, PrintkStep, RmmodStep, Scenario, SleepStep, SpawnStep, Step,
+    Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, IrqStep, NotifierStep,
+    OopsStep, PanicStep, PluginRef, PrintkStep, RmmodStep, Scenario, SleepStep, SpawnStep, Step,
     SysRebootStep, WriteStep,
 )
 
@@ -120,6 +125,7 @@ class _BootRun:
     outcome: str = "running"
     step_index: int | None = None  # the step running when the kernel stopped
     finished: bool = False
+    conc: BootConcurrency | None = None  # the scheduler and interrupt queue of spawn/irq steps
 
 
 class ScenarioRun:
@@ -183,26 +189,41 @@ class ScenarioRun:
         if boot.reboot == "memtest" and "memtest" not in cmdline.split():
             cmdline = (cmdline + " memtest").strip()
         run = _BootRun(boot)
+        checkers: list[object] = []
         from ksim.locking import Deadlock
         try:
             async with machine.boot(cmdline, classes, builtin=builtin, power=power) as k:
                 run.kernel = k
                 if k.outcome == "running":
+                    if boot.concurrent:
+                        run.conc = BootConcurrency(k, sc.strategy,
+                                                   boot_seed(self.seed, boot.index))
+                    if boot.checked:
+                        checkers = attach_checkers(k)
                     for i, step in enumerate(boot.steps):
+                        if not isinstance(step, (SpawnStep, IrqStep)):
+                            # A sync point; what is in flight belongs to the steps before.
+                            await self.settle(run, step, where)
                         run.step_index = i
                         self.current_step = (boot.index, step)
                         await self.execute(step, run, where)
+                    if boot.steps:
+                        await self.settle(run, boot.steps[-1], where)
                     run.step_index = None
                     run.finished = True
                     self.current_step = None
         except Deadlock:
             run.outcome = "hang"
             run.kernel = run.kernel or machine.last_kernel
+        finally:
+            detach_checkers(checkers)  # a debugger's reads of the stopped kernel are not checked
         k = run.kernel if run.kernel is not None else machine.last_kernel
         run.kernel = k
         if run.outcome != "hang":
             run.outcome = k.outcome
         self.log_boot(run, cmdline)
+        if run.conc is not None:
+            self.log(f"{where}: {run.conc.summary()}")
         if not run.finished and boot.steps:
             self.report_unrun(run, where)
         for exp in boot.expect:
@@ -288,6 +309,15 @@ class ScenarioRun:
         raise AssertionError(subject)
 
     # -- steps -----------------------------------------------------------------------------
+    async def settle(self, run: _BootRun, step: Step, where: str) -> None:
+        """A sync point: wait for the threads and interrupts in flight (if any)."""
+        if run.conc is None:
+            return
+        try:
+            await run.conc.settle()
+        except ConcurrencyError as exc:
+            self.fail(step.loc, f"{where}: {step.describe()}: {exc}")
+
     async def execute(self, step: Step, run: _BootRun, where: str) -> None:
         try:
             await self._execute(step, run, where)
@@ -319,7 +349,15 @@ class ScenarioRun:
             for i in range(step.count):
                 await ksim.printk(prefix + "%s" + end, step.text.replace("{i}", str(i)))
         elif isinstance(step, SpawnStep):
-            await self.spawn(step, k)
+            assert run.conc is not None
+            run.conc.spawn(step, _level_prefix(step.level))
+            if step.wait:
+                await self.settle(run, step, where)
+        elif isinstance(step, IrqStep):
+            assert run.conc is not None
+            run.conc.queue_irqs(step, _level_prefix(step.level))
+            if step.wait:
+                await self.settle(run, step, where)
         elif isinstance(step, OopsStep):
             try:
                 await ksim.die(step.message, step.err, function=step.function)
@@ -373,31 +411,6 @@ class ScenarioRun:
                 await self.expect(exp, run, f"{where}, {step.loc.line}:{step.loc.col}", live=True)
         else:
             raise AssertionError(f"unhandled step {step.kind}")
-
-    async def spawn(self, step: SpawnStep, k) -> None:  # type: ignore[no-untyped-def]
-        import ksim
-        prefix = _level_prefix(step.level)
-        done = trio.Event()
-        remaining = [step.threads]
-        ncpus = len(k.cpus)
-
-        async def worker(thread: int) -> None:
-            text = step.text.replace("{thread}", str(thread))
-            for i in range(step.count):
-                await ksim.printk(prefix + "%s\n", text.replace("{i}", str(i)))
-                if step.interval:
-                    await trio.sleep(step.interval)
-                else:
-                    await trio.lowlevel.checkpoint()
-            remaining[0] -= 1
-            if not remaining[0]:
-                done.set()
-
-        for t in range(step.threads):
-            cpu = t % ncpus if step.cpu == "any" else int(step.cpu)
-            ksim.kthread_run(worker, t, name=f"worker/{t}", cpu=cpu)
-        if step.wait:
-            await done.wait()
 
     async def notifier(self, step: NotifierStep) -> None:
         import ksim
@@ -545,40 +558,15 @@ async def _run(sc: Scenario, seed: int, result: Result) -> None:
         result.virtual = trio.current_time() - t0
 
 
-def _seed_trio_scheduler(seed: int) -> object:
-    """Make trio's run-queue order a function of the seed, so a seed replays a scenario.
-
-    trio breaks ties between runnable tasks with a module-level ``random.Random``; seeding
-    it is the only way to reproduce an interleaving of ``spawn`` threads (a private detail
-    of trio, hence the guard; the deterministic scheduler of issue 4 should own this).
-    Returns the previous state, for :func:`_restore_trio_scheduler`.
-    """
-    try:
-        from trio._core import _run as trio_run_module
-        state = trio_run_module._r.getstate()
-        trio_run_module._r.seed(f"ksim-scenario:{seed}")
-        return state
-    except (ImportError, AttributeError):
-        return None
-
-
-def _restore_trio_scheduler(state: object) -> None:
-    if state is not None:
-        from trio._core import _run as trio_run_module
-        trio_run_module._r.setstate(state)  # type: ignore[arg-type]
-
-
 def run_scenario(sc: Scenario, seed: int | None = None) -> Result:
     """Run one scenario with one seed (default: its first) and say how it went."""
     seed = sc.seeds[0] if seed is None else seed
     result = Result(sc, seed)
     start = time.perf_counter()
     clock = trio.testing.MockClock(autojump_threshold=0)
-    trio_state = _seed_trio_scheduler(seed)
     try:
         trio.run(_run, sc, seed, result, clock=clock)
     finally:
-        _restore_trio_scheduler(trio_state)
         result.wall = time.perf_counter() - start
     if result.status != ERROR and result.failures:
         result.status = FAIL

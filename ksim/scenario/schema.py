@@ -23,7 +23,7 @@ from ksim.scenario.model import (
 )
 
 SCHEMA_ID = "https://ksim.invalid/schemas/scenario.json"
-UNAVAILABLE_STEPS = ("irq",)  # needs SMP support (issue 4)
+UNAVAILABLE_STEPS: tuple[str, ...] = ()  # steps the loader knows but rejects
 ENUMS = {  # (step, field) -> allowed strings
     ("notifier", "chain"): CHAINS,
     ("notifier", "returns"): NOTIFY_RETURNS,
@@ -140,7 +140,7 @@ def _expectation_schema() -> dict:
         inner_props = dict(text_matchers, **extra)
         target_schema: dict = {"type": "string"}
         if subject == "reports":
-            target_schema = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$",
+            target_schema = {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$",
                              "examples": list(REPORT_KINDS)}
         mapping = {"type": "object", "additionalProperties": False,
                    "properties": dict(inner_props, **({target_key: target_schema}
@@ -175,6 +175,7 @@ def schema() -> dict:
         "before": {"type": "array", "items": {"$ref": "#/$defs/step_corrupt"}},
         "steps": {"type": "array", "items": {"$ref": "#/$defs/any_step"}},
         "expect": {"type": "array", "items": {"$ref": "#/$defs/expectation"}},
+        "checkers": {"type": "boolean"},
     }
     for key, text in BOOT_KEYS.items():
         boot_props[key] = dict(boot_props[key], description=text)
@@ -194,6 +195,7 @@ def schema() -> dict:
         "plugin_path": {"anyOf": [{"type": "string"},
                                   {"type": "array", "items": {"type": "string"}}]},
         "boots": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/boot"}},
+        "strategy": {"type": "string", "pattern": r"^(random|rr|pct(:[1-9]\d*)?)$"},
         "timeout": {"type": "number", "exclusiveMinimum": 0},
     }
     for key, text in SCENARIO_KEYS.items():
