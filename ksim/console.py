@@ -257,9 +257,6 @@ class ConsoleRegistry:
         msg = self.disabled_message(con)
         return self.unlink_console(con), [msg]
 
-    def boot_consoles(self) -> list[Console]:
-        return [c for c in self.consoles if c.flags & CON_BOOT]
-
     def find(self, name: str, index: int | None = None) -> Console | None:
         for con in self.consoles:
             if con.name == name and (index is None or con.index == index):
@@ -294,10 +291,6 @@ class ConsoleRegistry:
         if con.loglevel and limit != CONSOLE_LOGLEVEL_MOTORMOUTH:
             limit = con.loglevel
         return level >= limit
-
-    def pending(self) -> bool:
-        next_seq = self.printk.log.next_seq
-        return any(c.seq < next_seq for c in self.consoles if c.flags & CON_ENABLED)
 
     async def console_unlock_if_free(self) -> None:
         """printk's ``console_trylock() ... console_unlock()``: print, or leave it to the holder."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ksim.current import current_kernel
 from ksim.memblock import BOOTMEM_DEFAULT, BOOTMEM_EXCLUSIVE, Memblock
 from ksim.memory import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PFN_DOWN, PFN_PHYS, \
-    PFN_UP, MemoryLayout, PhysMem
+    PFN_UP, MemoryLayout
 
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
@@ -78,9 +78,6 @@ def memblock_reserve(base: int, size: int) -> int:
 def memblock_phys_alloc(size: int, align: int) -> int:
     return _memblock().memblock_phys_alloc(size, align)
 
-
-def _mem() -> PhysMem:
-    return current_kernel().mem
 
 
 def _phys(kernel: Kernel, virt: int, size: int, write: bool) -> int:

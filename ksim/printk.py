@@ -296,10 +296,6 @@ class Printk:
         self._flush_cont()
 
     # -- policy -----------------------------------------------------------------------------
-    def suppress_message_printing(self, level: int) -> bool:
-        """C6: a record reaches consoles iff level < console_loglevel or ignore_loglevel."""
-        return level >= self.console_loglevel and not self.ignore_loglevel
-
     def console_verbose(self) -> None:
         """C9: oops and panic make everything visible, unless the console was silenced."""
         if self.console_loglevel:
