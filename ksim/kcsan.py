@@ -129,8 +129,6 @@ class RaceDetector:
         """Observe ``kernel``'s driver memory accesses and lock acquisitions."""
         self = cls()
         self._kernel = kernel
-        if getattr(kernel, "mem_observers", None) is None:
-            kernel.mem_observers = []  # type: ignore[attr-defined]
         kernel.mem_observers.append(self)  # type: ignore[attr-defined]
         self._subscribe(kernel)
         return self

@@ -32,6 +32,8 @@ import trio
 import trio.testing
 
 from ksim.errno import KernelError
+from ksim.kcsan import RaceDetector
+from ksim.lockdep import Lockdep
 from ksim.machine import Machine
 from ksim.module import KernelModule
 from ksim.printk import KERN_INFO, printk
@@ -128,16 +130,8 @@ async def _call(fn, *args):  # type: ignore[no-untyped-def]
 
 
 def _attach_checkers(kernel) -> None:  # type: ignore[no-untyped-def]
-    try:
-        from ksim.lockdep import Lockdep
-        kernel.lock_observers.append(Lockdep())
-    except ImportError:
-        pass
-    try:
-        from ksim.kcsan import RaceDetector
-        kernel.mem_observers.append(RaceDetector())
-    except ImportError:
-        pass
+    Lockdep.attach(kernel)
+    RaceDetector.attach(kernel)
 
 
 async def run_one(config: StressConfig, seed: int, plugins: Sequence[type[KernelModule]],

@@ -90,24 +90,15 @@ def _received(kernel, name: str) -> bytes | None:  # type: ignore[no-untyped-def
 async def read_file(kernel, path: str, live: bool) -> bytes:  # type: ignore[no-untyped-def]
     """Read ``path``; a stopped kernel's file is read as a debugger would, with a time limit.
 
-    File handlers reach their kernel through ``current``.  Kernel.read_file binds it when
-    called from outside (``Kernel.as_current``); with a core that predates that, the read
-    is done from a task bound to the stopped kernel.  A handler blocked on a lock the dead
+    File handlers reach their kernel through ``current``; Kernel.read_file binds it when
+    called from outside (``Kernel.as_current``).  A handler blocked on a lock the dead
     kernel still holds gives up after READ_TIMEOUT virtual seconds.
     """
     if live:
         return await kernel.read_file(path)
     from ksim.errno import EAGAIN, KernelError
     with trio.move_on_after(READ_TIMEOUT):
-        if hasattr(kernel, "as_current"):
-            return await kernel.read_file(path)
-        from ksim.cpu import CPU
-        from ksim.current import Task, reset_current, set_current
-        token = set_current(Task(pid=-1, comm="ksim-debugger", cpu=CPU(0), kernel=kernel))
-        try:
-            return await kernel.read_file(path)
-        finally:
-            reset_current(token)
+        return await kernel.read_file(path)
     raise KernelError(EAGAIN, f"{path}: the read blocked (on a lock the stopped kernel "
                               "holds?)")
 
