@@ -554,7 +554,9 @@ class PhysMem:
         end = addr + n
         if addr < 0 or n < 0 or end > self._size:
             raise PhysAddrError(addr, n, self._size)
-        if self._fills:
+        fills = self._fills
+        if fills and not (addr >> PAGE_SHIFT == (end - 1) >> PAGE_SHIFT
+                          and self._page_gen.get(addr >> PAGE_SHIFT) == len(fills)):
             self._settle(addr, end)
         return self._map[addr:end]
 
@@ -563,7 +565,9 @@ class PhysMem:
         end = addr + len(data)
         if addr < 0 or end > self._size:
             raise PhysAddrError(addr, len(data), self._size)
-        if self._fills:
+        fills = self._fills
+        if fills and not (addr >> PAGE_SHIFT == (end - 1) >> PAGE_SHIFT
+                          and self._page_gen.get(addr >> PAGE_SHIFT) == len(fills)):
             self._settle(addr, end)
         self._map[addr:end] = data
 
@@ -639,7 +643,9 @@ def _int_accessors(bits: int, fmt: str) -> None:
     def read_uN(self: PhysMem, addr: int) -> int:
         if addr < 0 or addr + width > self._size:
             raise PhysAddrError(addr, width, self._size)
-        if self._fills:
+        fills = self._fills
+        if fills and (self._page_gen.get(addr >> PAGE_SHIFT) != len(fills)
+                      or addr & ~PAGE_MASK > PAGE_SIZE - width):  # may cross into the next page
             self._settle(addr, addr + width)
         value: int = unpack_from(self._map, addr)[0]
         return value
@@ -649,7 +655,9 @@ def _int_accessors(bits: int, fmt: str) -> None:
             raise PhysAddrError(addr, width, self._size)
         if not 0 <= value < limit:
             raise ValueError(f"{value:#x} does not fit in u{bits}")
-        if self._fills:
+        fills = self._fills
+        if fills and (self._page_gen.get(addr >> PAGE_SHIFT) != len(fills)
+                      or addr & ~PAGE_MASK > PAGE_SIZE - width):  # may cross into the next page
             self._settle(addr, addr + width)
         pack_into(self._map, addr, value)
 

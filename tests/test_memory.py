@@ -367,3 +367,15 @@ def test_torn_last_journal_record_is_dropped(tmp_path: Path) -> None:
     with PhysMem(MiB, ram_file=path) as ram:
         assert ram.read(PAGE_SIZE, PAGE_SIZE) == cold_page(MiB, 1, 1, 1)
     assert sidecar.read_text() == "ksim-ram-journal 1 1048576\ncold 1 1\np 1\n"
+
+
+def test_cold_garbage_of_an_access_crossing_into_an_unsettled_page():
+    """The one-page fast path must not skip the second page of a straddling access."""
+    ref = PhysMem(1 << 20, seed=3)
+    ref.cold_boot(1)
+    want = ref.read(4090, 8)
+    for access in (lambda m: m.read(4090, 8), lambda m: m.read_u64(4090).to_bytes(8, "little")):
+        mem = PhysMem(1 << 20, seed=3)
+        mem.cold_boot(1)
+        mem.read(0, 1)  # page 0 settled, page 1 not yet
+        assert access(mem) == want
