@@ -7,6 +7,9 @@ so the helpers never need a special case for "no kernel yet".
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from ksim.cpu import CPU
 from ksim.current import current_cpu
 
@@ -78,3 +81,21 @@ def rcu_read_unlock() -> None:
     cpu = current_cpu()
     cpu.rcu_read_lock_nesting -= 1
     cpu.preempt_count -= 1
+
+
+@contextmanager
+def hardirq_context(cpu: CPU | None = None) -> Iterator[None]:
+    """Run the block as a hardirq handler on ``cpu`` (default: the current one).
+
+    The CPU took the interrupt with interrupts off and ``irq_enter()`` raised the hardirq
+    count; both are undone on the way out, so the interrupted code resumes as it was.
+    """
+    cpu = cpu or current_cpu()
+    saved = cpu.irqs_enabled
+    cpu.irqs_enabled = False
+    cpu.hardirq_count += 1
+    try:
+        yield
+    finally:
+        cpu.hardirq_count -= 1
+        cpu.irqs_enabled = saved

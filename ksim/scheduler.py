@@ -42,6 +42,7 @@ import trio
 
 from ksim.bug import add_report
 from ksim.current import Task, current, maybe_current_kernel, set_current
+from ksim.preempt import hardirq_context
 from ksim.reboot import MachineHang
 from ksim.strategy import Recorder, Strategy, encode_schedule
 
@@ -361,16 +362,12 @@ class Scheduler:
             return
         self.irqs_delivered += 1
         number = self.irqs_delivered
-        saved = cpu.irqs_enabled
-        cpu.irqs_enabled = False
-        cpu.hardirq_count += 1
         if self.trace is not None:
             self.trace.irq_begin(cpu.id, number)  # type: ignore[attr-defined]
         try:
-            await handler(number, cpu.id)
+            with hardirq_context(cpu):
+                await handler(number, cpu.id)
         finally:
-            cpu.hardirq_count -= 1
-            cpu.irqs_enabled = saved
             if self.trace is not None:
                 self.trace.irq_end(cpu.id, number)  # type: ignore[attr-defined]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from contextlib import contextmanager
 
 import pytest
 import trio
@@ -19,6 +18,7 @@ from ksim import (
     printk, spin_lock, spin_lock_irqsave, spin_unlock, spin_unlock_irqrestore, virt_read_u64,
     virt_write, virt_write_u64,
 )
+from ksim.preempt import hardirq_context
 from ksim.current import current, current_cpu
 from ksim.kernel import Kernel
 from ksim.kcsan import RaceDetector
@@ -28,17 +28,6 @@ from ksim_memconsole import Memconsole
 DATA = 0x2000000  # a physical address in the 64M machine's RAM, used by nobody
 
 
-@contextmanager
-def hardirq():
-    cpu = current_cpu()
-    saved = cpu.irqs_enabled
-    cpu.irqs_enabled = False
-    cpu.hardirq_count += 1
-    try:
-        yield
-    finally:
-        cpu.hardirq_count -= 1
-        cpu.irqs_enabled = saved
 
 
 async def on_cpu(kernel: Kernel, cpu: int, fn: Callable[[], Awaitable[None]],
@@ -152,7 +141,7 @@ async def test_kcsan_real_memconsole_is_clean(autojump_clock):
         await writer_and_reader(k, Writer(k), rounds=3)
 
         async def irq_printk() -> None:
-            with hardirq():
+            with hardirq_context():
                 await printk("from an interrupt handler\n")
 
         await on_cpu(k, 1, irq_printk)
@@ -240,7 +229,7 @@ async def test_kcsan_interrupt_and_task_on_one_cpu(autojump_clock):
             spin_unlock(lock)
 
         def irq_side() -> None:
-            with hardirq():
+            with hardirq_context():
                 virt_write_u64(safe, 2)
                 virt_write_u64(racy, 2)
 

@@ -9,7 +9,6 @@ task, with ``hardirq_count`` raised and interrupts disabled.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextlib import contextmanager
 
 import pytest
 import trio
@@ -18,6 +17,7 @@ from ksim import (
     Console, DEFINE_MUTEX, DEFINE_SPINLOCK, Deadlock, Machine, mutex_lock, mutex_unlock,
     printk, spin_lock, spin_lock_irqsave, spin_trylock, spin_unlock, spin_unlock_irqrestore,
 )
+from ksim.preempt import hardirq_context
 from ksim.current import current, current_cpu
 from ksim.kernel import Kernel
 from ksim.lockdep import Lockdep
@@ -25,18 +25,6 @@ from ksim.locking import DECLARE_RWSEM, down_read, up_read
 from ksim_memconsole import Memconsole
 
 
-@contextmanager
-def hardirq():
-    """Run the block as an interrupt handler on the current CPU."""
-    cpu = current_cpu()
-    saved = cpu.irqs_enabled
-    cpu.irqs_enabled = False
-    cpu.hardirq_count += 1
-    try:
-        yield
-    finally:
-        cpu.hardirq_count -= 1
-        cpu.irqs_enabled = saved
 
 
 async def locked(lock, irqsave: bool = False) -> None:  # type: ignore[no-untyped-def]
@@ -74,7 +62,7 @@ async def test_l6_in_hardirq_then_irqs_on_is_inconsistent_lock_state(autojump_cl
     async with Machine("64M").boot() as k:
         ld = Lockdep.attach(k)
         lock = DEFINE_SPINLOCK("&dev->lock")
-        with hardirq():
+        with hardirq_context():
             await locked(lock)
         assert ld.states("&dev->lock") == ["IN-HARDIRQ-W"] and ld.usage("&dev->lock") == "{-...}"
         assert not ld.reports
@@ -127,7 +115,7 @@ async def test_l6_irqs_on_then_in_hardirq_reverses_the_arrow(autojump_clock):
         await locked(lock)
         assert ld.usage("&dev->lock") == "{+.+.}"
         assert ld.states("&dev->lock") == ["HARDIRQ-ON-W", "SOFTIRQ-ON-W"]
-        with hardirq():
+        with hardirq_context():
             await locked(lock)
         me = current()
     [report] = ld.reports
@@ -146,7 +134,7 @@ async def test_l2_irqsave_everywhere_is_consistent(autojump_clock):
         lock = DEFINE_SPINLOCK("&dev->lock")
         for _ in range(3):
             await locked(lock, irqsave=True)
-            with hardirq():
+            with hardirq_context():
                 await locked(lock)
         assert ld.usage("&dev->lock") == "{-...}"
     assert ld.reports == [] and lockdep_reports(k) == [] and ld.debug_locks
@@ -159,7 +147,7 @@ async def test_l4_state_registered_on_another_cpu_is_remembered(autojump_clock):
         lock = DEFINE_SPINLOCK("&dev->lock")
 
         async def irq_on_cpu1() -> None:
-            with hardirq():
+            with hardirq_context():
                 await locked(lock)
 
         await on_cpu(k, 1, irq_on_cpu1)
@@ -176,7 +164,7 @@ async def test_l4_trylock_in_hardirq_does_not_mark_in_hardirq(autojump_clock):
     async with Machine("64M").boot() as k:
         ld = Lockdep.attach(k)
         lock = DEFINE_SPINLOCK("&dev->lock")
-        with hardirq():
+        with hardirq_context():
             assert spin_trylock(lock)
             spin_unlock(lock)
         await locked(lock)
@@ -301,10 +289,10 @@ async def test_lockdep_irq_context_starts_a_new_chain(autojump_clock):
         ld = Lockdep.attach(k)
         a, b = DEFINE_SPINLOCK("A"), DEFINE_SPINLOCK("B")
         flags = await spin_lock_irqsave(a)
-        with hardirq():  # (cannot happen with irqs off; lockdep separates contexts anyway)
+        with hardirq_context():  # (cannot happen with irqs off; lockdep separates contexts anyway)
             await locked(b)
         spin_unlock_irqrestore(a, flags)
-        with hardirq():
+        with hardirq_context():
             await spin_lock(b)
             await spin_lock(a)
             spin_unlock(a)
@@ -369,7 +357,7 @@ async def test_l8_lockdep_turns_itself_off_after_the_first_report(autojump_clock
     async with Machine("64M").boot() as k:
         ld = Lockdep.attach(k)
         a, b, c = (DEFINE_SPINLOCK(n) for n in ("A", "B", "C"))
-        with hardirq():
+        with hardirq_context():
             await locked(c)
         await locked(c)  # first report: inconsistent state
         assert len(ld.reports) == 1 and not ld.debug_locks
@@ -387,7 +375,7 @@ async def test_l8_an_oops_switches_lockdep_off_silently(autojump_clock):
         ld = Lockdep.attach(k)
         lock = DEFINE_SPINLOCK("A")
         k.oops_count += 1  # as after die(): oops_enter() called debug_locks_off()
-        with hardirq():
+        with hardirq_context():
             await locked(lock)
         await locked(lock)
     assert ld.reports == [] and not ld.debug_locks
@@ -415,7 +403,7 @@ async def test_l6_memconsole_with_plain_spin_lock_is_caught_in_one_run(autojump_
         assert ld.states("buf_lock") == ["HARDIRQ-ON-W", "SOFTIRQ-ON-W"]
 
         async def interrupt() -> None:
-            with hardirq():
+            with hardirq_context():
                 await printk("from an interrupt handler\n")
 
         await on_cpu(k, irq_cpu, interrupt)
@@ -441,7 +429,7 @@ async def test_l2_real_memconsole_is_clean_under_lockdep(autojump_clock):
         await printk("from process context\n")
 
         async def interrupt() -> None:
-            with hardirq():
+            with hardirq_context():
                 await printk("from an interrupt handler\n")
 
         await on_cpu(k, 1, interrupt)
