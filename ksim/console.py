@@ -296,53 +296,63 @@ class ConsoleRegistry:
         """printk's ``console_trylock() ... console_unlock()``: print, or leave it to the holder."""
         if self._locked or not self.consoles:
             return
-        self._locked = True
-        try:
-            await self._flush_all()
-        finally:
-            self._locked = False
+        await self._flush_all()
 
     async def console_flush_on_panic(self) -> None:
         """Print everything pending, whoever holds the console lock (K2 step 12)."""
         self.printk.flush_partial()
-        self._locked = True
+        holder = self._locked
         try:
             await self._flush_all()
         finally:
-            self._locked = False
+            self._locked = holder
 
     async def _flush_all(self) -> None:
-        """console_flush_all(): one record per console per round, until none progresses.
+        """console_flush_all() under the console lock: one record per console per round,
+        until none progresses.
 
         A console whose cursor fell behind the oldest record adds the gap to ``dropped``;
         the ``** N printk messages dropped **`` line goes out just before the next record
         that console actually prints, and never to an extended console (C6, C13).
         """
-        log = self.printk.log
-        progress = True
-        while progress:
-            progress = False
-            for con in tuple(self.consoles):
-                if con.seq >= log.next_seq or not con.flags & CON_ENABLED or con.write is None:
-                    continue
-                progress = True
-                if con.seq < log.first_seq:
-                    con.dropped += log.first_seq - con.seq
-                    con.seq = log.first_seq
-                record = log.get(con.seq)
-                con.seq += 1
-                if record is None or self._suppressed(con, record.level):
-                    continue
-                extended = bool(con.flags & CON_EXTENDED)
-                if con.dropped and not extended:
-                    line = b"** %d printk messages dropped **\n" % con.dropped
-                    con.dropped = 0
-                    await self._write(con, line)
-                data = self._text(record, extended)
-                if con._async_write or con.received is not None:
-                    await self._write(con, data)
-                else:  # the serial port: a plain call, no coroutine to build
-                    con.write(con, data)  # type: ignore[misc]
+        self._locked = True
+        try:
+            pk = self.printk
+            log = pk.log
+            progress = True
+            while progress:
+                progress = False
+                for con in tuple(self.consoles):
+                    seq = con.seq
+                    if seq >= log.next_seq or not con.flags & CON_ENABLED or con.write is None:
+                        continue
+                    progress = True
+                    if seq < log.first_seq:
+                        con.dropped += log.first_seq - seq
+                        seq = log.first_seq
+                    record = log.get(seq)
+                    con.seq = seq + 1
+                    if record is None:
+                        continue
+                    # C6 (and the per-console loglevel), inline: this runs for every record
+                    if not pk.ignore_loglevel:
+                        limit = pk.console_loglevel
+                        if con.loglevel and limit != CONSOLE_LOGLEVEL_MOTORMOUTH:
+                            limit = con.loglevel
+                        if record.level >= limit:
+                            continue
+                    extended = bool(con.flags & CON_EXTENDED)
+                    if con.dropped and not extended:
+                        line = b"** %d printk messages dropped **\n" % con.dropped
+                        con.dropped = 0
+                        await self._write(con, line)
+                    data = self._text(record, extended)
+                    if con._async_write or con.received is not None:
+                        await self._write(con, data)
+                    else:  # the serial port: a plain call, no coroutine to build
+                        con.write(con, data)  # type: ignore[misc]
+        finally:
+            self._locked = False
 
     @staticmethod
     async def _write(con: Console, data: bytes) -> None:

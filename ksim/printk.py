@@ -103,6 +103,9 @@ class PrintkRecord(NamedTuple):
     caller_id: str = ""
 
 
+_new_record = tuple.__new__  # PrintkRecord(...) without the generated __new__'s extra call
+
+
 class LogBuffer:
     """The printk ring buffer: whole records, oldest dropped first when full (C12, C13).
 
@@ -133,7 +136,8 @@ class LogBuffer:
             _, old_cost = records.popleft()
             self._used -= old_cost
             self.first_seq += 1
-        record = PrintkRecord(self.next_seq, ts_nsec, level, text, facility, flags, caller_id)
+        record = _new_record(PrintkRecord,
+                             (self.next_seq, ts_nsec, level, text, facility, flags, caller_id))
         records.append((record, cost))
         self._used += cost
         self.next_seq += 1
@@ -347,7 +351,7 @@ async def printk(fmt: str, *args: object) -> None:
         await kernel.sched.preempt_point()  # stored, console lock not yet tried
     consoles = kernel.consoles
     if not consoles._locked and consoles.consoles:
-        await consoles.console_unlock_if_free()
+        await consoles._flush_all()  # console_trylock() succeeded: print what is pending
 
 
 async def pr_emerg(fmt: str, *args: object) -> None:
