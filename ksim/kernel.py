@@ -77,6 +77,9 @@ class Kernel:
         self.lock_observers: list[object] = []
         self.mem_observers: list[object] = []
         self.locks_seen: list[object] = []  # every lock acquired once: /proc/lock_stat
+        # The lock_stat sysctl: collect wait/hold times (the deterministic scheduler turns it
+        # on; outside it virtual time rarely moves while a lock is held).
+        self.lock_stat = False
         self.sched: Scheduler | None = None  # a deterministic scheduler, when one drives threads
         self.dumpers: list[Callable[[str], Awaitable[None] | None]] = []
         # panic / oops state (K1, K2, K4)

@@ -102,12 +102,17 @@ def _notify(observers, event: str, lock: LockBase) -> None:  # type: ignore[no-u
 
 
 def _now() -> int:
-    """The running kernel's clock in virtual ns (``local_clock()``), 0 outside a kernel.
+    """The running kernel's clock in virtual ns (``local_clock()``) while it collects lock
+    statistics (the ``lock_stat`` sysctl), else 0: the clock read is the costly part of an
+    uncontended lock.
 
     Under the deterministic scheduler that clock also counts the modelled cost of each
     preemption point, so hold and wait times say how much work happened meanwhile.
     """
-    clock = getattr(maybe_current_kernel(), "local_clock", None)
+    kernel = maybe_current_kernel()
+    if kernel is None or not getattr(kernel, "lock_stat", True):
+        return 0
+    clock = getattr(kernel, "local_clock", None)
     return clock() if clock is not None else 0
 
 

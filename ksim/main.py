@@ -441,6 +441,8 @@ def create_core_files(k: Kernel) -> None:
     vfs.create("/proc/cmdline", 0o444, text_reader(lambda: k.boot_command_line + "\n"))
     vfs.create("/proc/consoles", 0o444, text_reader(k.consoles.proc_consoles))
     vfs.create("/proc/lock_stat", 0o400, text_reader(lambda: render_lock_stat(k.locks_seen)))
+    vfs.create("/proc/sys/kernel/lock_stat", 0o644, _proc_sys_int(
+        k, lambda: int(k.lock_stat), lambda v: setattr(k, "lock_stat", bool(v))))
     vfs.create("/proc/version", 0o444, text_reader(lambda: BANNER % k.release + "\n"))
     vfs.create("/proc/sys/kernel/printk", 0o644, _proc_sys_printk(k))
     vfs.create("/proc/sys/kernel/panic", 0o644, _proc_sys_int(

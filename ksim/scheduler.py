@@ -142,6 +142,7 @@ class Scheduler:
     def __init__(self, kernel: Kernel, strategy: Strategy, *, irq_budget: int = 0,
                  irq_handler: IrqHandler | None = None) -> None:
         self.kernel = kernel
+        kernel.lock_stat = True  # hold and wait times mean something once work costs time
         self.strategy = Recorder(strategy)
         self.threads: list[SimThread] = []
         self.runnable: list[SimThread] = []  # wanting the baton; kept in tid order

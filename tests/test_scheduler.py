@@ -225,3 +225,15 @@ async def test_nr_cpus_and_maxcpus_limit_the_cpus_threads_run_on(autojump_clock,
     last = int(online.split("-")[-1])
     assert used == set(range(last + 1))
     assert f"Brought up 1 node, {last + 1} CPU" in k.dmesg()
+
+
+async def test_lock_stat_sysctl_switches_time_collection(autojump_clock):
+    """Outside the scheduler times are off by default; the sysctl turns them on."""
+    async with Machine("64M").boot("") as k:
+        assert await k.read_file("/proc/sys/kernel/lock_stat") == b"0\n"
+        lock = DEFINE_SPINLOCK("timed")
+        await k.write_file("/proc/sys/kernel/lock_stat", "1\n")
+        await spin_lock(lock)
+        await trio.sleep(0.001)  # a holder that sleeps (a BUG, but time passes)
+        spin_unlock(lock)
+    assert lock.hold_ns == 1_000_000 and lock.acquisitions == 1
