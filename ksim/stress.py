@@ -41,9 +41,9 @@ from ksim.scheduler import Scheduler
 from ksim.strategy import Replay, Strategy, decode_schedule, make_strategy
 
 LINE = re.compile(r"^\[\s*\d+\.\d{6}\] (.*)$")
-STRESS = re.compile(r"^stress (t\d{2}|irq) (m\d{4}) ([a-z]+) #([0-9a-f]{4})$")
-READ_EVERY = 16
-READ_SIZE = 1 << 20  # a reader reads after this many of its own preemption points' worth of work
+STRESS = re.compile(r"^stress (t\d{2,}|irq) (m\d{4,}) ([a-z]+) #([0-9a-f]{4})$")
+READ_EVERY = 16  # a reader reads again after this many preemption points of its own
+READ_SIZE = 1 << 20  # one read(2) of up to this many bytes: one consistent snapshot
 CHECKER_KINDS = ("lockdep", "data-race", "deadlock", "bug", "lockup", "warning", "oops")
 
 

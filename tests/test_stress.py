@@ -40,6 +40,8 @@ def test_check_text_finds_torn_and_reordered_lines():
     lines = good.splitlines(keepends=True)
     assert "after" in check_text(lines[1] + lines[0], "x", partial_first=False)[0]
     assert "cut" in check_text(good[:-5], "x", partial_first=False)[0]
+    many = "".join("[    0.000000] %s\n" % stress_message("t123", i) for i in (9999, 10000))
+    assert check_text(many, "x", partial_first=False) == []  # 3-digit threads, 5-digit indices
 
 
 def test_memconsole_without_its_lock_is_caught_within_100_seeds():
