@@ -48,8 +48,12 @@ class Formatter:
         fast = self._fast.get(fmt, False)
         if fast is False:
             fast = self._fast[fmt] = _python_format(fmt)
-        if fast is not None and _fits(fast[1], args):
-            return fast[0] % tuple(args)
+        if fast is not None:
+            kinds = fast[1]
+            if kinds == "i" and len(args) == 1 and type(args[0]) is int:  # the usual "%d"
+                return fast[0] % (args[0],)
+            if _fits(kinds, args):
+                return fast[0] % tuple(args)
         parts = self._cache.get(fmt)
         if parts is None:
             parts = self._cache[fmt] = _compile(fmt)
