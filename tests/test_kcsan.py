@@ -8,7 +8,6 @@ simulated RAM, at least one writing, with no lock in common, where the two could
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -24,26 +23,13 @@ from ksim.kernel import Kernel
 from ksim.kcsan import RaceDetector
 from ksim.locking import DECLARE_RWSEM, down_read, down_write, up_read, up_write
 from ksim_memconsole import Memconsole
+from kthreads import on_cpu
 
 DATA = 0x2000000  # a physical address in the 64M machine's RAM, used by nobody
 
 
 
 
-async def on_cpu(kernel: Kernel, cpu: int, fn: Callable[[], Awaitable[None]],
-                 name: str = "") -> int:
-    """Run ``fn`` as a kernel thread bound to ``cpu``, wait for it; returns its pid."""
-    done = trio.Event()
-
-    async def thread() -> None:
-        try:
-            await fn()
-        finally:
-            done.set()
-
-    task = kernel.spawn_thread(thread, name=name or "t%d" % cpu, cpu=cpu)
-    await done.wait()
-    return task.pid
 
 
 def races(kernel) -> list:  # type: ignore[no-untyped-def]

@@ -8,10 +8,8 @@ task, with ``hardirq_count`` raised and interrupts disabled.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 
 import pytest
-import trio
 
 from ksim import (
     Console, DEFINE_MUTEX, DEFINE_SPINLOCK, Deadlock, Machine, mutex_lock, mutex_unlock,
@@ -23,6 +21,7 @@ from ksim.kernel import Kernel
 from ksim.lockdep import Lockdep
 from ksim.locking import DECLARE_RWSEM, down_read, up_read
 from ksim_memconsole import Memconsole
+from kthreads import on_cpu
 
 
 
@@ -36,18 +35,6 @@ async def locked(lock, irqsave: bool = False) -> None:  # type: ignore[no-untype
         spin_unlock(lock)
 
 
-async def on_cpu(kernel: Kernel, cpu: int, fn: Callable[[], Awaitable[None]]) -> None:
-    """Run ``fn`` as a kernel thread bound to ``cpu`` and wait for it."""
-    done = trio.Event()
-
-    async def thread() -> None:
-        try:
-            await fn()
-        finally:
-            done.set()
-
-    kernel.spawn_thread(thread, name="t%d" % cpu, cpu=cpu)
-    await done.wait()
 
 
 def lockdep_reports(kernel) -> list:  # type: ignore[no-untyped-def]
