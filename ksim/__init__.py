@@ -10,7 +10,7 @@ ports line by line.  Each lives in the module named after its kernel source file
 from ksim.cmdline import memparse, simple_strtoul
 from ksim.console import (
     CON_ANYTIME, CON_BOOT, CON_BRL, CON_CONSDEV, CON_ENABLED, CON_EXTENDED, CON_PRINTBUFFER,
-    Console, register_console, unregister_console,
+    Console,
 )
 from ksim.current import current, current_kernel, smp_processor_id
 from ksim.errno import (
@@ -51,8 +51,9 @@ from ksim.preempt import (
 )
 from ksim.printk import (
     KERN_ALERT, KERN_CONT, KERN_CRIT, KERN_DEBUG, KERN_DEFAULT, KERN_EMERG, KERN_ERR, KERN_INFO,
-    KERN_NOTICE, KERN_WARNING, pr_alert, pr_cont, pr_crit, pr_debug, pr_emerg, pr_err, pr_info,
-    pr_notice, pr_warn, printk, printk_deferred,
+    KERN_NOTICE, KERN_WARNING, kmsg_dump_register, kmsg_dump_unregister, pr_alert, pr_cont,
+    pr_crit, pr_debug, pr_emerg, pr_err, pr_info, pr_notice, pr_warn, printk, printk_deferred,
+    register_console, unregister_console,
 )
 from ksim.reboot import (
     emergency_restart, kernel_halt, kernel_power_off, kernel_restart, reboot_notifier_list,
@@ -64,4 +65,61 @@ from ksim.watchdog import report_soft_lockup
 
 __version__ = "0.1.0"
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [
+    # include/linux/console.h
+    "CON_ANYTIME", "CON_BOOT", "CON_BRL", "CON_CONSDEV", "CON_ENABLED", "CON_EXTENDED",
+    "CON_PRINTBUFFER", "Console",
+    # kernel/printk
+    "KERN_ALERT", "KERN_CONT", "KERN_CRIT", "KERN_DEBUG", "KERN_DEFAULT", "KERN_EMERG",
+    "KERN_ERR", "KERN_INFO", "KERN_NOTICE", "KERN_WARNING", "kmsg_dump_register",
+    "kmsg_dump_unregister", "pr_alert", "pr_cont", "pr_crit", "pr_debug", "pr_emerg", "pr_err",
+    "pr_info", "pr_notice", "pr_warn", "printk", "printk_deferred", "register_console",
+    "unregister_console",
+    # lib/cmdline.c
+    "memparse", "simple_strtoul",
+    # current
+    "current", "current_kernel", "smp_processor_id",
+    # errno
+    "EACCES", "EBUSY", "EEXIST", "EFAULT", "EINVAL", "EIO", "ENODEV", "ENOENT", "ENOMEM",
+    "ENOSPC", "EPERM", "ERANGE", "KernelError",
+    # procfs
+    "ProcOps", "proc_create", "remove_proc_entry",
+    # the machine and a boot
+    "Kernel", "Machine",
+    # kernel/locking
+    "DEFINE_MUTEX", "DEFINE_RAW_SPINLOCK", "DEFINE_SPINLOCK", "Deadlock", "Mutex",
+    "RawSpinLock", "SpinLock", "mutex_lock", "mutex_unlock", "raw_spin_lock",
+    "raw_spin_lock_irqsave", "raw_spin_unlock", "raw_spin_unlock_irqrestore", "spin_lock",
+    "spin_lock_init", "spin_lock_irq", "spin_lock_irqsave", "spin_trylock", "spin_unlock",
+    "spin_unlock_irq", "spin_unlock_irqrestore",
+    # memory
+    "BOOTMEM_DEFAULT", "BOOTMEM_EXCLUSIVE", "PAGE_ALIGN", "PAGE_MASK", "PAGE_SHIFT",
+    "PAGE_SIZE", "PFN_DOWN", "PFN_PHYS", "PFN_UP", "max_low_pfn", "max_pfn",
+    "memblock_phys_alloc", "memblock_reserve", "memcpy_from", "memcpy_to", "min_low_pfn",
+    "phys_to_virt", "reserve_bootmem", "reserve_bootmem_generic", "virt_read",
+    "virt_read_u32", "virt_read_u64", "virt_to_phys", "virt_write", "virt_write_u32",
+    "virt_write_u64",
+    # modules
+    "KernelModule", "early_param", "insmod", "module_param", "rmmod", "setup",
+    # kernel/notifier.c
+    "INT_MAX", "INT_MIN", "NOTIFY_BAD", "NOTIFY_DONE", "NOTIFY_OK", "NOTIFY_STOP",
+    "NOTIFY_STOP_MASK", "AtomicNotifierHead", "BlockingNotifierHead", "NotifierBlock",
+    "RawNotifierHead", "atomic_notifier_call_chain", "atomic_notifier_chain_register",
+    "atomic_notifier_chain_unregister", "blocking_notifier_call_chain",
+    "blocking_notifier_chain_register", "blocking_notifier_chain_unregister",
+    "notifier_from_errno", "notifier_to_errno", "raw_notifier_call_chain",
+    "raw_notifier_chain_register", "raw_notifier_chain_unregister",
+    # kernel/panic.c
+    "TaskKilled", "die", "die_chain", "panic", "panic_notifier_list",
+    # preempt.h
+    "in_atomic", "in_interrupt", "in_irq", "irqs_disabled", "local_irq_restore",
+    "local_irq_save", "preempt_disable", "preempt_enable",
+    # kernel/reboot.c
+    "emergency_restart", "kernel_halt", "kernel_power_off", "kernel_restart",
+    "reboot_notifier_list", "register_reboot_notifier", "unregister_reboot_notifier",
+    # kernel/sched
+    "kthread_run", "might_sleep", "msleep", "preempt_point", "schedule",
+    # kernel/watchdog.c
+    "report_soft_lockup",
+    "__version__",
+]

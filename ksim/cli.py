@@ -27,7 +27,6 @@ from ksim.scenario import cli as scenario_cli
 from ksim.errno import KernelError
 from ksim.machine import Machine
 from ksim.memory import RamFileError
-from ksim.module_loader import InsmodError
 from ksim.panic import TaskKilled, die, panic
 from ksim.plugins import PluginError, discover, load, load_plugins
 from ksim.printk import KERN_SOH, level_from_name, printk
@@ -214,9 +213,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PluginError, RamFileError, ValueError) as exc:
         print(f"ksim: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except InsmodError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_ACTION
     except KeyboardInterrupt:
         print("ksim: interrupted", file=sys.stderr)
         return 130

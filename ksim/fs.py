@@ -12,17 +12,21 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from ksim.current import current_kernel
 from ksim.errno import EACCES, EINVAL, ENOENT, KernelError
+from ksim.init import require_async
 
-ReadFn = Callable[["ProcFile", int, int], "bytes | Awaitable[bytes]"]
-WriteFn = Callable[["ProcFile", bytes], "int | Awaitable[int]"]
+ReadFn = Callable[["ProcFile", int, int], Awaitable[bytes]]
+WriteFn = Callable[["ProcFile", bytes], Awaitable[int]]
 
 
 @attrs.define(eq=False)
 class ProcOps:
-    """``struct proc_ops``: ``proc_read(file, count, pos)`` returns up to ``count`` bytes at ``pos``.
+    """``struct proc_ops``: ``proc_read(file, count, pos)`` returns up to ``count`` bytes at
+    ``pos``; ``proc_write(file, data)`` returns the bytes consumed or a negative errno.
 
-    Either handler may be a plain or an ``async`` function.
+    Both are ``async def`` (they run driver code); a file whose handlers are not is refused
+    when it is created.
     """
 
     proc_read: ReadFn | None = None
@@ -42,11 +46,13 @@ class ProcFile:
     owner_module: str | None = None
 
 
-def text_reader(render: Callable[[], str | bytes]) -> ProcOps:
+def text_reader(render: Callable[[], str | bytes | Awaitable[str | bytes]]) -> ProcOps:
     """Ops for a read-only file whose whole content is rendered on each read (seq_file style)."""
 
-    def proc_read(file: ProcFile, count: int, pos: int) -> bytes:
+    async def proc_read(file: ProcFile, count: int, pos: int) -> bytes:
         content = render()
+        if inspect.isawaitable(content):
+            content = await content
         data = content.encode() if isinstance(content, str) else content
         return data[pos:pos + count]
 
@@ -64,6 +70,9 @@ class VFS:
         """Add a file; returns None if the path exists (as proc_create fails on a duplicate)."""
         if path in self._files:
             return None
+        for handler in (ops.proc_read, ops.proc_write):
+            if handler is not None:
+                require_async(handler, f"the handler of {path}")
         entry = ProcFile(path, mode, ops, data, owner)
         self._files[path] = entry
         return entry
@@ -111,18 +120,13 @@ class VFS:
     @staticmethod
     async def _read_once(entry: ProcFile, count: int, pos: int) -> bytes:
         assert entry.ops.proc_read is not None
-        data = entry.ops.proc_read(entry, count, pos)
-        if inspect.isawaitable(data):
-            data = await data
-        return data
+        return await entry.ops.proc_read(entry, count, pos)
 
     async def write(self, path: str, data: bytes) -> int:
         entry = self.lookup(path)
         if not entry.mode & 0o222 or entry.ops.proc_write is None:
             raise KernelError(EACCES, f"{path}: Permission denied")
-        result = entry.ops.proc_write(entry, data)
-        if inspect.isawaitable(result):
-            result = await result
+        result = await entry.ops.proc_write(entry, data)
         if result < 0:
             raise KernelError(result, f"{path}: write failed")
         return result
@@ -141,14 +145,12 @@ def _proc_path(name: str, parent: str | None) -> str:
 def proc_create(name: str, mode: int, parent: str | None, proc_ops: ProcOps,
                 data: object = None) -> ProcFile | None:
     """``proc_create(name, mode, parent, proc_ops)``; None if the name is taken."""
-    from ksim.current import current_kernel
     kernel = current_kernel()
     entry = kernel.vfs.create(_proc_path(name, parent), mode, proc_ops, data)
     if entry is not None:
-        entry.owner_module = kernel.loading_module
+        entry.owner_module = kernel.module.loading
     return entry
 
 
 def remove_proc_entry(name: str, parent: str | None) -> None:
-    from ksim.current import current_kernel
     current_kernel().vfs.remove(_proc_path(name, parent))

@@ -2,10 +2,10 @@
 (kernel/kcsan/report.c; Eraser, Savage et al. 1997, for the algorithm).
 
 Attach with ``RaceDetector.attach(kernel)`` (or append an instance to
-``kernel.mem_observers``): every driver access through :mod:`ksim.mm` (``virt_read``,
+``kernel.mm.observers``): every driver access through :mod:`ksim.mm` (``virt_read``,
 ``virt_write``, the ``_u32``/``_u64`` helpers, each chunk of ``memcpy_to``/``memcpy_from``)
 calls :meth:`RaceDetector.on_access` with the *physical* address.  The detector also
-subscribes itself to ``kernel.lock_observers`` (on attach, or at its first access) to learn
+subscribes itself to ``kernel.locking.observers`` (on attach, or at its first access) to learn
 which sleeping locks a task holds and which spinlocks were taken inside a hardirq handler.
 
 Model, kept simple on purpose:
@@ -46,15 +46,19 @@ or set ``enabled = False``.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from ksim import memory as _memory
 from ksim import mm as _mm
 from ksim.bug import Report, add_report, cpu_pid_line
 from ksim.current import _current as _current_var
 from ksim.current import Task, maybe_current_kernel
+from ksim.kern_levels import KERN_ERR
 from ksim.locking import LockBase, Mutex, RwSemaphore
-from ksim.lockdep import capture, format_where
-from ksim.printk import KERN_ERR
+from ksim.locking.lockdep import capture, format_where
+
+if TYPE_CHECKING:
+    from ksim.kernel import Kernel
 
 __all__ = ["RaceDetector"]
 
@@ -120,30 +124,32 @@ class RaceDetector:
         # task -> {sleeping lock: [exclusive holds, shared holds]}
         self._sleeping: dict[Task, dict[LockBase, list[int]]] = {}
         self._reported: set[frozenset[tuple[int, int]]] = set()
-        self._kernel: object | None = None
+        self._kernel: Kernel | None = None
         self._subscribed = False
 
     # -- attaching -------------------------------------------------------------------------
     @classmethod
-    def attach(cls, kernel: object) -> RaceDetector:
+    def attach(cls, kernel: Kernel) -> RaceDetector:
         """Observe ``kernel``'s driver memory accesses and lock acquisitions."""
         self = cls()
         self._kernel = kernel
-        kernel.mem_observers.append(self)  # type: ignore[attr-defined]
+        kernel.mm.observers.append(self)
         self._subscribe(kernel)
         return self
 
-    def _subscribe(self, kernel: object) -> None:
+    def _subscribe(self, kernel: Kernel) -> None:
         self._subscribed = True
         self._kernel = kernel
-        observers = getattr(kernel, "lock_observers", None)
-        if observers is not None and self not in observers:
+        observers = kernel.locking.observers
+        if self not in observers:
             observers.append(self)
 
     def detach(self) -> None:
-        for attr in ("mem_observers", "lock_observers"):
-            observers = getattr(self._kernel, attr, None)
-            if observers is not None and self in observers:
+        kernel = self._kernel
+        if kernel is None:
+            return
+        for observers in (kernel.mm.observers, kernel.locking.observers):
+            if self in observers:
                 observers.remove(self)
 
     def _ctx(self, task: Task, irq: bool) -> _Ctx:
@@ -154,7 +160,7 @@ class RaceDetector:
         return ctx
 
     # -- lock observer: sleeping locks per task, spinlocks taken in hardirq ----------------
-    def lock_event(self, event: str, lock: LockBase) -> None:
+    def lock_event(self, event: str, lock: LockBase, flags: int = 0) -> None:
         if event == "acquired":
             task = _current_var.get()
             if type(lock) is Mutex or type(lock) is RwSemaphore:
@@ -222,7 +228,7 @@ class RaceDetector:
         task = _current_var.get()
         kernel = task.kernel
         if kernel is not None:
-            if getattr(kernel, "outcome", "running") != "running":
+            if kernel.outcome != "running":
                 return
             if not self._subscribed:
                 self._subscribe(kernel)
@@ -337,7 +343,7 @@ class RaceDetector:
 
     def _virt(self, phys: int) -> int:
         kernel = self._kernel or maybe_current_kernel()
-        layout = getattr(kernel, "layout", None)
+        layout = kernel.layout if kernel is not None else None
         if layout is None:
             return phys
         try:

@@ -22,6 +22,7 @@ import trio
 
 from ksim.current import reset_current, set_current
 from ksim.kernel import Kernel
+from ksim.main import start_kernel
 from ksim.memory import PhysMem
 from ksim.module import KernelModule
 from ksim.reboot import MachineStop
@@ -88,7 +89,6 @@ class Machine:
         kernel = Kernel(self, cmdline, kind, plugins, names)
         self.boot_count += 1
         self.last_kernel = kernel
-        from ksim.main import start_kernel
 
         stops: list[MachineStop] = []
         yielded = False
@@ -118,7 +118,7 @@ class Machine:
     def _finish(self, kernel: Kernel, stop: MachineStop | None) -> None:
         kernel.outcome = "shutdown" if stop is None else stop.how
         kernel.outcome_detail = "" if stop is None else stop.detail
-        kernel.system_state = kernel.outcome
+        kernel.init.system_state = kernel.outcome
         if kernel.outcome == "power_off":
             self._next_power = "cold"
         kernel.printk.flush_partial()

@@ -8,7 +8,9 @@ translation belongs to the boot, the bytes to the machine.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ksim.current import current_kernel
 from ksim.memblock import BOOTMEM_DEFAULT, BOOTMEM_EXCLUSIVE, Memblock
@@ -19,12 +21,21 @@ if TYPE_CHECKING:
     from ksim.kernel import Kernel
 
 __all__ = [
-    "BOOTMEM_DEFAULT", "BOOTMEM_EXCLUSIVE", "PAGE_ALIGN", "PAGE_MASK", "PAGE_SHIFT", "PAGE_SIZE",
+    "MmState", "BOOTMEM_DEFAULT", "BOOTMEM_EXCLUSIVE", "PAGE_ALIGN", "PAGE_MASK", "PAGE_SHIFT", "PAGE_SIZE",
     "PFN_DOWN", "PFN_PHYS", "PFN_UP", "max_low_pfn", "max_pfn", "memblock_phys_alloc",
     "memblock_reserve", "min_low_pfn", "phys_to_virt", "reserve_bootmem",
     "reserve_bootmem_generic", "memcpy_from", "memcpy_to", "virt_read", "virt_read_u32",
     "virt_read_u64", "virt_to_phys", "virt_write", "virt_write_u32", "virt_write_u64",
 ]
+
+
+@attrs.define
+class MmState:
+    """The driver memory API's per-kernel state: whether this is a NUMA build (M5, F4), and
+    the memory observers (KCSAN's instrumentation: the data-race detector)."""
+
+    numa: bool = True
+    observers: list[Any] = attrs.Factory(list)
 
 
 def _layout() -> MemoryLayout:
@@ -68,7 +79,7 @@ def reserve_bootmem(addr: int, size: int, flags: int) -> int:
 def reserve_bootmem_generic(addr: int, size: int, flags: int) -> int:
     """The x86-64 variant (M5): honours ``flags`` only on a NUMA machine (F4)."""
     kernel = current_kernel()
-    return _memblock().reserve_bootmem_generic(addr, size, flags, numa=kernel.numa)
+    return _memblock().reserve_bootmem_generic(addr, size, flags, numa=kernel.mm.numa)
 
 
 def memblock_reserve(base: int, size: int) -> int:
@@ -86,8 +97,9 @@ def _phys(kernel: Kernel, virt: int, size: int, write: bool) -> int:
     if layout is None:
         raise RuntimeError("the memory layout is not set up yet (setup_arch has not run)")
     phys = layout.virt_to_phys(virt)
-    if kernel.mem_observers:
-        for obs in kernel.mem_observers:
+    observers = kernel.mm.observers
+    if observers:
+        for obs in observers:
             obs.on_access(phys, size, write)
     return phys
 
@@ -134,7 +146,7 @@ async def memcpy_to(dst: int, data: bytes) -> None:
     """
     kernel = current_kernel()
     sched = kernel.sched
-    if sched is None or len(data) <= MEMCPY_CHUNK:
+    if not sched.preemptible_copies or len(data) <= MEMCPY_CHUNK:
         kernel.mem.write(_phys(kernel, dst, len(data), True), data)
         return
     view = memoryview(data)
@@ -149,7 +161,7 @@ async def memcpy_from(src: int, n: int) -> bytes:
     """``memcpy(buf, src, n)`` out of RAM, chunked like :func:`memcpy_to`."""
     kernel = current_kernel()
     sched = kernel.sched
-    if sched is None or n <= MEMCPY_CHUNK:
+    if not sched.preemptible_copies or n <= MEMCPY_CHUNK:
         return kernel.mem.read(_phys(kernel, src, n, False), n)
     out = bytearray()
     for off in range(0, n, MEMCPY_CHUNK):

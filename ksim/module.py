@@ -11,31 +11,24 @@ parsed from the command line and its ``init`` run at its initcall level; a loada
 its parameters from ``insmod`` and its ``__setup`` handlers never run, exactly as a ``.ko``.
 A handler declared ``core=True`` stands for code the patch adds to the core kernel (the 2009
 memconsole put its ``__setup`` in mm/bootmem.c): it runs whenever the plugin is present.
+The decorators are the core's own (:mod:`ksim.init`): one table, as in the kernel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import attrs
-
 from ksim import params as _params
+from ksim.init import BootHandler, early_param, setup
+from ksim.params import ParamOps, param_ops_for
 
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
 
+__all__ = ["INITCALL_LEVELS", "BootHandler", "KernelModule", "early_param", "module_param",
+           "param_ops_for", "setup"]
+
 INITCALL_LEVELS = ("early", "core", "postcore", "arch", "subsys", "fs", "device", "late")
-
-
-def param_ops_for(type_: str | Any) -> Any:
-    """``"bool"`` → ``param_ops_bool``; an ops object is returned unchanged."""
-    if not isinstance(type_, str):
-        return type_
-    ops = getattr(_params, "param_ops_" + type_, None)
-    if ops is None:
-        raise ValueError(f"unknown module parameter type {type_!r}")
-    return ops
 
 
 class module_param:  # noqa: N801 - named as the kernel macro
@@ -45,7 +38,7 @@ class module_param:  # noqa: N801 - named as the kernel macro
     lives in the kernel's :class:`~ksim.params.KernelParam`, so a sysfs write is seen at once.
     """
 
-    def __init__(self, type: str | Any, default: object, perm: int, desc: str = "") -> None:
+    def __init__(self, type: str | ParamOps, default: object, perm: int, desc: str = "") -> None:
         self.ops = param_ops_for(type)
         self.type_name: str = getattr(self.ops, "name", str(type))
         self.default = default
@@ -64,32 +57,6 @@ class module_param:  # noqa: N801 - named as the kernel macro
 
     def __set__(self, instance: KernelModule, value: object) -> None:
         instance.kparams[self.name].value = value
-
-
-@attrs.frozen
-class BootHandler:
-    """A ``__setup`` (prefix match, P11) or ``early_param`` (whole name, P12) handler."""
-
-    name: str
-    method: str
-    early: bool
-    core: bool
-
-
-def setup(name: str, *, core: bool = False) -> Callable[[Callable], Callable]:
-    """``__setup(name, fn)``: the handler gets the text after the prefix, returns 1 if consumed."""
-    def mark(fn: Callable) -> Callable:
-        fn.__ksim_boot_handler__ = BootHandler(name, fn.__name__, False, core)  # type: ignore
-        return fn
-    return mark
-
-
-def early_param(name: str, *, core: bool = False) -> Callable[[Callable], Callable]:
-    """``early_param(name, fn)``: the handler gets the value (None without '='), returns 0 on success."""
-    def mark(fn: Callable) -> Callable:
-        fn.__ksim_boot_handler__ = BootHandler(name, fn.__name__, True, core)  # type: ignore
-        return fn
-    return mark
 
 
 class KernelModule:
@@ -146,3 +113,13 @@ class KernelModule:
 
     async def exit(self) -> None:
         return None
+
+    async def check_invariants(self) -> list[str]:
+        """What must hold of the driver's state between operations, for ``ksim stress``.
+
+        Called after a stress run (as the kernel's code, with the driver's own locks free
+        to take) with every writer and reader finished.  Return one line per violated
+        invariant, an empty list if all hold.  The default checks nothing.  A wrong return
+        type or an exception is reported as a violation naming the plugin.
+        """
+        return []

@@ -7,13 +7,15 @@ break the walk (the successor is still called in this pass), a block linked righ
 current one is missed, one linked after the already-fetched successor is seen.
 ``*_unregister`` never clears ``nb.next``, as in C.
 
-Sync vs async follows one rule: a ksim function is ``async`` iff its kernel counterpart may
-sleep.  So ``atomic_/raw_notifier_chain_register`` and ``raw_notifier_chain_unregister`` are
-plain functions; blocking/SRCU register and unregister, ``atomic_notifier_chain_unregister``
-(``synchronize_rcu``) and every ``*_call_chain`` (callbacks may be ``async def``) are async.
+Sync vs async follows the project's rule: a function is ``async`` iff it can be a preemption
+point or run driver code.  ``atomic_/raw_notifier_chain_register`` and
+``raw_notifier_chain_unregister`` only link a block (under a spinlock that is never
+contended for long) and are plain functions; blocking/SRCU register and unregister (a
+sleeping lock), ``atomic_notifier_chain_unregister`` (``synchronize_rcu``) and every
+``*_call_chain`` (it runs the callbacks) are async.
 
-Callbacks are ``(nb, action, data) -> int``, sync or ``async def`` (an awaitable result is
-awaited).  ``None`` is accepted as NOTIFY_DONE (a Python function that forgets to return).
+Callbacks are ``async def (nb, action, data) -> int``, checked when the block is
+registered.  ``None`` is accepted as NOTIFY_DONE (a Python function that forgets to return).
 
 Unregistering from inside a walk of the same kind of chain (N12) is the kernel's deadlock and
 is reported in its words, then :class:`~ksim.locking.Deadlock` is raised out of the callback
@@ -40,16 +42,16 @@ from typing import Any
 import attrs
 import trio
 
-from ksim.bug import Report, add_report, caller_location, warn
+from ksim.bug import Report, add_report, caller_location, dump_stack_lines, report_header, warn
 from ksim.current import Task, current, current_cpu, deref, maybe_current_kernel
 from ksim.errno import EBUSY, EEXIST, ENOENT
+from ksim.init import SYSTEM_BOOTING, require_async
+from ksim.kern_levels import KERN_WARNING
 from ksim.locking import (
-    Deadlock, Mutex, RwSemaphore, SpinLock, _dump_stack_lines, _kernel_ident, down_read,
-    down_write, mutex_lock, mutex_unlock, spin_lock_irqsave_sync, spin_unlock_irqrestore,
-    up_read, up_write,
+    Deadlock, Mutex, RwSemaphore, SpinLock, down_read, down_write, mutex_lock, mutex_unlock,
+    spin_lock_irqsave_sync, spin_unlock_irqrestore, up_read, up_write,
 )
 from ksim.preempt import rcu_read_lock, rcu_read_unlock
-from ksim.printk import KERN_WARNING
 from ksim.sched import might_sleep
 
 __all__ = [
@@ -117,7 +119,7 @@ def notifier_to_errno(ret: int) -> int:
     return NOTIFY_OK - ret if ret > NOTIFY_OK else 0
 
 
-NotifierFn = Callable[["NotifierBlock", int, Any], "int | None | Awaitable[int | None]"]
+NotifierFn = Callable[["NotifierBlock", int, Any], Awaitable["int | None"]]
 
 
 @attrs.define(eq=False)
@@ -260,6 +262,7 @@ def _symbol(fn: object) -> str:
 
 
 def _notifier_chain_register(nh: _NotifierHead, n: NotifierBlock, unique_priority: bool) -> int:
+    require_async(n.notifier_call, "the notifier callback")
     prev: NotifierBlock | None = None
     cur = nh.head
     while cur is not None:
@@ -296,14 +299,6 @@ def _notifier_chain_unregister(nh: _NotifierHead, n: NotifierBlock) -> int:
     return -ENOENT
 
 
-async def _resolve(ret: object) -> int:
-    if hasattr(ret, "__await__"):
-        ret = await ret  # type: ignore[misc]
-    if ret is None:
-        return NOTIFY_DONE
-    return int(ret)  # type: ignore[call-overload]
-
-
 async def _notifier_call_chain(nh: _NotifierHead, val: int, v: object,
                                nr_to_call: int) -> tuple[int, int]:
     """N8: returns ``(ret, nr_calls)``; the call that stops the chain is counted."""
@@ -312,9 +307,8 @@ async def _notifier_call_chain(nh: _NotifierHead, val: int, v: object,
     nb = nh.head
     while nb is not None and nr_to_call:
         next_nb = nb.next
-        ret = nb.notifier_call(nb, val, v)  # type: ignore[assignment]
-        if type(ret) is not int:
-            ret = await _resolve(ret)
+        result = await nb.notifier_call(nb, val, v)
+        ret = NOTIFY_DONE if result is None else int(result)
         nr_calls += 1
         if ret & NOTIFY_STOP_MASK:
             break
@@ -348,26 +342,14 @@ async def _notifier_call_chain_robust(nh: _NotifierHead, val_up: int, val_down: 
 def _system_booting() -> bool:
     """``system_state == SYSTEM_BOOTING``; no kernel counts as running."""
     kernel = maybe_current_kernel()
-    if kernel is None:
-        return False
-    state = getattr(kernel, "system_state", None)
-    if state is None:
-        return False
-    if isinstance(state, int) and not isinstance(state, bool):
-        return state == 0  # enum system_states: SYSTEM_BOOTING = 0
-    name = getattr(state, "name", state)
-    return str(name).lower().removeprefix("system_") == "booting"
+    return kernel is not None and kernel.init.system_state == SYSTEM_BOOTING
 
 
 def _suspicious_rcu(file_line: str, message: str, where: str) -> Report:
     """lockdep_rcu_suspicious(): the ``WARNING: suspicious RCU usage`` splat."""
     task = current()
     depth = task.cpu.rcu_read_lock_nesting
-    lines = [
-        "=============================",
-        "WARNING: suspicious RCU usage",
-        _kernel_ident(),
-        "-----------------------------",
+    lines = report_header("WARNING: suspicious RCU usage") + [
         "%s %s!" % (file_line, message),
         "",
         "other info that might help us debug this:",
@@ -378,7 +360,7 @@ def _suspicious_rcu(file_line: str, message: str, where: str) -> Report:
     ]
     lines += [" #%d: ffffffff82b5f1a0 (rcu_read_lock){....}-{1:2}, at: rcu_lock_acquire+0x0/0x30"
               % i for i in range(depth)]
-    lines += ["", "stack backtrace:"] + _dump_stack_lines(where)
+    lines += ["", "stack backtrace:"] + dump_stack_lines(where)
     return add_report("deadlock", lines[1], lines, KERN_WARNING)
 
 
@@ -466,7 +448,7 @@ async def _blocking_register(nh: BlockingNotifierHead, n: NotifierBlock, unique:
     try:
         return _notifier_chain_register(nh, n, unique)
     finally:
-        await up_write(nh.rwsem)
+        up_write(nh.rwsem)
 
 
 async def blocking_notifier_chain_register(nh: BlockingNotifierHead, n: NotifierBlock) -> int:
@@ -489,7 +471,7 @@ async def blocking_notifier_chain_unregister(nh: BlockingNotifierHead, n: Notifi
     try:
         return _notifier_chain_unregister(nh, n)
     finally:
-        await up_write(nh.rwsem)
+        up_write(nh.rwsem)
 
 
 async def blocking_notifier_call_chain(nh: BlockingNotifierHead, val: int, v: object = None) -> int:
@@ -501,7 +483,7 @@ async def blocking_notifier_call_chain(nh: BlockingNotifierHead, val: int, v: ob
     try:
         ret, _ = await _notifier_call_chain(nh, val, v, -1)
     finally:
-        await up_read(nh.rwsem)
+        up_read(nh.rwsem)
     return ret
 
 
@@ -515,7 +497,7 @@ async def blocking_notifier_call_chain_robust(nh: BlockingNotifierHead, val_up: 
     try:
         return await _notifier_call_chain_robust(nh, val_up, val_down, v)
     finally:
-        await up_read(nh.rwsem)
+        up_read(nh.rwsem)
 
 
 # Raw chains -------------------------------------------------------------------------------

@@ -7,22 +7,86 @@ trailer.  It never returns: it ends the kernel by raising a :class:`~ksim.reboot
 
 ``die`` renders an x86-64 Oops (K5, K6, K8), calls the die chain (N16) and then, as Linux
 does, panics (in interrupt, or with ``panic_on_oops``) or kills the current task.
+
+kernel/panic.c's state (:class:`PanicState`: ``panic_timeout``, ``panic_on_oops``, the
+taint mask, the oops counter) and its knobs live here too: ``panic=`` and ``pause_on_oops=``
+(core parameters), ``oops=panic``, and ``/proc/sys/kernel/{panic,panic_on_oops,tainted}``.
 """
 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
+import attrs
 import trio
 
-from ksim.bug import TAINT_DIE, add_taint, cpu_pid_line
+from ksim.bug import TAINT_DIE, TAINT_ORDER, Report, add_taint, cpu_pid_line
 from ksim.current import KernelGlobal, current, current_kernel
+from ksim.errno import EINVAL
+from ksim.fs import ProcOps, text_reader
+from ksim.init import core_param, early_param, kernel_file
 from ksim.notifier import DIE_OOPS, NOTIFY_STOP, atomic_notifier_call_chain
 from ksim.preempt import in_interrupt, local_irq_disable, preempt_disable
-from ksim.printk import KERN_ALERT, KERN_DEFAULT, KERN_EMERG, KERN_INFO, KERN_WARNING, printk
+from ksim.printk import KERN_ALERT, KERN_DEFAULT, KERN_EMERG, KERN_INFO, KERN_WARNING, \
+    console_flush_on_panic, kmsg_dump, printk
 from ksim.reboot import MachineHalt, emergency_restart
+from ksim.smp import smp_send_stop
+from ksim.sysctl import proc_dointvec
+
+if TYPE_CHECKING:
+    from ksim.kernel import Kernel
 
 PANIC_BUF = 1024
+
+
+@attrs.define
+class PanicState:
+    """kernel/panic.c's variables for one boot (K1, K2, K4, K5, K7)."""
+
+    panic_timeout: int = 0  # panic= (CONFIG_PANIC_TIMEOUT=0: halt)
+    panic_on_oops: bool = False  # oops=panic, kernel.panic_on_oops
+    pause_on_oops: int = 0
+    panic_message: str | None = None  # the first panic's message
+    panic_depth: int = 0  # nested panic() calls on the panic CPU
+    oops_count: int = 0  # die_counter
+    oops_in_progress: int = 0  # bust_spinlocks() (K1)
+    taints: str = ""  # tainted_mask, as the flag letters set (K7)
+    # __die_header() saves the registers of the boot's first oops for the summary lines.
+    oops_exec_summary: list[str] | None = None
+
+
+core_param("panic", "int", 0o644, "panic.panic_timeout")
+core_param("pause_on_oops", "int", 0o644, "panic.pause_on_oops")
+
+
+@early_param("oops")
+async def oops_setup(val: str | None) -> int:
+    if val is None:
+        return -EINVAL
+    if val == "panic":
+        current_kernel().panic.panic_on_oops = True
+    return 0
+
+
+@kernel_file("/proc/sys/kernel/panic", 0o644)
+def _panic_sysctl(k: Kernel) -> ProcOps:
+    def set_(value: int) -> None:
+        k.panic.panic_timeout = value
+    return proc_dointvec(lambda: k.panic.panic_timeout, set_)
+
+
+@kernel_file("/proc/sys/kernel/panic_on_oops", 0o644)
+def _panic_on_oops_sysctl(k: Kernel) -> ProcOps:
+    def set_(value: int) -> None:
+        k.panic.panic_on_oops = bool(value)
+    return proc_dointvec(lambda: int(k.panic.panic_on_oops), set_)
+
+
+@kernel_file("/proc/sys/kernel/tainted", 0o444)
+def _tainted(k: Kernel) -> ProcOps:
+    return text_reader(lambda: "%d\n" % sum(1 << i for i, flag in enumerate(TAINT_ORDER)
+                                            if flag in k.panic.taints))
 
 # The chains of kernel/panic.c and kernel/notifier.c, resolved per running kernel.
 panic_notifier_list = KernelGlobal("panic_notifier_list", "chains.panic_notifier_list")
@@ -41,8 +105,7 @@ class TaskKilled(Exception):
 
 def bust_spinlocks(yes: bool) -> None:
     """K1: while an oops is in progress console code must not wait for locks."""
-    kernel = current_kernel()
-    kernel.oops_in_progress += 1 if yes else -1
+    current_kernel().panic.oops_in_progress += 1 if yes else -1
 
 
 async def dump_stack(frames: list[str]) -> None:
@@ -58,37 +121,38 @@ async def dump_stack(frames: list[str]) -> None:
 async def panic(fmt: str, *args: object) -> None:
     """Stop the kernel with a message (K2).  Never returns."""
     kernel = current_kernel()
+    state = kernel.panic
     local_irq_disable()
     preempt_disable()
-    kernel.panic_depth += 1
-    text = kernel.printk.formatter.format(fmt, args) if args else fmt
+    state.panic_depth += 1
+    text = kernel.vsprintf.format(fmt, args) if args else fmt
     text = text[:PANIC_BUF - 1]
     if text.endswith("\n"):
         text = text[:-1]
-    if kernel.panic_message is None:
-        kernel.panic_message = text
+    if state.panic_message is None:
+        state.panic_message = text
     kernel.printk.console_verbose()
     bust_spinlocks(True)
     await printk(KERN_EMERG + "Kernel panic - not syncing: %s\n", text)
-    if kernel.panic_depth > 2:
+    if state.panic_depth > 2:
         # Linux would recurse until its stack overflowed; ksim stops the second nesting here.
         raise MachineHalt(text)
-    if TAINT_DIE not in kernel.taints and kernel.oops_in_progress <= 1:
+    if TAINT_DIE not in state.taints and state.oops_in_progress <= 1:
         await dump_stack(["dump_stack_lvl+0x49/0x63", "panic+0x11c/0x2f0"])
-    kernel.stop_other_cpus()
-    if kernel.panic_depth == 1:
+    smp_send_stop()
+    if state.panic_depth == 1:
         await atomic_notifier_call_chain(kernel.chains.panic_notifier_list, 0, text)
-    await kernel.kmsg_dump("panic")
-    await kernel.consoles.console_flush_on_panic()
-    timeout = kernel.panic_timeout
+    await kmsg_dump("panic")
+    await console_flush_on_panic(kernel.printk)
+    timeout = state.panic_timeout
     if timeout > 0:
         await printk(KERN_EMERG + "Rebooting in %d seconds..\n", timeout)
-        await kernel.consoles.console_flush_on_panic()
+        await console_flush_on_panic(kernel.printk)
         await trio.sleep(timeout)
     if timeout != 0:
         emergency_restart()
     await printk(KERN_EMERG + "---[ end Kernel panic - not syncing: %s ]---\n", text)
-    await kernel.consoles.console_flush_on_panic()
+    await console_flush_on_panic(kernel.printk)
     kernel.printk.suppress_printk = True
     raise MachineHalt(text)
 
@@ -119,18 +183,19 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
     raises :class:`TaskKilled` for the current task.
     """
     kernel = current_kernel()
+    state = kernel.panic
     task = current()
-    kernel.oops_count += 1
+    state.oops_count += 1
     kernel.printk.console_verbose()
     bust_spinlocks(True)
-    rng = random.Random(kernel.seed * 7919 + kernel.oops_count)
+    rng = random.Random(kernel.seed * 7919 + state.oops_count)
     rsp = 0xFFFFA3C1C0000000 | rng.getrandbits(24) & ~0xF
     alert = [message,
              "#PF: supervisor %s access in kernel mode" % ("write" if err & 2 else "read"),
              "#PF: error_code(0x%04x) - %s" % (err, "protection violation" if err & 1
                                                 else "not-present page")]
     pgd = "PGD 0 P4D 0 "
-    header = ["Oops: %04x [#%d] PREEMPT SMP NOPTI" % (err & 0xFFFF, kernel.oops_count),
+    header = ["Oops: %04x [#%d] PREEMPT SMP NOPTI" % (err & 0xFFFF, state.oops_count),
               cpu_pid_line(),
               "Hardware name: %s" % HARDWARE_NAME]
     regs = ["RIP: 0010:%s+0x16/0x20" % function,
@@ -145,7 +210,7 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
              " vfs_write+0xc3/0x3a0", " ksys_write+0x5f/0xe0", " do_syscall_64+0x3b/0x90",
              " entry_SYSCALL_64_after_hwframe+0x63/0xcd", " </TASK>",
              "Modules linked in:" + "".join(" " + name
-                                            for name in reversed(kernel.module_names()))]
+                                            for name in reversed(kernel.module.names()))]
     for line in alert:
         await printk(KERN_ALERT + "%s\n", line)
     await printk(KERN_INFO + "%s\n", pgd)
@@ -156,19 +221,19 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
     bust_spinlocks(False)
     add_taint(TAINT_DIE)
     lines = alert + [pgd] + header + regs + trace + ["CR2: 0000000000000000"]
-    kernel.reports_oops(message, lines)
+    kernel.reports.append(Report("oops", message, "\n".join(lines)))
     await printk(KERN_WARNING + "---[ end trace 0000000000000000 ]---\n")
-    await kernel.kmsg_dump("oops")
+    await kmsg_dump("oops")
     # __die_header() saves the registers of the *first* oops only: later summaries repeat them.
-    summary: list[str] = getattr(kernel, "oops_exec_summary", None) or regs
-    kernel.oops_exec_summary = summary  # type: ignore[attr-defined]
-    for line in summary:
+    if state.oops_exec_summary is None:
+        state.oops_exec_summary = regs
+    for line in state.oops_exec_summary:
         await printk(KERN_DEFAULT + "%s\n", line)
     if ret == NOTIFY_STOP:
         return
     if in_interrupt():
         await panic("Fatal exception in interrupt")
-    if kernel.panic_on_oops:
+    if state.panic_on_oops:
         await panic("Fatal exception")
     if task.pid == 1:
         await panic("Attempted to kill init! exitcode=0x%08x", SIGSEGV)

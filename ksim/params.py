@@ -42,7 +42,7 @@ from ksim.cmdline import (
     split_args,
 )
 from ksim.errno import EACCES, EINVAL, ENOENT, ENOSPC, KernelError
-from ksim.printk import LOGLEVEL_ERR, LOGLEVEL_WARNING
+from ksim.kern_levels import LOGLEVEL_ERR, LOGLEVEL_WARNING
 
 __all__ = [
     "KernelParam",
@@ -54,6 +54,7 @@ __all__ = [
     "module_param_sysfs_setup",
     "param_array_ops",
     "param_attr_store",
+    "param_ops_for",
     "param_ops_bint",
     "param_ops_bool",
     "param_ops_byte",
@@ -290,11 +291,18 @@ def check_perm(perm: int) -> int:
     return perm
 
 
-def _validate_perm(instance: KernelParam, attribute: attrs.Attribute[int], perm: int) -> None:
-    check_perm(perm)
+_UNSET: Any = object()
 
 
-@attrs.define(eq=False)
+class _Var:
+    """The storage of a parameter that has no owner of its own (a module's ``static`` variable)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+
 class KernelParam:
     """One parameter: ``struct kernel_param`` together with the variable it controls.
 
@@ -302,16 +310,36 @@ class KernelParam:
     code, a bare name for ``core_param`` (``panic``) and for parameters of a loadable module.
     ``perm`` is the sysfs mode, checked by :func:`check_perm`.  ``level`` is the initcall level
     at which a boot-line value is applied (-1: during the "Booting kernel" pass, P5).
-    ``value`` is the variable, initially the type's zero.
+
+    ``value`` is the variable, initially the type's zero.  Like ``kernel_param.arg``, which
+    points at a C variable, the variable may live elsewhere: ``storage=(obj, "attr")`` makes
+    ``value`` read and write ``obj.attr`` (a core parameter's variable belongs to the state
+    of the subsystem that declares it, e.g. ``panic_timeout`` to kernel/panic.c's).
     """
 
-    name: str
-    ops: ParamOps
-    perm: int = attrs.field(validator=_validate_perm)
-    level: int = -1
-    value: Any = attrs.field(
-        default=attrs.Factory(lambda self: self.ops.zero, takes_self=True)
-    )
+    __slots__ = ("name", "ops", "perm", "level", "_obj", "_attr")
+
+    def __init__(self, name: str, ops: ParamOps, perm: int, level: int = -1,
+                 value: Any = _UNSET, *, storage: tuple[object, str] | None = None) -> None:
+        check_perm(perm)
+        self.name = name
+        self.ops = ops
+        self.perm = perm
+        self.level = level
+        if storage is not None:
+            self._obj, self._attr = storage
+            if value is not _UNSET:
+                setattr(self._obj, self._attr, value)
+        else:
+            self._obj, self._attr = _Var(ops.zero if value is _UNSET else value), "value"
+
+    @property
+    def value(self) -> Any:
+        return getattr(self._obj, self._attr)
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        setattr(self._obj, self._attr, value)
 
     def set(self, val: str | None) -> None:
         """Parse *val* into ``value`` (``ops->set``); on ``KernelError`` it stays unchanged."""
@@ -320,6 +348,19 @@ class KernelParam:
     def get(self) -> str:
         """The sysfs text of ``value`` (``ops->get``), newline included."""
         return self.ops.format(self.value)
+
+    def __repr__(self) -> str:
+        return f"KernelParam({self.name!r}, {self.ops.name}, {self.perm:#o}, value={self.value!r})"
+
+
+def param_ops_for(type_: str | ParamOps) -> ParamOps:
+    """``"bool"`` → ``param_ops_bool``; an ops object is returned unchanged."""
+    if not isinstance(type_, str):
+        return type_
+    ops = globals().get("param_ops_" + type_)
+    if not isinstance(ops, ParamOps):
+        raise ValueError(f"unknown module parameter type {type_!r}")
+    return ops
 
 
 # --- parse_args (P5, P17) ---------------------------------------------------------------------

@@ -1,172 +1,81 @@
-"""printk: log levels, the log ring buffer and its text formats (kernel/printk/printk.c).
+"""printk: levels, the log, the console lock and the consoles (kernel/printk/printk.c).
 
 printk has two halves, as in Linux 5.10+:
 
 * **store** (:meth:`Printk.vprintk_store`): parse the level prefix, join continuation lines,
   stamp the record with a sequence number and the virtual clock, and put it in the ring buffer
-  (dropping whole oldest records when full, C13).  Storing never sleeps, so code that must not
-  await (a parser running synchronously, a report raised deep inside a check) can log with
-  :func:`printk_deferred`, exactly like the kernel's deferred printk.
+  (:mod:`ksim.printk_ringbuffer`; whole oldest records are dropped when full, C13).  Storing
+  never sleeps, so code that must not await (a parser running synchronously, a report raised
+  deep inside a check) can log with :func:`printk_deferred`, like the kernel's deferred printk.
 * **print**: whoever holds the console lock pushes every new record to every enabled console
-  (:mod:`ksim.console`).  :func:`printk` stores, then tries the console lock; if another task
-  holds it, that task prints our record before it lets go (C6), which is what keeps each
+  (:func:`console_unlock`).  :func:`printk` stores, then tries the console lock; if another
+  task holds it, that task prints our record before it lets go (C6), which is what keeps each
   console's stream in sequence order without a lock around the whole of printk.
 
-Rule ids (C8..C16) refer to ``linux-semantics.md``.
+This module also owns what printk.c owns in Linux: the registered consoles
+(``console_drivers``), the ``console=`` preferences (``console_cmdline``) and
+:func:`register_console` (C3, C4, C5), the kmsg dumpers (``kmsg_dump``), and printk's boot
+options (``loglevel=``, ``quiet``, ``debug``, ``ignore_loglevel``, ``log_buf_len=``,
+``keep_bootcon``, ``console=``), parameters (``printk.time``, ``printk.ignore_loglevel``) and
+files (``/proc/sys/kernel/printk``, ``/dev/kmsg``).  ``struct console`` itself, the
+``console=`` syntax and ``/proc/consoles`` are :mod:`ksim.console`'s; calls go one way, from
+here to there.
+
+Rule ids (C3..C16) refer to docs/linux-rules.md.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
 
+import attrs
 
+from ksim.bug import warn
+from ksim.cmdline import get_option, memparse
+from ksim.console import (
+    CON_BOOT, CON_BRL, CON_CONSDEV, CON_ENABLED, CON_EXTENDED, CON_PRINTBUFFER,
+    MAX_CMDLINECONSOLES, Console, ConsoleCmdline, parse_console_option,
+)
 from ksim.current import current, current_kernel, maybe_current_kernel
-from ksim.vsprintf import Formatter
+from ksim.errno import EINVAL, ENODEV
+from ksim.fs import ProcFile, ProcOps, text_reader
+from ksim.init import core_param, early_param, kernel_file, require_async, setup
+from ksim.kern_levels import (
+    CONSOLE_LOGLEVEL_DEBUG, CONSOLE_LOGLEVEL_DEFAULT, CONSOLE_LOGLEVEL_MIN,
+    CONSOLE_LOGLEVEL_MOTORMOUTH, CONSOLE_LOGLEVEL_QUIET, CONSOLE_LOGLEVEL_SILENT, KERN_ALERT,
+    KERN_CONT, KERN_CRIT, KERN_DEBUG, KERN_DEFAULT, KERN_EMERG, KERN_ERR, KERN_INFO,
+    KERN_NOTICE, KERN_SOH, KERN_WARNING, LEVEL_NAMES, LOGLEVEL_ALERT, LOGLEVEL_CRIT,
+    LOGLEVEL_DEBUG, LOGLEVEL_DEFAULT, LOGLEVEL_EMERG, LOGLEVEL_ERR, LOGLEVEL_INFO,
+    LOGLEVEL_NOTICE, LOGLEVEL_WARNING, MESSAGE_LOGLEVEL_DEFAULT, level_from_name,
+)
+from ksim.printk_ringbuffer import LOG_BUF_LEN_DEFAULT, LOG_CONT, LOG_NEWLINE, LogBuffer, \
+    PrintkRecord
 
-# Levels (C8) ---------------------------------------------------------------------------------
-LOGLEVEL_EMERG = 0
-LOGLEVEL_ALERT = 1
-LOGLEVEL_CRIT = 2
-LOGLEVEL_ERR = 3
-LOGLEVEL_WARNING = 4
-LOGLEVEL_NOTICE = 5
-LOGLEVEL_INFO = 6
-LOGLEVEL_DEBUG = 7
-LOGLEVEL_DEFAULT = -1
+if TYPE_CHECKING:
+    from ksim.kernel import Kernel
 
-KERN_SOH = "\x01"
-KERN_EMERG = KERN_SOH + "0"
-KERN_ALERT = KERN_SOH + "1"
-KERN_CRIT = KERN_SOH + "2"
-KERN_ERR = KERN_SOH + "3"
-KERN_WARNING = KERN_SOH + "4"
-KERN_NOTICE = KERN_SOH + "5"
-KERN_INFO = KERN_SOH + "6"
-KERN_DEBUG = KERN_SOH + "7"
-KERN_DEFAULT = ""  # modern kernels: no prefix means default_message_loglevel
-KERN_CONT = KERN_SOH + "c"
+__all__ = [
+    "CONSOLE_LOGLEVEL_DEBUG", "CONSOLE_LOGLEVEL_DEFAULT", "CONSOLE_LOGLEVEL_MIN",
+    "CONSOLE_LOGLEVEL_MOTORMOUTH", "CONSOLE_LOGLEVEL_QUIET", "CONSOLE_LOGLEVEL_SILENT",
+    "KERN_ALERT", "KERN_CONT", "KERN_CRIT", "KERN_DEBUG", "KERN_DEFAULT", "KERN_EMERG",
+    "KERN_ERR", "KERN_INFO", "KERN_NOTICE", "KERN_SOH", "KERN_WARNING", "LEVEL_NAMES",
+    "LOGLEVEL_ALERT", "LOGLEVEL_CRIT", "LOGLEVEL_DEBUG", "LOGLEVEL_DEFAULT", "LOGLEVEL_EMERG",
+    "LOGLEVEL_ERR", "LOGLEVEL_INFO", "LOGLEVEL_NOTICE", "LOGLEVEL_WARNING",
+    "LOG_BUF_LEN_DEFAULT", "LOG_LINE_MAX", "MESSAGE_LOGLEVEL_DEFAULT", "Printk", "PrintkRecord",
+    "console_flush_on_panic", "console_unlock", "format_time", "kmsg_dump", "kmsg_dump_register",
+    "kmsg_dump_unregister", "level_from_name", "pr_alert", "pr_cont", "pr_crit", "pr_debug",
+    "pr_emerg", "pr_err", "pr_info", "pr_notice", "pr_warn", "printk", "printk_deferred",
+    "record_kmsg_text", "record_print_text", "register_console", "setup_log_buf",
+    "unregister_console",
+]
 
-LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
-
-# Console loglevel presets (C9).
-CONSOLE_LOGLEVEL_SILENT = 0
-CONSOLE_LOGLEVEL_MIN = 1
-CONSOLE_LOGLEVEL_QUIET = 4
-CONSOLE_LOGLEVEL_DEFAULT = 7
-CONSOLE_LOGLEVEL_DEBUG = 10
-CONSOLE_LOGLEVEL_MOTORMOUTH = 15
-MESSAGE_LOGLEVEL_DEFAULT = 4
-
-# Record flags (C12).
-LOG_NEWLINE = 2
-LOG_CONT = 8
-
-LOG_BUF_LEN_DEFAULT = 1 << 17  # CONFIG_LOG_BUF_SHIFT=17
 CONSOLE_LOG_MAX = 1024
 PREFIX_MAX = 32  # !CONFIG_PRINTK_CALLER
 LOG_LINE_MAX = CONSOLE_LOG_MAX - PREFIX_MAX  # the largest record vprintk_store() reserves
-RECORD_OVERHEAD = 16  # bytes of the 3.5-5.9 record header; ksim charges it per record (C13)
-TRUNC_MSG = "<truncated>"
+LOG_BUF_LEN_MAX = 1 << 31
 
-
-def level_from_name(name: str | int) -> int:
-    """``"err"`` / ``"3"`` / ``3`` → 3; also accepts ``warning`` and ``KERN_ERR``-style names."""
-    if isinstance(name, int):
-        if not 0 <= name <= 7:
-            raise ValueError(f"log level {name} is outside 0..7")
-        return name
-    key = name.strip().lower().removeprefix("kern_")
-    if key.isdigit():
-        return level_from_name(int(key))
-    if key == "warning":
-        key = "warn"
-    if key in LEVEL_NAMES:
-        return LEVEL_NAMES.index(key)
-    raise ValueError(f"unknown log level {name!r}; expected one of {', '.join(LEVEL_NAMES)} or 0-7")
-
-
-class PrintkRecord(NamedTuple):
-    """One finalized record of the ring buffer (C12).
-
-    A NamedTuple rather than an attrs class: it is immutable all the same, and building one
-    is the single hottest allocation of printk.
-    """
-
-    seq: int
-    ts_nsec: int
-    level: int
-    text: str
-    facility: int = 0
-    flags: int = LOG_NEWLINE
-    caller_id: str = ""
-
-
-_new_record = tuple.__new__  # PrintkRecord(...) without the generated __new__'s extra call
-
-
-class LogBuffer:
-    """The printk ring buffer: whole records, oldest dropped first when full (C12, C13).
-
-    Capacity is in bytes, each record costing its UTF-8 text length plus a fixed header, so
-    ``log_buf_len=`` has the effect it has on Linux: how *much text* survives, not how many
-    lines.
-    """
-
-    __slots__ = ("size", "_records", "_used", "first_seq", "next_seq")
-
-    def __init__(self, size: int = LOG_BUF_LEN_DEFAULT) -> None:
-        self.size = size
-        self._records: deque[tuple[PrintkRecord, int]] = deque()
-        self._used = 0
-        self.first_seq = 0
-        self.next_seq = 0
-
-    def store(self, ts_nsec: int, level: int, text: str, facility: int = 0,
-              flags: int = LOG_NEWLINE, caller_id: str = "") -> PrintkRecord:
-        cost = RECORD_OVERHEAD + (len(text) if text.isascii() else len(text.encode()))
-        if cost > self.size:
-            # C13: a message that could never fit is cut to a quarter of the buffer.
-            keep = max(self.size // 4 - RECORD_OVERHEAD - len(TRUNC_MSG), 0)
-            text = text.encode()[:keep].decode(errors="ignore") + TRUNC_MSG
-            cost = RECORD_OVERHEAD + len(text.encode())
-        records = self._records
-        while records and self._used + cost > self.size:
-            _, old_cost = records.popleft()
-            self._used -= old_cost
-            self.first_seq += 1
-        record = _new_record(PrintkRecord,
-                             (self.next_seq, ts_nsec, level, text, facility, flags, caller_id))
-        records.append((record, cost))
-        self._used += cost
-        self.next_seq += 1
-        return record
-
-    def get(self, seq: int) -> PrintkRecord | None:
-        index = seq - self.first_seq
-        if 0 <= index < len(self._records):
-            return self._records[index][0]
-        return None
-
-    def records_from(self, seq: int) -> Iterator[PrintkRecord]:
-        start = max(seq - self.first_seq, 0)
-        for index in range(start, len(self._records)):
-            yield self._records[index][0]
-
-    def __iter__(self) -> Iterator[PrintkRecord]:
-        return (record for record, _ in self._records)
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    @property
-    def used(self) -> int:
-        return self._used
-
-    def resize(self, size: int) -> None:
-        """Grow to ``size`` bytes, keeping every record (setup_log_buf copies the early log)."""
-        self.size = max(size, self.size)
+KmsgDumper = Callable[[str], Awaitable[None]]
 
 
 def format_time(ts_nsec: int) -> str:
@@ -214,21 +123,41 @@ def record_kmsg_text(record: PrintkRecord) -> str:
 
 
 class Printk:
-    """One kernel's printk state: levels (``console_printk[4]``, C9), the buffer, partial lines."""
+    """One kernel's printk state: ``console_printk[4]`` (C9), the log, the consoles."""
 
-    def __init__(self, clock_ns, formatter: Formatter | None = None) -> None:
+    __slots__ = ("console_loglevel", "default_message_loglevel", "minimum_console_loglevel",
+                 "default_console_loglevel", "ignore_loglevel", "printk_time",
+                 "suppress_printk", "log", "new_log_buf_len", "clock_ns", "_cont",
+                 "console_drivers", "console_cmdline", "preferred_console", "keep_bootcon",
+                 "console_locked", "syslog_seq", "record", "recorded", "_text_cache",
+                 "dumpers")
+
+    def __init__(self, clock_ns: Callable[[], int]) -> None:
         self.console_loglevel = CONSOLE_LOGLEVEL_DEFAULT
         self.default_message_loglevel = MESSAGE_LOGLEVEL_DEFAULT
         self.minimum_console_loglevel = CONSOLE_LOGLEVEL_MIN
         self.default_console_loglevel = CONSOLE_LOGLEVEL_DEFAULT
-        self.ignore_loglevel = False
-        self.printk_time = True
-        self.suppress_printk = False
+        self.ignore_loglevel = False  # ignore_loglevel, printk.ignore_loglevel (C10)
+        self.printk_time = True  # printk.time (C15)
+        self.suppress_printk = False  # set once a halting panic printed its trailer (K2)
         self.log = LogBuffer()
-        self.formatter = formatter or Formatter()
+        self.new_log_buf_len = 0  # log_buf_len=, applied by setup_log_buf() (C16)
         self.clock_ns = clock_ns
         # The partial line (C11): caller id, level, facility, timestamp, text so far, flags.
         self._cont: tuple[str, int, int, int, str, int] | None = None
+        # The consoles (C3, C4): registered ones head first (the head is /dev/console), the
+        # console= entries and which of them is selected.
+        self.console_drivers: list[Console] = []
+        self.console_cmdline: list[ConsoleCmdline] = []
+        self.preferred_console = -1
+        self.keep_bootcon = False
+        self.console_locked = False  # console_sem
+        self.syslog_seq = 0  # syslog(2) READ position; ksim has no syslog reader (C4g)
+        # ksim: keep what each console receives in Console.received (tests, scenarios).
+        self.record = False
+        self.recorded: list[Console] = []  # consoles recorded on this boot, even if gone since
+        self._text_cache: tuple[int, bool, bytes] = (-1, False, b"")
+        self.dumpers: list[KmsgDumper] = []
 
     # -- store ----------------------------------------------------------------------------
     def vprintk_store(self, facility: int, level: int, text: str, caller_id: str) -> None:
@@ -313,6 +242,58 @@ class Printk:
         """What ``dmesg`` prints: every record in the buffer (C15), partial line excluded."""
         return "".join(record_print_text(r, time=time) for r in self.log)
 
+    def log_line(self, level: int, text: str) -> None:
+        """Store ``text`` at ``level`` as task 0's line, without printing it now (early boot
+        code and parsers that run synchronously)."""
+        self.vprintk_store(0, level, text + "\n", "T0")
+
+    # -- consoles -----------------------------------------------------------------------------
+    def find_console(self, name: str, index: int | None = None) -> Console | None:
+        for con in self.console_drivers:
+            if con.name == name and (index is None or con.index == index):
+                return con
+        return None
+
+    @property
+    def dev_console(self) -> Console | None:
+        """The console behind ``/dev/console``: the one with CON_CONSDEV."""
+        for con in self.console_drivers:
+            if con.flags & CON_CONSDEV:
+                return con
+        return None
+
+    def add_preferred_console(self, entry: ConsoleCmdline) -> None:
+        """__add_preferred_console() (C3): a repeat re-selects, a ninth entry is ignored."""
+        for i, existing in enumerate(self.console_cmdline):
+            if existing.name == entry.name and existing.index == entry.index:
+                self.preferred_console = i
+                return
+        if len(self.console_cmdline) >= MAX_CMDLINECONSOLES:
+            return
+        self.console_cmdline.append(entry)
+        self.preferred_console = len(self.console_cmdline) - 1
+
+    def console_text(self, record: PrintkRecord, extended: bool) -> bytes:
+        """The bytes a console is given for ``record`` (C14 or C15), cached per record."""
+        seq, ext, data = self._text_cache
+        if seq == record.seq and ext == extended:
+            return data
+        if extended:
+            data = record_kmsg_text(record).encode()
+        else:
+            data = record_print_text(record, time=self.printk_time).encode()
+        self._text_cache = (record.seq, extended, data)
+        return data
+
+    def suppressed(self, con: Console, level: int) -> bool:
+        """C6: does ``con`` skip a record of ``level`` (the per-console loglevel included)?"""
+        if self.ignore_loglevel:
+            return False
+        limit = self.console_loglevel
+        if con.loglevel and limit != CONSOLE_LOGLEVEL_MOTORMOUTH:
+            limit = con.loglevel
+        return level >= limit
+
 
 def _caller_id() -> str:
     task = current()
@@ -332,8 +313,8 @@ def printk_deferred(fmt: str, *args: object) -> None:
     kernel = maybe_current_kernel()
     if kernel is None:
         return
-    pk = kernel.printk
-    pk.vprintk_store(0, LOGLEVEL_DEFAULT, pk.formatter.format(fmt, args), _caller_id())
+    kernel.printk.vprintk_store(0, LOGLEVEL_DEFAULT, kernel.vsprintf.format(fmt, args),
+                                _caller_id())
 
 
 async def printk(fmt: str, *args: object) -> None:
@@ -345,13 +326,11 @@ async def printk(fmt: str, *args: object) -> None:
         return
     cpu = task.cpu
     pk = kernel.printk
-    pk.vprintk_store(0, LOGLEVEL_DEFAULT, pk.formatter.format(fmt, args) if args else fmt,
+    pk.vprintk_store(0, LOGLEVEL_DEFAULT, kernel.vsprintf.format(fmt, args) if args else fmt,
                      "C%d" % cpu.id if cpu.hardirq_count else task.caller_tag)
-    if kernel.sched is not None:
-        await kernel.sched.preempt_point()  # stored, console lock not yet tried
-    consoles = kernel.consoles
-    if not consoles._locked and consoles.consoles:
-        await consoles._flush_all()  # console_trylock() succeeded: print what is pending
+    await kernel.sched.preempt_point()  # stored, console lock not yet tried
+    if not pk.console_locked and pk.console_drivers:
+        await console_flush_all(pk)  # console_trylock() succeeded: print what is pending
 
 
 async def pr_emerg(fmt: str, *args: object) -> None:
@@ -388,3 +367,335 @@ async def pr_debug(fmt: str, *args: object) -> None:
 
 async def pr_cont(fmt: str, *args: object) -> None:
     await printk(KERN_CONT + fmt, *args)
+
+
+# -- printing: the console lock (C6) ----------------------------------------------------------
+
+async def console_unlock(pk: Printk) -> None:
+    """``console_trylock() ... console_unlock()``: print what is pending, or leave it to the
+    holder of the console lock."""
+    if pk.console_locked or not pk.console_drivers:
+        return
+    await console_flush_all(pk)
+
+
+async def console_flush_on_panic(pk: Printk) -> None:
+    """Print everything pending, whoever holds the console lock (K2 step 12)."""
+    pk.flush_partial()
+    holder = pk.console_locked
+    try:
+        await console_flush_all(pk)
+    finally:
+        pk.console_locked = holder
+
+
+async def console_flush_all(pk: Printk) -> None:
+    """console_flush_all() under the console lock: one record per console per round, until
+    none progresses.
+
+    A console whose cursor fell behind the oldest record adds the gap to ``dropped``; the
+    ``** N printk messages dropped **`` line goes out just before the next record that
+    console actually prints, and never to an extended console (C6, C13).
+    """
+    pk.console_locked = True
+    try:
+        log = pk.log
+        progress = True
+        while progress:
+            progress = False
+            for con in tuple(pk.console_drivers):
+                seq = con.seq
+                if seq >= log.next_seq or not con.flags & CON_ENABLED or con.write is None:
+                    continue
+                progress = True
+                if seq < log.first_seq:
+                    con.dropped += log.first_seq - seq
+                    seq = log.first_seq
+                record = log.get(seq)
+                con.seq = seq + 1
+                if record is None:
+                    continue
+                # C6 (and the per-console loglevel), inline: this runs for every record
+                if not pk.ignore_loglevel:
+                    limit = pk.console_loglevel
+                    if con.loglevel and limit != CONSOLE_LOGLEVEL_MOTORMOUTH:
+                        limit = con.loglevel
+                    if record.level >= limit:
+                        continue
+                extended = bool(con.flags & CON_EXTENDED)
+                if con.dropped and not extended:
+                    line = b"** %d printk messages dropped **\n" % con.dropped
+                    con.dropped = 0
+                    await _write(con, line)
+                data = pk.console_text(record, extended)
+                nowait = con.write_nowait
+                if nowait is not None and con.received is None:
+                    nowait(con, data)  # the UART: a plain call, no coroutine to build
+                else:
+                    await _write(con, data)
+    finally:
+        pk.console_locked = False
+
+
+async def _write(con: Console, data: bytes) -> None:
+    if con.received is not None:
+        con.received += data
+    await con.write(con, data)  # type: ignore[misc]
+
+
+# -- register_console / unregister_console (C4, C5) ------------------------------------------
+
+async def _try_enable_default_console(con: Console) -> None:
+    if con.index < 0:
+        con.index = 0
+    if con.setup is not None and await con.setup(con, None) != 0:
+        return
+    con.flags |= CON_ENABLED
+    if con.device is not None:
+        con.flags |= CON_CONSDEV
+
+
+async def _try_enable_preferred_console(pk: Printk, con: Console) -> int:
+    for i, entry in enumerate(pk.console_cmdline):
+        if entry.name != con.name:
+            continue
+        if con.index >= 0 and con.index != entry.index:
+            continue
+        if con.index < 0:
+            con.index = entry.index
+        if con.setup is not None and await con.setup(con, entry.options) != 0:
+            return -ENODEV
+        con.flags |= CON_ENABLED
+        if entry.loglevel:
+            con.loglevel = entry.loglevel
+        if i == pk.preferred_console:
+            con.flags |= CON_CONSDEV
+        return 0
+    if con.flags & CON_ENABLED:
+        return 0  # pre-enabled consoles (pstore, netconsole) are accepted without a match
+    return -ENODEV
+
+
+def _check_console(con: Console) -> None:
+    for field in ("write", "setup", "device", "unblank"):
+        fn = getattr(con, field)
+        if fn is not None:
+            require_async(fn, f"console {con.name}'s {field}")
+
+
+async def register_console(con: Console) -> None:
+    """``register_console(&con)``: enable by the C4 rules, log it, replay the backlog if asked.
+
+    As in Linux, ``console [..] enabled`` is logged while the boot consoles are still
+    registered (they print it too), and only then are the replaced boot consoles removed,
+    each logging its own ``bootconsole [..] disabled`` first (C4h, C5).
+    """
+    pk = current_kernel().printk
+    _check_console(con)
+    if con in pk.console_drivers:
+        # C4a: WARN(), i.e. the cut-here splat and taint W, then ignore the call.
+        warn("console '%s%d' already registered" % (con.name, con.index))
+        await console_unlock(pk)
+        return
+    consoles = pk.console_drivers
+    bootcon = any(c.flags & CON_BOOT for c in consoles)
+    realcon = any(not c.flags & CON_BOOT for c in consoles)
+    if con.flags & CON_BOOT and realcon:
+        await printk(KERN_INFO + "printk: Too late to register bootconsole %s%d\n",
+                     con.name, con.index)
+        return
+    if pk.preferred_console < 0:
+        head = consoles[0] if consoles else None
+        if head is None or head.device is None or head.flags & CON_BOOT:
+            await _try_enable_default_console(con)
+    if await _try_enable_preferred_console(pk, con) != 0 or con.flags & CON_BRL:
+        await console_unlock(pk)
+        return
+    if pk.record and con.received is None:
+        con.received = bytearray()
+        pk.recorded.append(con)
+    replaces_bootcons = bootcon and (con.flags & (CON_CONSDEV | CON_BOOT)) == CON_CONSDEV
+    if replaces_bootcons:
+        con.flags &= ~CON_PRINTBUFFER  # C4h: no second replay of the same boot messages
+    if not consoles:
+        con.flags |= CON_CONSDEV
+        consoles.insert(0, con)
+    elif con.flags & CON_CONSDEV:
+        consoles[0].flags &= ~CON_CONSDEV
+        consoles.insert(0, con)
+    else:
+        consoles.insert(1, con)
+    # C4g: a CON_PRINTBUFFER console starts at the syslog reader's position (6.1
+    # register_console); records lost since then are announced as dropped (C6, C13).
+    con.seq = pk.syslog_seq if con.flags & CON_PRINTBUFFER else pk.log.next_seq
+    con.dropped = 0
+    await printk(KERN_INFO + "printk: %sconsole [%s%d] enabled\n",
+                 "boot" if con.flags & CON_BOOT else "", con.name, con.index)
+    await console_unlock(pk)
+    if replaces_bootcons and not pk.keep_bootcon:
+        for old in [c for c in consoles if c.flags & CON_BOOT]:
+            await unregister_console(old)
+
+
+async def unregister_console(con: Console) -> int:
+    """``unregister_console(&con)``: 0, or -ENODEV if it was not registered (C5).
+
+    The ``disabled`` line is logged first (before Linux even looks for the console), so the
+    console still prints it itself.  CON_ENABLED is cleared either way, and a removed
+    CON_CONSDEV passes to the new list head.
+    """
+    pk = current_kernel().printk
+    await printk(KERN_INFO + "printk: %sconsole [%s%d] disabled\n",
+                 "boot" if con.flags & CON_BOOT else "", con.name, con.index)
+    con.flags &= ~CON_ENABLED
+    if con not in pk.console_drivers:
+        return -ENODEV
+    pk.console_drivers.remove(con)
+    if con.flags & CON_CONSDEV:
+        con.flags &= ~CON_CONSDEV
+        if pk.console_drivers:
+            pk.console_drivers[0].flags |= CON_CONSDEV
+    return 0
+
+
+# -- kmsg_dump (R2a) --------------------------------------------------------------------------
+
+def kmsg_dump_register(dumper: KmsgDumper) -> int:
+    """Add a dumper: ``dumper(reason)`` is awaited on each oops and panic."""
+    require_async(dumper, "the kmsg dumper")
+    current_kernel().printk.dumpers.append(dumper)
+    return 0
+
+
+def kmsg_dump_unregister(dumper: KmsgDumper) -> int:
+    dumpers = current_kernel().printk.dumpers
+    if dumper not in dumpers:
+        return -EINVAL
+    dumpers.remove(dumper)
+    return 0
+
+
+async def kmsg_dump(reason: str) -> None:
+    """``kmsg_dump(reason)``: let every registered dumper save the log."""
+    for dumper in list(current_kernel().printk.dumpers):
+        await dumper(reason)
+
+
+# -- boot options (C9, C10, C13, C16) ---------------------------------------------------------
+
+@early_param("loglevel")
+async def loglevel(val: str | None) -> int:
+    rc, value, _ = get_option(val or "")
+    if rc:
+        current_kernel().printk.console_loglevel = value
+        return 0
+    return -EINVAL
+
+
+@early_param("quiet")
+async def quiet_kernel(val: str | None) -> int:
+    current_kernel().printk.console_loglevel = CONSOLE_LOGLEVEL_QUIET
+    return 0
+
+
+@early_param("debug")
+async def debug_kernel(val: str | None) -> int:
+    current_kernel().printk.console_loglevel = CONSOLE_LOGLEVEL_DEBUG
+    return 0
+
+
+@early_param("ignore_loglevel")
+async def ignore_loglevel_setup(val: str | None) -> int:
+    pk = current_kernel().printk
+    pk.ignore_loglevel = True
+    pk.log_line(LOGLEVEL_INFO, "printk: debug: ignoring loglevel setting.")  # pr_fmt (C10)
+    return 0
+
+
+@early_param("log_buf_len")
+async def log_buf_len_setup(val: str | None) -> int:
+    if val is None:
+        return -EINVAL
+    pk = current_kernel().printk
+    size, _ = memparse(val)
+    if size > LOG_BUF_LEN_MAX:
+        size = LOG_BUF_LEN_MAX
+        pk.log_line(LOGLEVEL_ERR, "printk: log_buf over 2G is not supported.")
+    if size:
+        size = 1 << (size - 1).bit_length()
+    if size > pk.log.size:
+        pk.new_log_buf_len = size
+    return 0
+
+
+@early_param("keep_bootcon")
+async def keep_bootcon_setup(val: str | None) -> int:
+    pk = current_kernel().printk
+    pk.keep_bootcon = True
+    pk.log_line(LOGLEVEL_INFO, "printk: debug: skip boot console de-registration.")
+    return 0
+
+
+@setup("console=")
+async def console_setup(value: str) -> int:
+    """``__setup("console=")``: always consumes the option (C3)."""
+    current_kernel().printk.add_preferred_console(parse_console_option(value))
+    return 1
+
+
+core_param("printk.time", "bool", 0o644, "printk.printk_time")
+core_param("printk.ignore_loglevel", "bool", 0o644, "printk.ignore_loglevel")
+
+
+def setup_log_buf(kernel: Kernel) -> None:
+    """x86 setup_arch()'s ``setup_log_buf(1)``: move to the ``log_buf_len=`` buffer (C16).
+
+    The early records are copied over; ``early log buf free`` is what they left of the
+    static buffer, each costing its text rounded up to 8 bytes plus an 8-byte block id, as
+    in the lockless ring buffer's data ring.
+    """
+    pk = kernel.printk
+    size = pk.new_log_buf_len
+    if not size:
+        return
+    free = LOG_BUF_LEN_DEFAULT
+    for record in pk.log:
+        text_len = len(record.text.encode(errors="surrogatepass"))
+        if text_len:
+            free -= (text_len + 8 + 7) & ~7
+    pk.log.resize(size)
+    pk.new_log_buf_len = 0
+    pk.log_line(LOGLEVEL_INFO, "printk: log_buf_len: %u bytes" % size)
+    pk.log_line(LOGLEVEL_INFO, "printk: early log buf free: %u(%u%%)" % (
+        free, free * 100 // LOG_BUF_LEN_DEFAULT))
+
+
+# -- files ------------------------------------------------------------------------------------
+
+@kernel_file("/proc/sys/kernel/printk", 0o644)
+def _proc_sys_printk(k: Kernel) -> ProcOps:
+    pk = k.printk
+
+    async def write(file: ProcFile, data: bytes) -> int:
+        fields = data.decode(errors="replace").split()
+        names = ("console_loglevel", "default_message_loglevel", "minimum_console_loglevel",
+                 "default_console_loglevel")
+        try:
+            values = [int(f, 0) for f in fields[:4]]
+        except ValueError:
+            return -EINVAL
+        for name, value in zip(names, values):
+            setattr(pk, name, value)
+        return len(data)
+
+    return ProcOps(text_reader(pk.proc_sys_printk).proc_read, write)
+
+
+@kernel_file("/dev/kmsg", 0o644)
+def _dev_kmsg(k: Kernel) -> ProcOps:
+    return text_reader(lambda: "".join(record_kmsg_text(r) for r in k.printk.log))
+
+
+def records(kernel: Kernel, since_seq: int = 0) -> Iterator[PrintkRecord]:
+    """The records still in ``kernel``'s log, from sequence number ``since_seq`` on."""
+    return kernel.printk.log.records_from(since_seq)

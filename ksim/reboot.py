@@ -9,16 +9,18 @@ The boot context manager turns them into the boot's outcome (``kernel.outcome``)
 from __future__ import annotations
 
 from ksim.current import KernelGlobal, current_kernel
+from ksim.init import SYSTEM_BOOTING, SYSTEM_HALT, SYSTEM_POWER_OFF, SYSTEM_RESTART, \
+    SYSTEM_RUNNING
 from ksim.notifier import SYS_HALT, SYS_POWER_OFF, SYS_RESTART, NotifierBlock, \
     blocking_notifier_call_chain, blocking_notifier_chain_register, \
     blocking_notifier_chain_unregister
 from ksim.printk import KERN_EMERG, printk
 
-SYSTEM_BOOTING = "booting"
-SYSTEM_RUNNING = "running"
-SYSTEM_HALT = "halt"
-SYSTEM_POWER_OFF = "power_off"
-SYSTEM_RESTART = "restart"
+__all__ = ["MachineHalt", "MachineHang", "MachinePowerOff", "MachineRestart", "MachineStop",
+           "SYSTEM_BOOTING", "SYSTEM_HALT", "SYSTEM_POWER_OFF", "SYSTEM_RESTART",
+           "SYSTEM_RUNNING", "emergency_restart", "kernel_halt", "kernel_power_off",
+           "kernel_restart", "reboot_notifier_list", "register_reboot_notifier",
+           "unregister_reboot_notifier"]
 
 
 class MachineStop(BaseException):
@@ -56,7 +58,7 @@ class MachineHang(MachineStop):
 async def _prepare(event: int, cmd: str | None, state: str) -> None:
     kernel = current_kernel()
     await blocking_notifier_call_chain(reboot_notifier_list, event, cmd)
-    kernel.system_state = state
+    kernel.init.system_state = state
 
 
 async def kernel_restart(cmd: str | None = None) -> None:
@@ -84,7 +86,7 @@ async def kernel_power_off() -> None:
 def emergency_restart() -> None:
     """Reset now, from any context (the panic path, N15): no notifiers, nothing printed."""
     kernel = current_kernel()
-    kernel.system_state = SYSTEM_RESTART
+    kernel.init.system_state = SYSTEM_RESTART
     kernel.printk.flush_partial()
     raise MachineRestart("emergency")
 

@@ -4,17 +4,71 @@ Sleeping is what atomic context forbids, so every sleeping primitive starts with
 :func:`might_sleep`, which reports the kernel's ``BUG: sleeping function called from invalid
 context`` splat instead of raising: the simulated kernel carries on, as a real one with
 CONFIG_DEBUG_ATOMIC_SLEEP does, and the report is kept for tests to assert on.
+
+Who runs when is the kernel's *scheduler backend* (``kernel.sched``), always installed, so
+that no primitive asks "is there a scheduler?":
+
+* :class:`TrioBackend` (the default): kernel threads are trio tasks of the kernel's nursery,
+  run in trio's order; preemption points cost nothing and wait for nothing.
+* :class:`ksim.scheduler.Scheduler`: the deterministic SMP scheduler, which owns every
+  interleaving (``ksim stress``, concurrent scenarios).
+
+Both offer ``spawn``, ``preempt_point``, ``sleep`` and ``new_event``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import trio
 
 from ksim.bug import add_report, caller_location, cpu_pid_line
-from ksim.current import Task, current, current_kernel
+from ksim.current import Task, current, current_kernel, reset_current, set_current
 from ksim.preempt import in_atomic
+
+if TYPE_CHECKING:
+    from ksim.kernel import Kernel
+
+__all__ = ["TrioBackend", "kthread_run", "might_sleep", "msleep", "schedule"]
+
+
+class TrioBackend:
+    """Kernel threads as plain trio tasks (see the module docstring)."""
+
+    # A memory copy need not be cut into cache lines when nothing can run in between.
+    preemptible_copies = False
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    def spawn(self, fn: Callable[..., Awaitable[object]], *args: object, name: str,
+              cpu: int = 0) -> Task:
+        kernel = self.kernel
+        nursery = kernel._nursery
+        if nursery is None:
+            raise RuntimeError("the kernel is not running")
+        task = kernel.new_task(name, cpu)
+
+        async def thread_main() -> None:
+            token = set_current(task)
+            try:
+                await fn(*args)
+            finally:
+                reset_current(token)
+
+        nursery.start_soon(thread_main, name=f"ksim:{name}")
+        return task
+
+    async def preempt_point(self) -> None:
+        """Nothing else may run here: trio switches tasks only where they wait."""
+
+    async def sleep(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+
+    @staticmethod
+    def new_event(task: Task, what: object = None, spin: bool = False) -> trio.Event:
+        return trio.Event()
 
 
 def might_sleep(where: str | None = None) -> bool:
@@ -43,14 +97,9 @@ def might_sleep(where: str | None = None) -> bool:
 
 
 async def msleep(msecs: int) -> None:
-    """Sleep ``msecs`` milliseconds of virtual time (the scheduler's sleep when it drives us)."""
+    """Sleep ``msecs`` milliseconds of virtual time."""
     might_sleep(caller_location(2))
-    task = current()
-    sched = getattr(task.kernel, "sched", None)
-    if sched is not None and task.thread is not None:
-        await sched.sleep(msecs / 1000)
-    else:
-        await trio.sleep(msecs / 1000)
+    await current_kernel().sched.sleep(msecs / 1000)
 
 
 async def schedule() -> None:

@@ -41,6 +41,7 @@ import attrs
 import trio
 
 from ksim.bug import add_report
+from ksim.locking.common import Deadlock
 from ksim.current import Task, current, maybe_current_kernel, set_current
 from ksim.preempt import hardirq_context
 from ksim.reboot import MachineHang
@@ -139,10 +140,13 @@ class Scheduler:
     scenario runner queues the interrupts of its ``irq`` steps that way).
     """
 
+    # A memory copy is cut into cache lines, each a preemption point (ksim.mm.memcpy_to).
+    preemptible_copies = True
+
     def __init__(self, kernel: Kernel, strategy: Strategy, *, irq_budget: int = 0,
                  irq_handler: IrqHandler | None = None) -> None:
         self.kernel = kernel
-        kernel.lock_stat = True  # hold and wait times mean something once work costs time
+        kernel.locking.lock_stat = True  # hold and wait times mean something once work costs time
         self.strategy = Recorder(strategy)
         self.threads: list[SimThread] = []
         self.runnable: list[SimThread] = []  # wanting the baton; kept in tid order
@@ -164,7 +168,7 @@ class Scheduler:
 
     # -- threads ------------------------------------------------------------------------------
     def spawn(self, fn: Callable[..., Awaitable[object]], *args: object, name: str,
-              cpu: int = 0) -> SimThread:
+              cpu: int = 0) -> Task:
         kernel = self.kernel
         if kernel._nursery is None:
             raise RuntimeError("the kernel is not running")
@@ -183,7 +187,7 @@ class Scheduler:
         if self._all_done.is_set():
             self._all_done = trio.Event()
         self._wakeup.set()
-        return thread
+        return task
 
     async def join(self) -> None:
         """Wait (from outside the simulated threads) until every thread has finished."""
@@ -235,7 +239,6 @@ class Scheduler:
                 return
             except BaseException as exc:
                 self._finish(thread)
-                from ksim.locking import Deadlock
                 if isinstance(exc, Deadlock):
                     self.verdict = exc.report.title if exc.report else "deadlock"
                     raise MachineHang(self.verdict) from None
@@ -405,7 +408,12 @@ class Scheduler:
         self._pass_baton(None)
         await _to_driver()
 
-    def new_event(self, what: object = None, spin: bool = False) -> SchedEvent:
+    def new_event(self, task: Task, what: object = None,
+                  spin: bool = False) -> SchedEvent | trio.Event:
+        """An event for ``task`` to wait on: the scheduler's if it drives the task, trio's
+        for a task of the shell (which waits in trio, outside the simulated threads)."""
+        if task.thread is None:
+            return trio.Event()
         return SchedEvent(self, what, spin)
 
     # -- verdicts ---------------------------------------------------------------------------------
@@ -430,7 +438,8 @@ class Scheduler:
 
 
 async def preempt_point() -> None:
-    """An explicit preemption point for driver authors (a no-op without a scheduler)."""
+    """An explicit preemption point for driver authors (a no-op outside the deterministic
+    scheduler)."""
     kernel = maybe_current_kernel()
-    if kernel is not None and kernel.sched is not None:
+    if kernel is not None:
         await kernel.sched.preempt_point()

@@ -23,19 +23,24 @@ class SerialPorts:
         self.output = [bytearray() for _ in range(nr_ports)]
         self.sink = sink
 
-    def setup(self, con: Console, options: str | None) -> int:
+    async def setup(self, con: Console, options: str | None) -> int:
         return 0 if 0 <= con.index < len(self.output) else -ENODEV
 
-    def write(self, con: Console, data: bytes) -> None:
+    def write_nowait(self, con: Console, data: bytes) -> None:
+        """serial8250_console_write(): the bytes go out; a UART write never waits."""
         self.output[con.index] += data
         if self.sink is not None:
             self.sink(data)
 
+    async def write(self, con: Console, data: bytes) -> None:
+        self.write_nowait(con, data)
+
     @staticmethod
-    def device(con: Console) -> tuple[int, int]:
+    async def device(con: Console) -> tuple[int, int]:
         return TTY_MAJOR, TTYS_MINOR_BASE + con.index
 
     def console(self) -> Console:
         """``univ8250_console``: index -1, replays the log when registered (C4g)."""
         return Console(name="ttyS", write=self.write, flags=CON_PRINTBUFFER | CON_ANYTIME,
-                       index=-1, setup=self.setup, device=self.device)
+                       index=-1, setup=self.setup, device=self.device,
+                       write_nowait=self.write_nowait)

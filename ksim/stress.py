@@ -33,7 +33,7 @@ import trio.testing
 
 from ksim.errno import KernelError
 from ksim.kcsan import RaceDetector
-from ksim.lockdep import Lockdep
+from ksim.locking.lockdep import Lockdep
 from ksim.machine import Machine
 from ksim.module import KernelModule
 from ksim.printk import KERN_INFO, printk
@@ -171,7 +171,7 @@ async def run_one(config: StressConfig, seed: int, plugins: Sequence[type[Kernel
             if report.kind in CHECKER_KINDS:
                 violations.append(f"{report.kind}: {report.title}")
         violations += check_text(kernel.serial_output(), "ttyS0", partial_first=False)
-        for mod in kernel.modules.values():
+        for mod in kernel.module.live.values():
             check = getattr(mod, "check_invariants", None)
             if check is not None and kernel.outcome in ("shutdown", "running"):
                 with kernel.as_current():

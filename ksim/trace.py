@@ -31,7 +31,7 @@ class Trace:
 
     def attach(self, kernel: Kernel) -> None:
         self.kernel = kernel
-        kernel.lock_observers.append(self)
+        kernel.locking.observers.append(self)
         for cpu in kernel.cpus:
             self._meta(cpu.id * 2, f"CPU{cpu.id}")
             self._meta(cpu.id * 2 + 1, f"CPU{cpu.id} locks")
@@ -41,8 +41,7 @@ class Trace:
                             "args": {"name": name}})
 
     def _now(self) -> int:
-        sched = self.kernel.sched if self.kernel is not None else None
-        return sched.points if sched is not None else 0
+        return getattr(self.kernel.sched, "points", 0) if self.kernel is not None else 0
 
     def _complete(self, tid: int, name: str, start: int, cat: str, **args: object) -> None:
         end = self._now()
@@ -67,7 +66,7 @@ class Trace:
         self.events.append({"ph": "E", "pid": PID, "tid": cpu * 2, "ts": self._now()})
 
     # lock observer
-    def lock_event(self, event: str, lock: object) -> None:
+    def lock_event(self, event: str, lock: object, flags: int = 0) -> None:
         cpu = current().cpu.id
         key = (cpu, id(lock))
         name = getattr(lock, "name", "lock")

@@ -17,6 +17,10 @@ import hashlib
 import re
 from collections.abc import Iterator, Sequence
 
+from ksim.current import current_kernel
+from ksim.init import early_param
+from ksim.kern_levels import LOGLEVEL_WARNING
+
 _SPEC = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\*|\d+)?(?:\.(?P<prec>\*|\d+))?"
                    r"(?P<len>hh|h|ll|l|z|t|j|L)?(?P<conv>[diouxXcsp%])(?P<ext>[xaSsFfBbK]?)")
 
@@ -194,3 +198,26 @@ def sprintf(fmt: str, *args: object) -> str:
     """``sprintf`` for code without a kernel at hand (raw pointers)."""
     return _plain.format(fmt, args)
 
+
+
+_NO_HASH_POINTERS_BANNER = (
+    "**********************************************************",
+    "**   NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE   **",
+    "**                                                      **",
+    "** This system shows unhashed kernel memory addresses   **",
+    "** via the console, logs, and other interfaces. This    **",
+    "** might reduce the security of your system.            **",
+    "**                                                      **",
+    "**   NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE   **",
+    "**********************************************************",
+)
+
+
+@early_param("no_hash_pointers")
+async def no_hash_pointers_enable(val: str | None) -> int:
+    """``no_hash_pointers``: ``%p`` prints raw addresses, announced by a banner."""
+    kernel = current_kernel()
+    kernel.vsprintf.hash_pointers = False
+    for line in _NO_HASH_POINTERS_BANNER:
+        kernel.printk.log_line(LOGLEVEL_WARNING, line)
+    return 0

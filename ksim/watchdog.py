@@ -13,6 +13,7 @@ import trio
 
 from ksim.bug import add_report, cpu_pid_line
 from ksim.current import current, current_kernel
+from ksim.printk import console_unlock
 
 WATCHDOG_THRESH = 10
 SOFTLOCKUP_AFTER = 2 * WATCHDOG_THRESH + 2  # the report fires at the first check past 20 s
@@ -25,8 +26,8 @@ async def report_soft_lockup(function: str) -> None:
     await trio.sleep(SOFTLOCKUP_AFTER)
     lines = ["watchdog: BUG: soft lockup - CPU#%d stuck for %ds! [%s:%d]" % (
                  task.cpu.id, SOFTLOCKUP_AFTER, task.comm, task.pid),
-             "Modules linked in: %s" % " ".join(kernel.module_names()),
+             "Modules linked in: %s" % " ".join(kernel.module.names()),
              cpu_pid_line(),
              "RIP: 0010:%s+0x5b/0xa0" % function]
     add_report("lockup", lines[0], lines)
-    await kernel.consoles.console_unlock_if_free()
+    await console_unlock(kernel.printk)

@@ -8,7 +8,7 @@ the log lines and their order.  Rule ids refer to ``linux-semantics.md``.
 from __future__ import annotations
 
 from ksim import KERN_DEBUG, KernelModule, Machine, early_param, printk, setup
-from ksim.kernel import KERNEL_IMAGE_SIZE, KERNEL_IMAGE_START
+from ksim.setup import KERNEL_IMAGE_SIZE, KERNEL_IMAGE_START
 from ksim.printk import LOG_BUF_LEN_DEFAULT
 
 UNKNOWN = 'Unknown kernel command line parameters "%s", will be passed to user space.'
@@ -39,7 +39,7 @@ async def test_p6_p7_init_argv_envp_byte_for_byte(autojump_clock):
     # HOME and TERM are replaced in place (P7: name= prefix, last wins); a '.' only in the
     # *value* is not a module parameter (P6 step 4), a '.' in the name is.
     assert f["/proc/1/environ"] == b"HOME=/root\0TERM=vt100\0foo=bar\0a b=c\0a=b.c\0"
-    assert k.init_argv == ["/sbin/init", "splash", "splash"]
+    assert k.init.init_argv == ["/sbin/init", "splash", "splash"]
 
 
 async def test_p10_unknown_summary_lists_argv_then_new_envp_only(autojump_clock):
@@ -53,7 +53,7 @@ async def test_p10_no_summary_when_nothing_is_passed_on(autojump_clock):
     k, _ = await boot("console=ttyS0 quiet loglevel=7 x.y=3 HOME=/")
     assert not any("Unknown kernel command line" in line for line in lines(k))
     # HOME=/ replaces HOME=/ in slot 0: still nothing beyond the defaults
-    assert k.init_envp == ["HOME=/", "TERM=linux"]
+    assert k.init.init_envp == ["HOME=/", "TERM=linux"]
 
 
 async def test_p2_p6_quoted_values_reach_init_without_their_quotes(autojump_clock):
@@ -201,34 +201,34 @@ class Handlers(KernelModule):
         self.got: list[tuple[str, object]] = []
 
     @setup("leak=")
-    def leak(self, value: str) -> int:
+    async def leak(self, value: str) -> int:
         self.got.append(("leak", value))
         return 0  # the classic bug: "not handled"
 
     @setup("my_eat=")
-    def eat(self, value: str) -> int:
+    async def eat(self, value: str) -> int:
         self.got.append(("eat", value))
         return 1
 
     @setup("pre")
-    def prefix(self, value: str) -> int:
+    async def prefix(self, value: str) -> int:
         self.got.append(("pre", value))
         return 1
 
     @early_param("early")
-    def early(self, value: str | None) -> int:
+    async def early(self, value: str | None) -> int:
         self.got.append(("early", value))
         return 0 if value != "bad" else -22
 
     @early_param("early")
-    def early_too(self, value: str | None) -> int:
+    async def early_too(self, value: str | None) -> int:
         self.got.append(("early2", value))
         return 0
 
 
 async def test_p11_setup_returning_zero_leaks_into_init_env(autojump_clock):
     k, f = await boot("leak=1 my_eat=2 leak-bare", [Handlers])
-    mod = k.modules["handlers"]
+    mod = k.module.live["handlers"]
     assert ("leak", "1") in mod.got and ("eat", "2") in mod.got
     assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0leak=1\0"
     assert f["/proc/1/cmdline"] == b"/sbin/init\0leak-bare\0"
@@ -238,13 +238,13 @@ async def test_p11_setup_returning_zero_leaks_into_init_env(autojump_clock):
 async def test_p11_setup_matches_by_prefix_and_dash_equivalence(autojump_clock):
     """``__setup("pre")`` also takes ``prefix`` and ``pre=x`` (P11); ``my-eat=`` is ``my_eat=``."""
     k, f = await boot("prefix pre=x my-eat=3", [Handlers])
-    assert k.modules["handlers"].got == [("pre", "fix"), ("pre", "=x"), ("eat", "3")]
+    assert k.module.live["handlers"].got == [("pre", "fix"), ("pre", "=x"), ("eat", "3")]
     assert f["/proc/1/cmdline"] == b"/sbin/init\0"
 
 
 async def test_p12_every_early_handler_runs_whole_name_only(autojump_clock):
     k, f = await boot("early=1 earlyish=2 early", [Handlers])
-    got = k.modules["handlers"].got
+    got = k.module.live["handlers"].got
     assert got == [("early", "1"), ("early2", "1"), ("early", None), ("early2", None)]
     # consumed by the normal pass too (P6 step 3); earlyish is not an early param
     assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0earlyish=2\0"
@@ -368,14 +368,14 @@ async def test_memtest_prints_passes_and_leaves_free_ram_zeroed(autojump_clock):
 async def test_c3_console_entries_beyond_eight_are_ignored(autojump_clock):
     others = " ".join("console=tty%s0" % c for c in "abcdefgh")
     k, _ = await boot(others + " console=ttyS0")
-    assert k.serial_output() == "" and k.consoles.consoles == []
+    assert k.serial_output() == "" and k.printk.console_drivers == []
     k, _ = await boot(" ".join("console=tty%s0" % c for c in "abcdefg") + " console=ttyS0")
     assert "printk: console [ttyS0] enabled" in k.serial_output()
-    assert [c.label for c in k.consoles.consoles] == ["ttyS0"]
+    assert [c.label for c in k.printk.console_drivers] == ["ttyS0"]
 
 
 async def test_c3_console_null_or_empty_selects_ttynull_and_silences_serial(autojump_clock):
     for line in ("console=null", "console="):
         k, f = await boot(line)
-        assert k.consoles.cmdline[0].name == "ttynull" and k.serial_output() == ""
+        assert k.printk.console_cmdline[0].name == "ttynull" and k.serial_output() == ""
         assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0"

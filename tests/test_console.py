@@ -10,9 +10,9 @@ from ksim import (
     KERN_DEBUG, KERN_ERR, KERN_INFO, Console, KernelModule, Machine, die, printk,
     register_console, unregister_console,
 )
-from ksim.console import ConsoleRegistry
+from ksim.kernel import Kernel
 from ksim.panic import TaskKilled
-from ksim.printk import Printk, record_print_text
+from ksim.printk import record_print_text
 
 
 class Sink:
@@ -24,12 +24,16 @@ class Sink:
         self.options: list[str | None] = []
         self.fail_setup = fail_setup
         self.con = Console(name, write=self.write, flags=flags, index=index, setup=self.setup,
-                           device=(lambda c: (250, c.index)) if device else None)
+                           device=self.device if device else None)
 
-    def write(self, con: Console, data: bytes) -> None:
+    async def write(self, con: Console, data: bytes) -> None:
         self.data += data
 
-    def setup(self, con: Console, options: str | None) -> int:
+    @staticmethod
+    async def device(con: Console) -> tuple[int, int]:
+        return 250, con.index
+
+    async def setup(self, con: Console, options: str | None) -> int:
         self.options.append(options)
         return -ENODEV if self.fail_setup else 0
 
@@ -49,28 +53,29 @@ async def test_c4c_first_console_with_device_becomes_consdev(autojump_clock):
         late = Sink("late")
         await register_console(late.con)
         assert await consoles(k) == ["ttyS0                -W- (EC p a)    4:64"]
-        assert k.consoles.dev_console is k.consoles.find("ttyS")
+        assert k.printk.dev_console is k.printk.find_console("ttyS")
     assert late.text == "" and not late.con.flags & CON_ENABLED  # C4e: silently dropped
     assert "late" not in k.dmesg()
 
 
-def test_c4c_a_first_console_without_device_does_not_satisfy_the_preference():
-    reg = ConsoleRegistry(Printk(lambda: 0))
+async def test_c4c_a_first_console_without_device_does_not_satisfy_the_preference():
     nodev, dev, third = Sink("nodev", device=False), Sink("dev"), Sink("third")
-    for s in (nodev, dev, third):
-        reg.register_console(s.con)
-    assert [c.label for c in reg.consoles] == ["dev0", "nodev0"]
+    with Kernel.standalone() as k:  # no console registered yet, no console=
+        for s in (nodev, dev, third):
+            await register_console(s.con)
+    assert [c.label for c in k.printk.console_drivers] == ["dev0", "nodev0"]
     assert nodev.con.flags & CON_ENABLED and dev.con.flags & CON_CONSDEV
     assert not nodev.con.flags & CON_CONSDEV and not third.con.flags & CON_ENABLED
     assert nodev.options == [None] and third.options == []
 
 
-def test_c4c_failing_setup_is_not_enabled_and_the_next_one_is():
-    reg = ConsoleRegistry(Printk(lambda: 0))
+async def test_c4c_failing_setup_is_not_enabled_and_the_next_one_is():
     bad, good = Sink("bad", fail_setup=True), Sink("good")
-    assert reg.register_console(bad.con) == []
-    reg.register_console(good.con)
-    assert [c.label for c in reg.consoles] == ["good0"]
+    with Kernel.standalone() as k:
+        await register_console(bad.con)
+        assert "bad" not in k.dmesg()
+        await register_console(good.con)
+    assert [c.label for c in k.printk.console_drivers] == ["good0"]
 
 
 # -- C3 / C4d: console= ------------------------------------------------------------------------
@@ -82,7 +87,7 @@ async def test_c4d_last_console_entry_is_consdev_and_heads_the_list(autojump_clo
         assert foo.con.index == 3 and foo.options == ["9600n8"]  # index -1 adopts the entry's
         assert await consoles(k) == ["foo3                 -W- (EC    )  250:3",
                                      "ttyS0                -W- (E  p a)    4:64"]
-        assert k.consoles.dev_console is foo.con
+        assert k.printk.dev_console is foo.con
         await printk(KERN_ERR + "to both\n")
     assert "to both" in foo.text and "to both" in k.serial_output()
     assert "Linux version" not in foo.text  # no CON_PRINTBUFFER: only new records
@@ -91,9 +96,9 @@ async def test_c4d_last_console_entry_is_consdev_and_heads_the_list(autojump_clo
 
 async def test_c3_repeated_console_reselects_without_a_new_entry(autojump_clock):
     async with Machine("64M").boot("console=ttyS0,1 console=foo0 console=ttyS0,2") as k:
-        assert [(e.name, e.index, e.options) for e in k.consoles.cmdline] == [
+        assert [(e.name, e.index, e.options) for e in k.printk.console_cmdline] == [
             ("ttyS", 0, "1"), ("foo", 0, None)]
-        assert k.consoles.preferred_console == 0
+        assert k.printk.preferred_console == 0
         foo = Sink("foo", index=0)
         await register_console(foo.con)
         assert await consoles(k) == ["ttyS0                -W- (EC p a)    4:64",
@@ -117,7 +122,7 @@ async def test_c3_digit_start_means_ttys_and_options_reach_setup(autojump_clock)
     async with Machine("64M").boot("console=0,115200n8") as k:
         pass
     assert "printk: console [ttyS0] enabled" in k.serial_output()
-    assert (k.consoles.cmdline[0].name, k.consoles.cmdline[0].options) == ("ttyS", "115200n8")
+    assert (k.printk.console_cmdline[0].name, k.printk.console_cmdline[0].options) == ("ttyS", "115200n8")
 
 
 async def test_c4d_console_on_a_missing_port_stays_disabled(autojump_clock):
@@ -131,7 +136,7 @@ async def test_c4d_console_on_a_missing_port_stays_disabled(autojump_clock):
 
 async def test_c4a_registering_twice_warns_and_taints(autojump_clock):
     async with Machine("64M").boot("") as k:
-        serial = k.consoles.find("ttyS")
+        serial = k.printk.find_console("ttyS")
         assert serial is not None
         await register_console(serial)
         await printk(KERN_ERR + "once\n")
@@ -171,7 +176,7 @@ class EarlyCon(KernelModule):
 
 async def test_c4h_real_preferred_console_replaces_boot_consoles(autojump_clock):
     async with Machine("64M").boot("console=foo0", [EarlyCon]) as k:
-        early = k.modules["earlycon"].sink
+        early = k.module.live["earlycon"].sink
         # modern printk_late_init keeps a boot console outside init memory (C4h)
         assert await consoles(k) == ["early0               -W- (ECBp  )"]
         assert "Linux version" in early.text  # CON_PRINTBUFFER replay
@@ -205,7 +210,7 @@ async def test_c4h_keep_bootcon_and_non_preferred_consoles_keep_the_boot_console
     assert listing == ["foo0                 -W- (EC    )  250:0",
                        "early0               -W- (E Bp  )",
                        "bar0                 -W- (E     )  250:0"]
-    early = k.modules["earlycon"].sink
+    early = k.module.live["earlycon"].sink
     assert all("to all three" in s.text for s in (early, bar, foo))
 
 
@@ -268,9 +273,9 @@ async def test_c6_per_console_loglevel_and_console_verbose(autojump_clock):
 
 async def test_c6_suppressed_records_are_skipped_not_delayed(autojump_clock):
     async with Machine("64M").boot("") as k:
-        seq = k.consoles.find("ttyS").seq  # type: ignore[union-attr]
+        seq = k.printk.find_console("ttyS").seq  # type: ignore[union-attr]
         await printk(KERN_DEBUG + "dbg\n")
-        assert k.consoles.find("ttyS").seq == seq + 1  # type: ignore[union-attr]
+        assert k.printk.find_console("ttyS").seq == seq + 1  # type: ignore[union-attr]
         await k.write_file("/proc/sys/kernel/printk", "8")
         await printk(KERN_ERR + "next\n")
     assert "dbg" not in k.serial_output()
@@ -281,7 +286,10 @@ async def test_c6_suppressed_records_are_skipped_not_delayed(autojump_clock):
 async def test_c2_extended_console_gets_dev_kmsg_lines(autojump_clock):
     got = bytearray()
     async with Machine("64M").boot("") as k:
-        await register_console(Console("netcon", write=lambda c, d: got.extend(d),
+        async def netcon_write(con: Console, data: bytes) -> None:
+            got.extend(data)
+
+        await register_console(Console("netcon", write=netcon_write,
                                        flags=CON_ENABLED | CON_EXTENDED, index=0))
         await printk(KERN_ERR + "tab\there\n")
     lines = got.decode().splitlines()
@@ -291,8 +299,11 @@ async def test_c2_extended_console_gets_dev_kmsg_lines(autojump_clock):
 
 async def test_c7_proc_consoles_columns_and_flags(autojump_clock):
     async with Machine("64M").boot("") as k:
+        async def unblank(con: Console) -> None:
+            pass
+
         long_name = Console("abcdefghijklmno", write=None, read=lambda *a: 0,
-                            unblank=lambda c: None, index=123456,
+                            unblank=unblank, index=123456,
                             flags=CON_ENABLED | CON_ANYTIME | CON_PRINTBUFFER)
         await register_console(long_name)
         listing = await consoles(k)

@@ -66,7 +66,7 @@ async def test_reads_honour_offset_and_count(autojump_clock):
 async def test_p18_module_param_files_read_write_and_modes(autojump_clock):
     async with Machine("64M").boot("params_demo.count=9 params-demo.label=hi", [Params]) as k:
         base = "/sys/module/params_demo/parameters/"
-        mod = k.modules["params_demo"]
+        mod = k.module.live["params_demo"]
         assert sorted(k.vfs.listdir(base)) == ["count", "flag", "label", "mask"]  # 0: no file
         assert [k.vfs.lookup(base + n).mode for n in ("count", "flag", "label", "mask")] == [
             0o444, 0o644, 0o644, 0o600]
@@ -92,9 +92,9 @@ async def test_p18_core_param_write_checks_type_and_takes_effect(autojump_clock)
         assert await k.read_file(path) == b"0\n"
         await expect_errno(EINVAL, k.write_file(path, "soon\n"))
         await expect_errno(ERANGE, k.write_file(path, "99999999999\n"))
-        assert await k.read_file(path) == b"0\n" and k.panic_timeout == 0
+        assert await k.read_file(path) == b"0\n" and k.panic.panic_timeout == 0
         await k.write_file(path, "-1\n")
-        assert k.panic_timeout == -1
+        assert k.panic.panic_timeout == -1
         await k.write_file("/sys/module/printk/parameters/time", "N")
         await printk(KERN_ERR + "untimed\n")
     assert k.serial_output().endswith("\nuntimed\n")
@@ -114,12 +114,12 @@ class ProcUser(KernelModule):
     name = "procuser"
 
     async def init(self) -> int:
-        def read(file, count: int, pos: int) -> bytes:  # type: ignore[no-untyped-def]
+        async def read(file, count: int, pos: int) -> bytes:  # type: ignore[no-untyped-def]
             return b"0123456789"[pos:pos + count]
 
         written: list[bytes] = []
 
-        def write(file, data: bytes) -> int:  # type: ignore[no-untyped-def]
+        async def write(file, data: bytes) -> int:  # type: ignore[no-untyped-def]
             written.append(data)
             return len(data)
 
@@ -132,7 +132,7 @@ class ProcUser(KernelModule):
 
 async def test_proc_create_modes_duplicates_and_removal(autojump_clock):
     async with Machine("64M").boot("", [ProcUser]) as k:
-        mod = k.modules["procuser"]
+        mod = k.module.live["procuser"]
         assert mod.ro is not None and mod.dup is None
         assert await k.read_file("/proc/procuser_ro", 3, 4) == b"3456"
         await expect_errno(EACCES, k.write_file("/proc/procuser_ro", "x"))

@@ -82,7 +82,7 @@ async def test_kcsan_lockless_memconsole_writer_and_reader_race(autojump_clock):
         writer = Writer(k)
         await writer_and_reader(k, writer)
         me = current()
-        hdr = k.module_instances["memconsole"].buf_hdr
+        hdr = k.module.instances["memconsole"].buf_hdr
     reports = races(k)
     assert reports and rd.reports == reports
     titles = {r.title for r in reports}
@@ -240,15 +240,15 @@ async def test_kcsan_rwsem_readers_do_not_protect_writers(autojump_clock):
         async def write_under_read() -> None:
             await down_read(sem)
             virt_write_u64(shared, 1)
-            await up_read(sem)
+            up_read(sem)
 
         async def write_then_read() -> None:
             await down_write(sem)
             virt_write_u64(guarded, 1)
-            await up_write(sem)
+            up_write(sem)
             await down_read(sem)
             virt_read_u64(guarded)
-            await up_read(sem)
+            up_read(sem)
 
         for _ in range(2):
             await on_cpu(k, 1, write_under_read)
@@ -277,15 +277,15 @@ async def test_kcsan_mutex_is_a_common_lock(autojump_clock):
 
 
 async def test_kcsan_joins_lock_observers_when_only_a_memory_observer(autojump_clock):
-    """Appending to kernel.mem_observers is enough: the detector subscribes to lock events
+    """Appending to kernel.mm.observers is enough: the detector subscribes to lock events
     itself (it needs them for sleeping locks and handler-taken spinlocks)."""
     async with Machine("64M", cpus=2).boot() as k:
         rd = RaceDetector()
-        k.mem_observers.append(rd)
+        k.mm.observers.append(rd)
         addr = phys_to_virt(DATA)
         m = DEFINE_MUTEX("&dev->mutex")
         virt_read_u64(addr)
-        assert rd in k.lock_observers
+        assert rd in k.locking.observers
 
         async def use() -> None:
             await mutex_lock(m)
@@ -297,7 +297,7 @@ async def test_kcsan_joins_lock_observers_when_only_a_memory_observer(autojump_c
             await use()
         assert rd.reports == []
         rd.detach()
-        assert rd not in k.lock_observers and rd not in k.mem_observers
+        assert rd not in k.locking.observers and rd not in k.mm.observers
 
 
 @pytest.mark.parametrize("how", ["disabled", "after shutdown"])

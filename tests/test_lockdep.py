@@ -18,7 +18,7 @@ from ksim import (
 from ksim.preempt import hardirq_context
 from ksim.current import current, current_cpu
 from ksim.kernel import Kernel
-from ksim.lockdep import Lockdep
+from ksim.locking.lockdep import Lockdep
 from ksim.locking import DECLARE_RWSEM, down_read, up_read
 from ksim_memconsole import Memconsole
 from kthreads import on_cpu
@@ -165,7 +165,7 @@ async def test_l5_read_acquisitions_mark_read_states(autojump_clock):
         ld = Lockdep.attach(k)
         sem = DECLARE_RWSEM("&mm->mmap_lock")
         await down_read(sem)
-        await up_read(sem)
+        up_read(sem)
         assert ld.states("&mm->mmap_lock") == ["HARDIRQ-ON-R", "SOFTIRQ-ON-R"]
         assert ld.usage("&mm->mmap_lock") == "{.+.+}"
     assert ld.reports == []
@@ -361,7 +361,7 @@ async def test_l8_an_oops_switches_lockdep_off_silently(autojump_clock):
     async with Machine("64M").boot() as k:
         ld = Lockdep.attach(k)
         lock = DEFINE_SPINLOCK("A")
-        k.oops_count += 1  # as after die(): oops_enter() called debug_locks_off()
+        k.panic.oops_count += 1  # as after die(): oops_enter() called debug_locks_off()
         with hardirq_context():
             await locked(lock)
         await locked(lock)

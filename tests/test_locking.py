@@ -18,49 +18,32 @@ from ksim.locking import (
     spin_lock_irqsave_sync, spin_lock_sync, spin_trylock, spin_trylock_irqsave, spin_unlock,
     spin_unlock_irq, spin_unlock_irqrestore, up_read, up_write,
 )
-from ksim.printk import Printk
+from ksim.kernel import Kernel
 from ksim.sched import msleep
 
 
-class FakeKernel:
-    """The few attributes ksim.bug / ksim.locking read from a kernel."""
-
-    def __init__(self) -> None:
-        self.reports: list = []
-        self.taints = ""
-        self.release = "6.1.0-ksim"
-        self.printk = Printk(lambda: 0)
-        self.lock_observers: list = []
-        self.system_state = "running"
-
-    def local_clock(self) -> int:
-        """Virtual ns, as Kernel.local_clock (lock_stat times come from it); 0 outside trio."""
-        try:
-            return round(trio.current_time() * 1e9)
-        except RuntimeError:
-            return 0
-
-    def kinds(self) -> list[str]:
-        return [r.kind for r in self.reports]
+def kinds(kernel: Kernel) -> list[str]:
+    return [r.kind for r in kernel.reports]
 
 
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str]] = []
 
-    def lock_event(self, event: str, lock) -> None:  # type: ignore[no-untyped-def]
+    def lock_event(self, event: str, lock, flags: int = 0) -> None:  # type: ignore[no-untyped-def]
         self.events.append((current().comm, event, lock.name))
 
 
 @pytest.fixture
 def kernel():
-    k = FakeKernel()
-    token = set_current(Task(pid=1, comm="swapper/0", cpu=CPU(0), kernel=k))
-    yield k
-    reset_current(token)
+    """A kernel that is not booted; the test runs as its task 1 (pid 0 is the idle task)."""
+    with Kernel.standalone() as k:
+        token = set_current(k.new_task("swapper/0"))
+        yield k
+        reset_current(token)
 
 
-def as_task(kernel: FakeKernel, pid: int, comm: str, cpu: CPU | None = None) -> Task:
+def as_task(kernel: Kernel, pid: int, comm: str, cpu: CPU | None = None) -> Task:
     """Make the running trio task a distinct simulated task (call inside a child task)."""
     task = Task(pid=pid, comm=comm, cpu=cpu or current().cpu, kernel=kernel)
     set_current(task)
@@ -199,7 +182,7 @@ async def test_l3_sleeping_with_spinlock_held_is_a_bug(kernel):
     await spin_lock(lock)
     await msleep(1)
     spin_unlock(lock)
-    assert kernel.kinds() == ["bug"]
+    assert kinds(kernel) == ["bug"]
     assert kernel.reports[0].title.startswith(
         "BUG: sleeping function called from invalid context at tests/test_locking.py:")
 
@@ -212,9 +195,10 @@ async def test_unlock_of_unlocked_spinlock_is_a_bug_not_a_crash(kernel):
 
 
 async def test_spin_contention_by_another_task_waits_and_counts(kernel, autojump_clock):
+    kernel.locking.lock_stat = True  # the sysctl: collect wait and hold times
     lock = DEFINE_SPINLOCK("buf_lock")
     rec = Recorder()
-    kernel.lock_observers.append(rec)
+    kernel.locking.observers.append(rec)
     order = []
 
     async def holder():
@@ -244,7 +228,7 @@ async def test_spin_contention_by_another_task_waits_and_counts(kernel, autojump
         ("holder", "release", "buf_lock"), ("waiter", "acquired", "buf_lock"),
         ("waiter", "release", "buf_lock"),
     ]
-    assert kernel.kinds() == ["bug"]  # only the might_sleep BUG (different CPUs)
+    assert kinds(kernel) == ["bug"]  # only the might_sleep BUG (different CPUs)
 
 
 async def test_spin_contention_on_same_cpu_reports_cpu_recursion_once(kernel, autojump_clock):
@@ -273,7 +257,7 @@ async def test_spin_contention_on_same_cpu_reports_cpu_recursion_once(kernel, au
 
 async def test_observer_event_order_uncontended(kernel):
     rec = Recorder()
-    kernel.lock_observers.append(rec)
+    kernel.locking.observers.append(rec)
     lock = DEFINE_SPINLOCK("l")
     flags = await spin_lock_irqsave(lock)
     spin_unlock_irqrestore(lock, flags)
@@ -286,7 +270,7 @@ async def test_observer_event_order_uncontended(kernel):
 
 async def test_observer_sees_acquire_but_no_acquired_on_deadlock(kernel):
     rec = Recorder()
-    kernel.lock_observers.append(rec)
+    kernel.locking.observers.append(rec)
     lock = DEFINE_SPINLOCK("l")
     await spin_lock(lock)
     with pytest.raises(Deadlock):
@@ -330,7 +314,7 @@ async def test_mutex_in_atomic_context_is_a_bug(kernel):
     await mutex_lock(m)
     mutex_unlock(m)
     spin_unlock(lock)
-    assert kernel.kinds() == ["bug"]
+    assert kinds(kernel) == ["bug"]
     assert "sleeping function called from invalid context" in kernel.reports[0].title
     assert "in_atomic(): 1" in kernel.reports[0].text
 
@@ -388,14 +372,14 @@ async def test_rwsem_readers_share_writer_excludes(kernel, autojump_clock):
         await down_read(sem)
         log.append(("in", pid, trio.current_time()))
         await trio.sleep(1)
-        await up_read(sem)
+        up_read(sem)
 
     async def writer():
         as_task(kernel, 9, "w")
         await trio.sleep(0.5)
         await down_write(sem)
         log.append(("w", 9, trio.current_time()))
-        await up_write(sem)
+        up_write(sem)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reader, 1)
@@ -414,14 +398,14 @@ async def test_rwsem_waiting_writer_blocks_new_readers(kernel, autojump_clock):
         as_task(kernel, 1, "r1")
         await down_read(sem)
         await trio.sleep(1)
-        await up_read(sem)
+        up_read(sem)
 
     async def writer():
         as_task(kernel, 2, "w")
         await trio.sleep(0.1)
         await down_write(sem)
         order.append("w")
-        await up_write(sem)
+        up_write(sem)
 
     async def late_reader():
         as_task(kernel, 3, "r3")
@@ -429,7 +413,7 @@ async def test_rwsem_waiting_writer_blocks_new_readers(kernel, autojump_clock):
         assert not down_read_trylock(sem)
         await down_read(sem)
         order.append("r3")
-        await up_read(sem)
+        up_read(sem)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(first_reader)
@@ -445,9 +429,9 @@ async def test_rwsem_write_while_holding_read_is_a_deadlock(kernel):
         await down_write(sem)
     assert info.value.report.kind == "deadlock"
     assert "  lock(&nh->rwsem);" in info.value.report.text
-    await up_read(sem)
+    up_read(sem)
     assert down_write_trylock(sem)
-    await up_write(sem)
+    up_write(sem)
 
 
 async def test_rwsem_nested_read_ok_without_waiting_writer(kernel):
@@ -455,6 +439,6 @@ async def test_rwsem_nested_read_ok_without_waiting_writer(kernel):
     await down_read(sem)
     await down_read(sem)
     assert sem.readers[current()] == 2
-    await up_read(sem)
-    await up_read(sem)
+    up_read(sem)
+    up_read(sem)
     assert not sem.readers and kernel.reports == []

@@ -50,7 +50,7 @@ async def test_r1_log_survives_a_warm_reboot(autojump_clock):
 async def test_r1_setup_reserves_top_of_low_memory_and_logs_it(autojump_clock):
     m = machine()
     async with m.boot("memconsole=8192 no_hash_pointers", [Memconsole]) as k:
-        mod = k.module_instances["memconsole"]
+        mod = k.module.instances["memconsole"]
         top = k.layout.max_low_pfn * PAGE
         assert mod.memconsole_mem_start == k.layout.phys_to_virt(top - 8192)
         assert k.memblock.memblock_is_region_reserved(top - 8192, 8192)
@@ -62,7 +62,7 @@ async def test_f1_size_is_decimal_only(autojump_clock, value):
     """F1: simple_strtoul base 10: "1M" is one byte, "8K" eight: one page after PAGE_ALIGN."""
     m = machine()
     async with m.boot(f"memconsole={value}", [Memconsole]) as k:
-        mod = k.module_instances["memconsole"]
+        mod = k.module.instances["memconsole"]
         assert mod.memconsole_mem_size == PAGE
         assert mod.buf_size == PAGE - BUF_HEADER_SIZE
 
@@ -73,7 +73,7 @@ async def test_f2_zero_size_reports_a_lockup_and_boots_without_memconsole(autoju
     m = machine()
     async with m.boot(f"memconsole={value}", [Memconsole]) as k:
         assert k.outcome == "running"
-        assert "memconsole" not in k.modules
+        assert "memconsole" not in k.module.live
     lockups = [r for r in k.reports if r.kind == "lockup"]
     assert lockups and "soft lockup - CPU#0 stuck for 22s!" in lockups[0].title
     log = k.dmesg()
@@ -101,7 +101,7 @@ class TopPage(KernelModule):
     name = "toppage"
 
     @setup("toppage", core=True)
-    def toppage_setup(self, value: str) -> int:
+    async def toppage_setup(self, value: str) -> int:
         from ksim import max_low_pfn
         memblock_reserve((max_low_pfn() - 1) * PAGE, PAGE)
         return 1
@@ -111,7 +111,7 @@ async def test_f4_numa_search_steps_below_a_conflict(autojump_clock):
     """F4 control: on NUMA, BOOTMEM_EXCLUSIVE fails on the taken page; the search goes down."""
     m = machine(numa=True)
     async with m.boot("toppage memconsole=8192", [TopPage, Memconsole]) as k:
-        mod = k.module_instances["memconsole"]
+        mod = k.module.instances["memconsole"]
         top = k.layout.max_low_pfn * PAGE
         assert k.layout.virt_to_phys(mod.memconsole_mem_start) == top - 2 * 8192
 
@@ -120,7 +120,7 @@ async def test_f4_non_numa_ignores_the_conflict(autojump_clock):
     """F4: non-NUMA reserve_bootmem_generic returns 0: the taken top block is used anyway."""
     m = machine(numa=False)
     async with m.boot("toppage memconsole=8192", [TopPage, Memconsole]) as k:
-        mod = k.module_instances["memconsole"]
+        mod = k.module.instances["memconsole"]
         top = k.layout.max_low_pfn * PAGE
         assert k.layout.virt_to_phys(mod.memconsole_mem_start) == top - 8192
 
@@ -158,7 +158,7 @@ async def test_f7_consistent_header_accepts_corrupted_data(autojump_clock):
     m = machine()
     async with m.boot("memconsole=8K", [Memconsole]) as k1:
         await printk(KERN_ERR + "disk on fire\n")
-        mod = k1.module_instances["memconsole"]
+        mod = k1.module.instances["memconsole"]
         buf_phys = k1.layout.virt_to_phys(mod.buf)
         await panic("Fatal exception")
     data = bytearray(m.mem.read(buf_phys, 4080))
@@ -172,7 +172,7 @@ async def test_f7_consistent_header_accepts_corrupted_data(autojump_clock):
 async def test_f7_corrupted_header_is_detected_and_reset(autojump_clock):
     m = machine()
     async with m.boot("memconsole=8K", [Memconsole]) as k1:
-        mod = k1.module_instances["memconsole"]
+        mod = k1.module.instances["memconsole"]
         hdr_phys = k1.layout.virt_to_phys(mod.buf_hdr)
         await panic("Fatal exception")
     m.mem.write_u32(hdr_phys + 8, 5000)  # buf_len > buf_size
@@ -203,7 +203,7 @@ async def test_f8_one_page_used_however_much_is_reserved(autojump_clock):
     """F8: buf_size = min(block - header, PAGE_SIZE)."""
     m = machine()
     async with m.boot("memconsole=1048576", [Memconsole]) as k:
-        mod = k.module_instances["memconsole"]
+        mod = k.module.instances["memconsole"]
         assert mod.buf_size == PAGE
         for i in range(200):
             await printk("filler line %03d ................................\n", i)
@@ -215,7 +215,7 @@ async def test_f8_one_page_used_however_much_is_reserved(autojump_clock):
 async def test_whole_block_parameter_uses_the_reservation(autojump_clock):
     m = machine()
     async with m.boot("memconsole=65536 memconsole.whole_block=1", [Memconsole]) as k:
-        mod = k.module_instances["memconsole"]
+        mod = k.module.instances["memconsole"]
         assert mod.buf_size == 65536 - BUF_HEADER_SIZE
         for i in range(200):
             await printk("filler line %03d ................................\n", i)
@@ -298,7 +298,7 @@ async def test_panic_notifier_runs_last_and_reboot_param_controls_restart(autoju
         name = "other"
 
         async def init(self) -> int:
-            def note(nb: NotifierBlock, action: int, data: object) -> int:
+            async def note(nb: NotifierBlock, action: int, data: object) -> int:
                 order.append("other")
                 return 0
             atomic_notifier_chain_register(panic_notifier_list, NotifierBlock(note, priority=0))
@@ -339,7 +339,7 @@ async def test_loadable_module_keeps_core_setup_and_rmmod_leaves_the_console(aut
     """The boot part lives in mm/bootmem.c: it runs for a loadable module too; exit has no
     unregister_console, so the console outlives rmmod (F10)."""
     async with machine().boot("memconsole=8K", [Memconsole], builtin=[]) as k:
-        assert "memconsole" not in k.modules
+        assert "memconsole" not in k.module.live
         assert await insmod("memconsole", reboot=False) == 0
         assert await k.read_file("/sys/module/memconsole/parameters/reboot") == b"N\n"
         assert await rmmod("memconsole") == 0

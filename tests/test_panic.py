@@ -13,6 +13,7 @@ from ksim import (
 from ksim.current import current_cpu, set_current
 from ksim.notifier import DIE_OOPS, SYS_HALT, SYS_POWER_OFF, SYS_RESTART
 from ksim.panic import TaskKilled
+from ksim.printk import kmsg_dump_register
 
 NULL_DEREF = "BUG: kernel NULL pointer dereference, address: 0000000000000000"
 
@@ -38,11 +39,11 @@ async def oops_quietly() -> None:
 async def test_k2_panic_order_and_lines_with_panic_0(autojump_clock):
     seen: list[tuple[int, object]] = []
 
-    def note(nb: NotifierBlock, action: int, data: object) -> int:
+    async def note(nb: NotifierBlock, action: int, data: object) -> int:
         seen.append((action, data))
         return NOTIFY_STOP  # ends the walk (N8); panic() ignores the result and goes on
 
-    def last(nb: NotifierBlock, action: int, data: object) -> int:
+    async def last(nb: NotifierBlock, action: int, data: object) -> int:
         seen.append((-1, data))
         return 0
 
@@ -50,7 +51,10 @@ async def test_k2_panic_order_and_lines_with_panic_0(autojump_clock):
     async with Machine("64M").boot("quiet") as k:
         atomic_notifier_chain_register(panic_notifier_list, NotifierBlock(last, INT_MIN))
         atomic_notifier_chain_register(panic_notifier_list, NotifierBlock(note, 10))
-        k.dumpers.append(lambda reason: dumps.append(reason) or None)
+        async def dumper(reason: str) -> None:
+            dumps.append(reason)
+
+        kmsg_dump_register(dumper)
         await panic("disk %s on fire\n", "sda")
         raise AssertionError("panic returned")  # pragma: no cover
     msg = "disk sda on fire"
@@ -96,7 +100,11 @@ async def test_k4_negative_panic_timeout_restarts_at_once_without_reboot_chain(a
     called: list[int] = []
 
     async with Machine("64M").boot("panic=-1") as k:
-        await register_reboot_notifier(NotifierBlock(lambda nb, a, d: called.append(a) or 0))
+        async def note(nb: NotifierBlock, action: int, data: object) -> int:
+            called.append(action)
+            return 0
+
+        await register_reboot_notifier(NotifierBlock(note))
         t0 = trio.current_time()
         await panic("boom")
     assert trio.current_time() == t0 and k.outcome == "restart"
@@ -143,9 +151,9 @@ async def test_k2_panic_in_every_dumper_call_stops_at_the_second_nesting(autojum
         async def dumper(reason: str) -> None:
             await panic("from dumper")
 
-        k.dumpers.append(dumper)
+        kmsg_dump_register(dumper)
         await panic("first")
-    assert k.outcome == "halt" and k.panic_depth == 3
+    assert k.outcome == "halt" and k.panic.panic_depth == 3
     assert k.dmesg().count("Kernel panic - not syncing: from dumper") == 2
 
 
@@ -204,15 +212,15 @@ async def test_k5_n16_die_chain_notify_stop_handles_the_oops(autojump_clock):
     seen: list[tuple[int, object, str]] = []
 
     async with Machine("64M").boot("oops=panic") as k:
-        def handler(nb: NotifierBlock, action: int, data: object) -> int:
-            seen.append((action, data, k.taints))
+        async def handler(nb: NotifierBlock, action: int, data: object) -> int:
+            seen.append((action, data, k.panic.taints))
             return NOTIFY_STOP
 
         atomic_notifier_chain_register(die_chain, NotifierBlock(handler))
         await die(NULL_DEREF)  # returns: no kill, no panic despite panic_on_oops
         await printk(KERN_ERR + "survived\n")
     assert seen == [(DIE_OOPS, NULL_DEREF, "")]  # taint D comes after the chain (oops_end)
-    assert k.outcome == "shutdown" and not k.panicked and "D" in k.taints
+    assert k.outcome == "shutdown" and not k.panicked and "D" in k.panic.taints
     assert "---[ end trace 0000000000000000 ]---" in lines(k) and "survived" in lines(k)
 
 
@@ -266,7 +274,11 @@ async def test_n15_kernel_restart_runs_reboot_chain_and_keeps_ram(autojump_clock
     calls: list[tuple[int, object]] = []
     m = Machine("64M", seed=2)
     async with m.boot("") as k:
-        await register_reboot_notifier(NotifierBlock(lambda nb, a, d: calls.append((a, d)) or 0))
+        async def note(nb: NotifierBlock, action: int, data: object) -> int:
+            calls.append((action, data))
+            return 0
+
+        await register_reboot_notifier(NotifierBlock(note))
         m.mem.write(0x800000, b"survives a warm reset")
         await kernel_restart("bootloader")
     assert calls == [(SYS_RESTART, "bootloader")] and k.outcome == "restart"
@@ -279,6 +291,11 @@ async def test_n15_kernel_restart_runs_reboot_chain_and_keeps_ram(autojump_clock
 
 async def test_n15_restart_without_command_halt_and_power_off(autojump_clock):
     calls: list[tuple[int, object]] = []
+
+    async def note(nb: NotifierBlock, action: int, data: object) -> int:
+        calls.append((action, data))
+        return 0
+
     m = Machine("64M", seed=2)
     for action, line, outcome, event in (
             (lambda: kernel_restart(), "reboot: Restarting system", "restart", SYS_RESTART),
@@ -286,8 +303,7 @@ async def test_n15_restart_without_command_halt_and_power_off(autojump_clock):
             (kernel_power_off, "reboot: Power down", "power_off", SYS_POWER_OFF)):
         calls.clear()
         async with m.boot("") as k:
-            await register_reboot_notifier(
-                NotifierBlock(lambda nb, a, d: calls.append((a, d)) or 0))
+            await register_reboot_notifier(NotifierBlock(note))
             await action()
         assert calls == [(event, None)] and k.outcome == outcome
         assert serial_lines(k)[-1] == line

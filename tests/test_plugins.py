@@ -33,12 +33,12 @@ class Demo(KernelModule):
         self.exited = False
 
     @setup("demo=")
-    def demo_setup(self, value: str) -> int:
+    async def demo_setup(self, value: str) -> int:
         self.seen_setup.append(value)
         return 1
 
     @early_param("demoearly")
-    def demo_early(self, value: str | None) -> int:
+    async def demo_early(self, value: str | None) -> int:
         self.seen_early.append(value)
         return 0
 
@@ -52,19 +52,19 @@ class Demo(KernelModule):
 
 async def test_p19_builtin_params_and_handlers_come_from_the_command_line(autojump_clock):
     async with Machine("64M").boot("demo=x demoearly=y demo.count=7 demo.debug", [Demo]) as k:
-        mod = k.modules["demo"]
+        mod = k.module.live["demo"]
         assert (mod.seen_setup, mod.seen_early, mod.count, mod.debug) == (["x"], ["y"], 7, True)
         assert "demo: count=7 debug=1" in k.dmesg()
         assert await k.read_file("/sys/module/demo/parameters/count") == b"7\n"
         assert not k.vfs.exists("/sys/module/demo/parameters/secret")  # perm 0: no file (P18)
-    assert k.init_envp == ["HOME=/", "TERM=linux"]
+    assert k.init.init_envp == ["HOME=/", "TERM=linux"]
 
 
 async def test_p19_loadable_module_ignores_boot_line_and_takes_insmod_params(autojump_clock):
     async with Machine("64M").boot("demo=x demo.count=7", [Demo], builtin=[]) as k:
-        assert "demo" not in k.modules
+        assert "demo" not in k.module.live
         assert await insmod("demo", count=9, debug=True) == 0
-        mod = k.modules["demo"]
+        mod = k.module.live["demo"]
         assert (mod.seen_setup, mod.count, mod.debug) == ([], 9, True)
         assert await insmod("demo") == -EEXIST
         assert await rmmod("demo") == 0 and mod.exited
@@ -72,20 +72,20 @@ async def test_p19_loadable_module_ignores_boot_line_and_takes_insmod_params(aut
         assert await rmmod("demo") == -ENOENT
         assert await insmod("nosuch") == -ENOENT
     # the words "demo=x" went to init's env: no __setup for a loadable module (P6)
-    assert "demo=x" in k.init_envp
+    assert "demo=x" in k.init.init_envp
 
 
 async def test_failing_init_returns_errno_and_leaves_no_trace(autojump_clock):
     async with Machine("64M").boot("", [Demo], builtin=[]) as k:
         assert await insmod("demo", fail=-ENOMEM) == -ENOMEM
-        assert "demo" not in k.modules
+        assert "demo" not in k.module.live
         assert not k.vfs.exists("/sys/module/demo/parameters/count")
         assert await insmod("demo") == 0
 
 
 async def test_failing_builtin_init_is_silent_unless_initcall_debug(autojump_clock):
     async with Machine("64M").boot("demo.fail=-12", [Demo]) as k:
-        assert "demo" not in k.modules
+        assert "demo" not in k.module.live
         assert "initcall" not in k.dmesg()
     async with Machine("64M").boot("demo.fail=-12 initcall_debug", [Demo]) as k:
         assert "initcall demo_init+0x0/0x80 returned -12" in k.dmesg()

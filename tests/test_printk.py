@@ -197,7 +197,10 @@ async def test_c6_c13_console_behind_gets_dropped_count_before_next_record(autoj
 
     async with Machine("64M").boot("") as k:
         await register_console(Console("slow", write=slow_write, flags=CON_ENABLED, index=0))
-        await register_console(Console("ext", write=lambda c, d: ext_out.append(d),
+        async def ext_write(con: Console, data: bytes) -> None:
+            ext_out.append(data)
+
+        await register_console(Console("ext", write=ext_write,
                                        flags=CON_ENABLED | CON_EXTENDED, index=0))
         k.spawn_thread(printk, KERN_ERR + "first\n", name="holder")
         await trio.testing.wait_all_tasks_blocked()  # the holder owns the console lock now,

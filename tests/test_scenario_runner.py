@@ -34,7 +34,7 @@ class Physres(KernelModule):
     name = "physres"
     base = 0x800000
     @setup("physres", core=True)
-    def physres_setup(self, value):
+    async def physres_setup(self, value):
         self.phys = 0x800000          # a physical address, not a pointer
         memblock_reserve(0x800000, 0x2000)
         return 1

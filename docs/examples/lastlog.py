@@ -32,7 +32,7 @@ class Lastlog(KernelModule):
                                flags=CON_ENABLED | CON_PRINTBUFFER, index=0)
 
     @setup("lastlog=")
-    def lastlog_setup(self, value: str) -> int:
+    async def lastlog_setup(self, value: str) -> int:
         """``lastlog=N`` on the boot line, for the built-in driver."""
         if value.isdigit():
             self.lines = int(value)
@@ -46,7 +46,7 @@ class Lastlog(KernelModule):
                 self.ring.popleft()
         spin_unlock_irqrestore(self.lock, flags)
 
-    def proc_read(self, file: object, count: int, pos: int) -> bytes:
+    async def proc_read(self, file: object, count: int, pos: int) -> bytes:
         return b"".join(self.ring)[pos:pos + count]
 
     async def init(self) -> int:

@@ -189,7 +189,7 @@ class BootConcurrency:
 def attach_checkers(kernel) -> list[object]:  # type: ignore[no-untyped-def]
     """lockdep-lite and the data-race detector on ``kernel``; returns them (to detach)."""
     from ksim.kcsan import RaceDetector
-    from ksim.lockdep import Lockdep
+    from ksim.locking.lockdep import Lockdep
     return [Lockdep.attach(kernel), RaceDetector.attach(kernel)]
 
 

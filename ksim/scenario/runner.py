@@ -75,7 +75,7 @@ def _plugin_classes(refs: tuple[PluginRef, ...], path: tuple[str, ...]) -> list[
 
 def _received(kernel, name: str) -> bytes | None:  # type: ignore[no-untyped-def]
     """What console ``name`` (``memconsole0``, or just ``memconsole``) was given this boot."""
-    recorded = kernel.consoles.recorded
+    recorded = kernel.printk.recorded
     for con in recorded:
         if con.label == name:
             return bytes(con.received)
@@ -279,7 +279,7 @@ class ScenarioRun:
                 return Seen(text="", label=name, context=[f"the machine has no {name}"])
             data = _received(k, name)
             if data is None:
-                names = [con.label for con in k.consoles.recorded]
+                names = [con.label for con in k.printk.recorded]
                 return Seen(text="", label=f"console {name}", context=[
                     f"console {name!r} was never registered on this boot (consoles that "
                     f"were: {', '.join(names) or 'none'})"])
@@ -478,10 +478,10 @@ def find_reservation(kernel, name: str) -> tuple[int, int]:  # type: ignore[no-u
     contains an address the module instance holds, as a virtual (direct-map) or physical
     address.  Nothing here knows which attribute a given module uses.
     """
-    from ksim.kernel import KERNEL_IMAGE_START
+    from ksim.setup import KERNEL_IMAGE_START
     if kernel is None:
         raise _Stop("there is no earlier boot")
-    mod = kernel.module_instances.get(name)
+    mod = kernel.module.instances.get(name)
     if mod is None:
         raise _Stop(f"no module '{name}' on boot {kernel.machine.boot_count}")
     memblock, layout = kernel.memblock, kernel.layout

@@ -38,7 +38,7 @@ from ksim import (
     spin_lock_irqsave, spin_unlock_irqrestore, virt_read_u32, virt_read_u64, virt_write_u32,
     virt_write_u64,
 )
-from ksim.console import console_text_since
+from ksim.testing import console_output_since, log_next_seq
 
 UINT_MASK = 0xFFFFFFFF
 ULONG_MASK = 0xFFFFFFFFFFFFFFFF
@@ -214,7 +214,7 @@ class Memconsole(KernelModule):
         atomic_notifier_chain_register(panic_notifier_list, self.paniced)
         # ASSUMPTION: register_console() is not visible in the archive, but the console
         # cannot record without it.
-        self.first_seq = self.kernel.printk.log.next_seq
+        self.first_seq = log_next_seq()
         await register_console(self.memconsole)
         return 0
 
@@ -228,7 +228,7 @@ class Memconsole(KernelModule):
             problems.append("header inconsistent: buf_ptr=%#x buf_len=%d (buf=%#x size=%d)"
                             % (buf_ptr, buf_len, self.buf, self.buf_size))
             return problems
-        expected = console_text_since(self.kernel, self.memconsole, self.first_seq)
+        expected = console_output_since(self.memconsole, self.first_seq)
         tail = expected[-buf_len:] if buf_len else b""
         actual = await self.proc_read(None, self.buf_size, 0)
         if actual != tail:

@@ -50,17 +50,18 @@ line numbers are resolved only when a report prints them.
 
 from __future__ import annotations
 
+import os
 import sys
-import sysconfig
 from collections import deque
 from functools import lru_cache
 from types import CodeType, FrameType
 
-from ksim import locking as _locking
-from ksim.bug import Report, add_report, cpu_pid_line, taint_string
+from ksim.bug import Report, add_report, cpu_pid_line, is_runtime_file, report_header, \
+    short_path
 from ksim.current import _current as _current_var
 from ksim.current import Task, maybe_current_kernel
-from ksim.printk import KERN_WARNING
+from ksim.kern_levels import KERN_WARNING
+from ksim.locking.common import LOCK_READ, LOCK_TRY, LockBase
 
 __all__ = ["Lockdep", "USAGE_STR"]
 
@@ -110,31 +111,14 @@ def _usage_chars(mask: int) -> str:
 
 # -- where: Python frames stand in for %pS --------------------------------------------------
 
-def _file_of(fn: object) -> str:
-    return fn.__code__.co_filename  # type: ignore[attr-defined]
-
-
-_SKIP_FILES = frozenset({_file_of(_locking.spin_lock), _file_of(_exclusive_bit)})
-
-
-# Entry points of ksim.locking met on the way out of it, by function name (a str hashes once;
-# a code object hashes its whole contents every time).
-_TRY_NAMES = frozenset({"spin_trylock", "mutex_trylock", "down_read_trylock",
-                        "down_write_trylock"})
-_READ_NAMES = frozenset({"down_read", "down_read_trylock"})
-_MARK_NAMES = _TRY_NAMES | _READ_NAMES
+# The acquisition site is the first frame outside the locking code (every file of this
+# package), as lockdep's ``_RET_IP_`` is the caller of the lock function.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+_SKIP_FILES = frozenset(os.path.join(_PACKAGE, name) for name in os.listdir(_PACKAGE)
+                        if name.endswith(".py"))
 
 Where = tuple[CodeType, int]  # (code, f_lasti): a frame's position, resolved to a line lazily
 Trace = tuple[Where, ...]
-
-
-@lru_cache(maxsize=None)
-def _short_path(path: str) -> str:
-    for marker in ("/ksim/", "/plugins/", "/tests/"):
-        at = path.rfind(marker)
-        if at >= 0:
-            return path[at + 1:]
-    return path
 
 
 @lru_cache(maxsize=4096)
@@ -155,24 +139,12 @@ def format_where(where: Where | None) -> str:
     if where is None:
         return "?"
     code, lasti = where
-    return "%s:%d %s" % (_short_path(code.co_filename), _line_of(code, lasti), code.co_name)
+    return "%s:%d %s" % (short_path(code.co_filename), _line_of(code, lasti), code.co_name)
 
 
 # A trace ends where ksim's code was entered from the runtime (trio, pytest, the stdlib):
 # that is the simulated kernel's entry point, as a kernel stack ends at the syscall entry.
-_RUNTIME_PREFIXES = tuple(sorted({p for p in (sysconfig.get_paths().get(k) for k in (
-    "stdlib", "platstdlib", "purelib", "platlib")) if p}))
-
-
 _runtime_files: dict[str, bool] = {}
-
-
-def _is_runtime(path: str) -> bool:
-    runtime = _runtime_files.get(path)
-    if runtime is None:
-        runtime = _runtime_files[path] = (path.startswith(_RUNTIME_PREFIXES)
-                                          and "/ksim" not in path)
-    return runtime
 
 
 def capture(frame: FrameType | None, depth: int = _TRACE_DEPTH) -> Trace:
@@ -187,7 +159,7 @@ def capture(frame: FrameType | None, depth: int = _TRACE_DEPTH) -> Trace:
         path = code.co_filename
         is_runtime = runtime.get(path)
         if is_runtime is None:
-            is_runtime = _is_runtime(path)
+            is_runtime = _runtime_files[path] = is_runtime_file(path)
         if is_runtime:
             break
         out.append((code, frame.f_lasti))
@@ -223,10 +195,10 @@ class _TaskState:
         self.stack: list[_Held] = []
         self.counts: dict[str, int] = {}
         # acquisitions announced ("acquire") and not yet owned ("acquired")
-        self.pending: dict[_locking.LockBase, _Held] = {}
+        self.pending: dict[LockBase, _Held] = {}
 
 
-def _wait_suffix(lock: _locking.LockBase) -> str:
+def _wait_suffix(lock: LockBase) -> str:
     suffix = getattr(lock, "lockdep_suffix", "{....}-{2:2}")
     at = suffix.find("}-")
     return suffix[at + 1:] if at >= 0 else "-{2:2}"
@@ -252,13 +224,14 @@ class Lockdep:
     def attach(cls, kernel: object) -> Lockdep:
         self = cls()
         self._kernel = kernel
-        kernel.lock_observers.append(self)  # type: ignore[attr-defined]
+        kernel.locking.observers.append(self)  # type: ignore[attr-defined]
         return self
 
     def detach(self) -> None:
-        observers = getattr(self._kernel, "lock_observers", None)
-        if observers is not None and self in observers:
-            observers.remove(self)
+        if self._kernel is not None:
+            observers = self._kernel.locking.observers  # type: ignore[attr-defined]
+            if self in observers:
+                observers.remove(self)
 
     # -- introspection ---------------------------------------------------------------------
     def usage(self, name: str) -> str:
@@ -296,11 +269,11 @@ class Lockdep:
         return [h[_NAME] for h in ts.stack] if ts else []
 
     # -- the observer entry point ----------------------------------------------------------
-    def lock_event(self, event: str, lock: _locking.LockBase) -> None:
+    def lock_event(self, event: str, lock: LockBase, flags: int = 0) -> None:
         if not self.debug_locks:
             return
         if event == "acquire":
-            self._acquire(lock)
+            self._acquire(lock, flags)
         elif event == "acquired":
             ts = self._tasks.get(_current_var.get())
             held = ts.pending.pop(lock, None) if ts is not None else None
@@ -326,21 +299,14 @@ class Lockdep:
                     return
             self._release(lock, ts)
 
-    def _acquire(self, lock: _locking.LockBase) -> None:
+    def _acquire(self, lock: LockBase, flags: int) -> None:
         task = _current_var.get()
         cpu = task.cpu
-        # Walk out of ksim's locking code: the first frame left is the acquisition site;
-        # on the way, the locking entry point tells a trylock or a read acquisition.
-        frame = sys._getframe(2)
-        read = trylock = False
-        while frame is not None:
-            code = frame.f_code
-            if code.co_filename not in _SKIP_FILES:
-                break
-            fn = code.co_name
-            if fn in _MARK_NAMES:
-                trylock = trylock or fn in _TRY_NAMES
-                read = read or fn in _READ_NAMES
+        # Walk out of ksim's locking code: the first frame left is the acquisition site.
+        frame: FrameType | None = sys._getframe(2)
+        read = bool(flags & LOCK_READ)
+        trylock = bool(flags & LOCK_TRY)
+        while frame is not None and frame.f_code.co_filename in _SKIP_FILES:
             frame = frame.f_back
         where = (frame.f_code, frame.f_lasti) if frame is not None else None
         irq = cpu.hardirq_count > 0
@@ -387,7 +353,7 @@ class Lockdep:
                 i -= 1
         ts.pending[lock] = (lock, name, where, irq, trylock, read)
 
-    def _acquired_unseen(self, lock: _locking.LockBase) -> None:
+    def _acquired_unseen(self, lock: LockBase) -> None:
         """An acquisition whose "acquire" was not seen (attached meanwhile)."""
         task = _current_var.get()
         ts = self._tasks.get(task)
@@ -396,7 +362,7 @@ class Lockdep:
         ts.stack.append((lock, lock.name, None, task.cpu.hardirq_count > 0, False, False))
         ts.counts[lock.name] = ts.counts.get(lock.name, 0) + 1
 
-    def _release(self, lock: _locking.LockBase, ts: _TaskState | None) -> None:
+    def _release(self, lock: LockBase, ts: _TaskState | None) -> None:
         """A release out of LIFO order, or by another task than the one that took it."""
         if ts is not None and self._pop(ts, lock):
             return
@@ -405,7 +371,7 @@ class Lockdep:
                 return
 
     @staticmethod
-    def _pop(ts: _TaskState, lock: _locking.LockBase) -> bool:
+    def _pop(ts: _TaskState, lock: LockBase) -> bool:
         stack = ts.stack
         for i in range(len(stack) - 1, -1, -1):
             held = stack[i]
@@ -421,7 +387,7 @@ class Lockdep:
         return False
 
     # -- L4/L6: usage ----------------------------------------------------------------------
-    def _mark(self, cls: _Class, new: int, lock: _locking.LockBase, where: Where | None,
+    def _mark(self, cls: _Class, new: int, lock: LockBase, where: Where | None,
               frame: FrameType | None, task: Task, ts: _TaskState) -> bool:
         """mark_lock(): set each new bit, then check it against its exclusive bits."""
         trace = capture(frame)
@@ -442,14 +408,14 @@ class Lockdep:
         return False
 
     def _report_usage(self, cls: _Class, prev_bit: int, new_bit: int,
-                      lock: _locking.LockBase, where: Where | None,
+                      lock: LockBase, where: Where | None,
                       frame: FrameType | None, task: Task, ts: _TaskState) -> None:
         if not self._debug_locks_off():
             return
         cpu = task.cpu
         name = cls.name
         hc = cpu.hardirq_count
-        lines = self._header("WARNING: inconsistent lock state") + [
+        lines = report_header("WARNING: inconsistent lock state") + [
             "inconsistent {%s} -> {%s} usage." % (USAGE_STR[prev_bit], USAGE_STR[new_bit]),
             "%s/%d [HC%d[%d]:SC0[0]:HE%d:SE1] takes:" % (
                 task.comm, task.pid, 1 if hc else 0, hc, 1 if cpu.irqs_enabled else 0),
@@ -476,11 +442,7 @@ class Lockdep:
         lines += self._backtrace(frame, cpu.hardirq_count > 0)
         self._add(lines)
 
-    def _header(self, title: str) -> list[str]:
-        """The rule, title, kernel ident and dashes every lockdep report starts with."""
-        return ["=" * len(title), title, self._kernel_ident(), "-" * len(title)]
-
-    def _acquiring(self, task: Task, lock: _locking.LockBase, where: Where | None,
+    def _acquiring(self, task: Task, lock: LockBase, where: Where | None,
                    prev: _Held) -> list[str]:
         """``comm/pid is trying to acquire lock:`` ... ``but task is already holding lock:``."""
         return ["%s/%d is trying to acquire lock:" % (task.comm, task.pid),
@@ -489,11 +451,11 @@ class Lockdep:
 
     # -- L7: recursion ---------------------------------------------------------------------
     def _report_recursive(self, task: Task, ts: _TaskState, prev: _Held,
-                          lock: _locking.LockBase, where: Where | None, read: bool,
+                          lock: LockBase, where: Where | None, read: bool,
                           frame: FrameType | None) -> None:
         if not self._debug_locks_off():
             return
-        lines = self._header("WARNING: possible recursive locking detected") + \
+        lines = report_header("WARNING: possible recursive locking detected") + \
             self._acquiring(task, lock, where, prev) + [
             "other info that might help us debug this:",
             " Possible unsafe locking scenario:",
@@ -513,7 +475,7 @@ class Lockdep:
         self._add(lines)
 
     # -- circular dependencies -------------------------------------------------------------
-    def _new_dependency(self, prev: _Held, lock: _locking.LockBase, where: Where | None,
+    def _new_dependency(self, prev: _Held, lock: LockBase, where: Where | None,
                         read: bool, frame: FrameType | None, task: Task,
                         ts: _TaskState) -> bool:
         """check_noncircular(): may ``prev -> lock`` join the graph?  Adds it, or reports
@@ -548,12 +510,12 @@ class Lockdep:
                 queue.append(nxt)
         return None
 
-    def _report_circular(self, path: list[str], prev: _Held, lock: _locking.LockBase,
+    def _report_circular(self, path: list[str], prev: _Held, lock: LockBase,
                          where: Where | None, read: bool, frame: FrameType | None,
                          task: Task, ts: _TaskState) -> None:
         if not self._debug_locks_off():
             return
-        lines = self._header("WARNING: possible circular locking dependency detected") + \
+        lines = report_header("WARNING: possible circular locking dependency detected") + \
             self._acquiring(task, lock, where, prev) + [
             "which lock already depends on the new lock.",
             "",
@@ -596,8 +558,8 @@ class Lockdep:
             return False
         self.debug_locks = False
         kernel = maybe_current_kernel()
-        if kernel is not None and (getattr(kernel, "oops_count", 0)
-                                   or getattr(kernel, "panic_message", None) is not None):
+        if kernel is not None and (kernel.panic.oops_count
+                                   or kernel.panic.panic_message is not None):
             return False
         return True
 
@@ -607,7 +569,7 @@ class Lockdep:
         return "(%s){%s}%s" % (name, _usage_chars(cls.mask if cls else 0),
                                cls.wait if cls else "-{2:2}")
 
-    def _lock_line(self, lock: _locking.LockBase, where: Where | None) -> str:
+    def _lock_line(self, lock: LockBase, where: Where | None) -> str:
         """print_lock(): ``ffff888003a1c018 (name){usage}-{o:i}, at: where``."""
         return "%016x %s, at: %s" % (lock.addr, self._class_name(lock.name),
                                      format_where(where))
@@ -629,13 +591,6 @@ class Lockdep:
         tag = "IRQ" if irq else "TASK"
         return (["", "stack backtrace:", cpu_pid_line(), "Call Trace:", " <%s>" % tag]
                 + [" " + format_where(w) for w in capture(frame)] + [" </%s>" % tag])
-
-    @staticmethod
-    def _kernel_ident() -> str:
-        """print_kernel_ident(): ``6.1.0-ksim #1 Not tainted``."""
-        kernel = maybe_current_kernel()
-        release = getattr(kernel, "release", "6.1.0-ksim")
-        return "%s #1 %s" % (release, taint_string(getattr(kernel, "taints", "")))
 
     def _add(self, lines: list[str]) -> None:
         self.reports.append(add_report("lockdep", lines[1], lines, KERN_WARNING))

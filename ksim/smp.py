@@ -1,0 +1,89 @@
+"""CPUs: how many exist and come up, and stopping them (kernel/smp.c, kernel/cpu.c,
+arch/x86/kernel/smp.c).
+
+The machine has ``Machine(cpus=N)`` CPUs.  ``nr_cpus=N`` limits how many exist for this boot
+(``nr_cpu_ids``, the possible and present masks); ``maxcpus=N`` how many ``smp_init`` brings
+up (the online mask); the rest stay present but offline.  ``smp_send_stop`` is what the
+panic path calls to stop the other CPUs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ksim.cmdline import get_option
+from ksim.cpu import CPU
+from ksim.current import current_kernel
+from ksim.errno import EINVAL
+from ksim.fs import text_reader
+from ksim.init import early_param
+from ksim.kern_levels import KERN_INFO
+from ksim.printk import printk
+
+if TYPE_CHECKING:
+    from ksim.kernel import Kernel
+
+__all__ = ["SmpState", "smp_init", "smp_send_stop"]
+
+
+@attrs.define
+class SmpState:
+    """One boot's CPUs: ``cpus`` (per-CPU state), ``nr_cpu_ids`` (possible, ``nr_cpus=``) and
+    ``nr_online`` (brought up at boot, ``maxcpus=``)."""
+
+    cpus: list[CPU]
+    nr_cpu_ids: int
+    nr_online: int
+
+    @classmethod
+    def for_machine(cls, ncpus: int) -> SmpState:
+        return cls([CPU(i) for i in range(ncpus)], ncpus, ncpus)
+
+
+@early_param("nr_cpus")
+async def nr_cpus(val: str | None) -> int:
+    """arch/x86: the number of possible CPUs; the others do not exist for this boot."""
+    rc, value, _ = get_option(val or "")
+    if not rc or value < 1:
+        return -EINVAL
+    smp = current_kernel().smp
+    smp.nr_cpu_ids = min(smp.nr_cpu_ids, value)
+    smp.nr_online = min(smp.nr_online, value)
+    return 0
+
+
+@early_param("maxcpus")
+async def maxcpus(val: str | None) -> int:
+    """kernel/cpu.c: bring up at most N CPUs at boot; the rest stay present but offline."""
+    rc, value, _ = get_option(val or "")
+    if not rc or value < 0:
+        return -EINVAL
+    smp = current_kernel().smp
+    smp.nr_online = max(min(smp.nr_online, value), 1)
+    return 0
+
+
+def _cpu_list(n: int) -> str:
+    return "0\n" if n == 1 else "0-%d\n" % (n - 1)
+
+
+async def smp_init(k: Kernel) -> None:
+    """Bring up the secondary CPUs: ``maxcpus=`` of them, within ``nr_cpus=``."""
+    smp = k.smp
+    for cpu in smp.cpus[smp.nr_online:]:
+        cpu.online = False
+    await printk(KERN_INFO + "smp: Bringing up secondary CPUs ...\n")
+    await printk(KERN_INFO + "smp: Brought up 1 node, %d CPU%s\n", smp.nr_online,
+                 "" if smp.nr_online == 1 else "s")
+    for name, count in (("possible", smp.nr_cpu_ids), ("present", smp.nr_cpu_ids),
+                        ("online", smp.nr_online)):
+        k.vfs.create("/sys/devices/system/cpu/" + name, 0o444,
+                     text_reader(lambda count=count: _cpu_list(count)))
+
+
+def smp_send_stop() -> None:
+    """The panic path's ``smp_send_stop()``: the other CPUs stop taking work."""
+    for cpu in current_kernel().smp.cpus[1:]:
+        cpu.online = False
