@@ -3,8 +3,7 @@
 The machine's RAM is one contiguous range from physical 0, as its firmware reports it
 (simplified: no reserved BIOS areas, no PCI hole; see docs/deviations.md).  ``mem=nn[KMG]``
 limits the RAM the kernel uses (``parse_memopt``); the ``user-defined physical RAM map`` is
-printed once the early parameters ran (``e820__finish_early_params``).  ``/proc/iomem`` is
-the resource tree built from the map (``e820__reserve_resources``).
+printed once the early parameters ran (``e820__finish_early_params``).
 """
 
 from __future__ import annotations
@@ -16,9 +15,7 @@ import attrs
 from ksim.cmdline import memparse
 from ksim.current import current_kernel
 from ksim.errno import EINVAL
-from ksim.fs import ProcOps, text_reader
-from ksim.init import early_param, kernel_file
-from ksim.memory import PAGE_SIZE
+from ksim.init import early_param
 
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
@@ -57,18 +54,3 @@ def e820__finish_early_params(k: Kernel) -> list[str]:
         return ["user-defined physical RAM map:",
                 "user: [mem 0x%016x-0x%016x] usable" % (0, limit - 1)]
     return []
-
-
-@kernel_file("/proc/iomem", 0o444)
-def _proc_iomem(k: Kernel) -> ProcOps:
-    from ksim.setup import KERNEL_IMAGE_SIZE, KERNEL_IMAGE_START
-
-    def render() -> str:
-        assert k.layout is not None
-        return "\n".join([
-            "00000000-%08x : System RAM" % (k.layout.max_pfn * PAGE_SIZE - 1),
-            "  %08x-%08x : Kernel code" % (KERNEL_IMAGE_START,
-                                            KERNEL_IMAGE_START + KERNEL_IMAGE_SIZE - 1),
-        ]) + "\n"
-
-    return text_reader(render)

@@ -27,10 +27,10 @@ from ksim.cpu import CPU
 from ksim.current import Task, maybe_current_kernel, reset_current, set_current
 from ksim.e820 import E820State
 from ksim.fs import VFS
-from ksim.init import SYSTEM_RUNNING, bind_core_params
+from ksim.init import bind_core_params
 from ksim.kaslr import KaslrState
 from ksim.locking.common import LockState
-from ksim.main import InitState
+from ksim.main import COMMAND_LINE_SIZE, InitState
 from ksim.memblock import Memblock
 from ksim.memory import MemoryLayout, PhysMem
 from ksim.memtest import MemtestState
@@ -66,17 +66,6 @@ class _NoClock:
 _NO_CLOCK = _NoClock()
 
 
-class _RunClock:
-    """A standalone kernel's clock: the current trio run's time, 0 outside one."""
-
-    @staticmethod
-    def current_time() -> float:
-        try:
-            return trio.current_time()
-        except RuntimeError:
-            return 0.0
-
-
 class Kernel:
     """The state of one running (or stopped) simulated kernel."""
 
@@ -90,7 +79,6 @@ class Kernel:
 
     def __init__(self, machine: Machine, cmdline: str, boot_kind: str,
                  modules: list[type[KernelModule]], builtin: set[str]) -> None:
-        from ksim.main import COMMAND_LINE_SIZE
         self.machine = machine
         self.mem: PhysMem = machine.mem
         self.seed = machine.seed
@@ -127,23 +115,6 @@ class Kernel:
         # Modelled CPU time: virtual time stands still while simulated CPUs compute, so the
         # scheduler adds a fixed cost per preemption point (see ksim.scheduler.POINT_NS).
         self.work_ns = 0
-
-    @classmethod
-    @contextmanager
-    def standalone(cls, cpus: int = 1, seed: int = 0, ram: str = "16M") -> Iterator[Kernel]:
-        """A real kernel that is not booted, current in the ``with`` block: for unit tests
-        of code that needs a kernel (locks, notifier chains) but not a boot."""
-        from ksim.machine import Machine
-        machine = Machine(ram, cpus=cpus, seed=seed)
-        kernel = cls(machine, "", "cold", [], set())
-        kernel.init.system_state = SYSTEM_RUNNING  # up and running, as far as its locks know
-        kernel._clock = _RunClock()
-        token = set_current(kernel.idle_task)
-        try:
-            yield kernel
-        finally:
-            reset_current(token)
-            machine.close()
 
     # -- time and tasks ------------------------------------------------------------------------
     def local_clock(self) -> int:

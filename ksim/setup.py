@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ksim.e820 import e820__finish_early_params, e820__memory_setup
-from ksim.init import parse_early_param
+from ksim.fs import ProcOps, text_reader
+from ksim.init import kernel_file, parse_early_param
 from ksim.kern_levels import KERN_EMERG, KERN_INFO, LOGLEVEL_INFO
 from ksim.memblock import Memblock
 from ksim.memory import PAGE_SIZE, MemoryLayout
@@ -60,6 +61,21 @@ async def setup_arch(k: Kernel) -> None:
     setup_log_buf(k)
     atomic_notifier_chain_register(k.chains.panic_notifier_list,
                                    NotifierBlock(dump_kernel_offset))
+
+
+@kernel_file("/proc/iomem", 0o444)
+def _proc_iomem(k: Kernel) -> ProcOps:
+    """kernel/resource.c's tree as setup_arch() fills it: System RAM and the kernel code."""
+
+    def render() -> str:
+        assert k.layout is not None
+        return "\n".join([
+            "00000000-%08x : System RAM" % (k.layout.max_pfn * PAGE_SIZE - 1),
+            "  %08x-%08x : Kernel code" % (KERNEL_IMAGE_START,
+                                            KERNEL_IMAGE_START + KERNEL_IMAGE_SIZE - 1),
+        ]) + "\n"
+
+    return text_reader(render)
 
 
 async def mem_init_print_info(k: Kernel) -> None:

@@ -11,6 +11,7 @@ from ksim import (
     register_console, unregister_console,
 )
 from ksim.kernel import Kernel
+from ksim.testing import standalone_kernel
 from ksim.panic import TaskKilled
 from ksim.printk import record_print_text
 
@@ -60,7 +61,7 @@ async def test_c4c_first_console_with_device_becomes_consdev(autojump_clock):
 
 async def test_c4c_a_first_console_without_device_does_not_satisfy_the_preference():
     nodev, dev, third = Sink("nodev", device=False), Sink("dev"), Sink("third")
-    with Kernel.standalone() as k:  # no console registered yet, no console=
+    with standalone_kernel() as k:  # no console registered yet, no console=
         for s in (nodev, dev, third):
             await register_console(s.con)
     assert [c.label for c in k.printk.console_drivers] == ["dev0", "nodev0"]
@@ -71,7 +72,7 @@ async def test_c4c_a_first_console_without_device_does_not_satisfy_the_preferenc
 
 async def test_c4c_failing_setup_is_not_enabled_and_the_next_one_is():
     bad, good = Sink("bad", fail_setup=True), Sink("good")
-    with Kernel.standalone() as k:
+    with standalone_kernel() as k:
         await register_console(bad.con)
         assert "bad" not in k.dmesg()
         await register_console(good.con)

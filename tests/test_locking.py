@@ -19,6 +19,7 @@ from ksim.locking import (
     spin_unlock_irq, spin_unlock_irqrestore, up_read, up_write,
 )
 from ksim.kernel import Kernel
+from ksim.testing import standalone_kernel
 from ksim.sched import msleep
 
 
@@ -37,7 +38,7 @@ class Recorder:
 @pytest.fixture
 def kernel():
     """A kernel that is not booted; the test runs as its task 1 (pid 0 is the idle task)."""
-    with Kernel.standalone() as k:
+    with standalone_kernel() as k:
         token = set_current(k.new_task("swapper/0"))
         yield k
         reset_current(token)

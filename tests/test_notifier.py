@@ -24,6 +24,7 @@ from ksim.notifier import (
     srcu_notifier_chain_unregister,
 )
 from ksim.kernel import Kernel
+from ksim.testing import standalone_kernel
 from ksim.sched import msleep
 
 
@@ -33,7 +34,7 @@ def kinds(kernel: Kernel) -> list[str]:
 
 @pytest.fixture
 def kernel():
-    with Kernel.standalone() as k:
+    with standalone_kernel() as k:
         yield k
 
 
