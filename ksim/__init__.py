@@ -61,7 +61,6 @@ from ksim.reboot import (
 )
 from ksim.sched import kthread_run, might_sleep, msleep, schedule
 from ksim.scheduler import preempt_point
-from ksim.watchdog import report_soft_lockup
 
 __version__ = "0.1.0"
 
@@ -119,7 +118,5 @@ __all__ = [
     "reboot_notifier_list", "register_reboot_notifier", "unregister_reboot_notifier",
     # kernel/sched
     "kthread_run", "might_sleep", "msleep", "preempt_point", "schedule",
-    # kernel/watchdog.c
-    "report_soft_lockup",
     "__version__",
 ]

@@ -7,7 +7,9 @@ Exit status of ``ksim boot`` (also in the README):
 * 2 — bad usage or input: a flag, a size, a plugin, a RAM file;
 * 3 — the kernel panicked and halted (``panic=0``, the default);
 * 4 — the machine restarted (``panic=N``, a reboot, memconsole's notifier): boot again on the
-  same ``--ram-file`` for the next boot.
+  same ``--ram-file`` for the next boot;
+* 5 — the machine hung (a boot option's handler looped forever, no CPU can make progress):
+  ksim's diagnostic is printed on stderr.
 
 Errors are one line on stderr, never a traceback.
 """
@@ -32,7 +34,7 @@ from ksim.plugins import PluginError, discover, load, load_plugins
 from ksim.printk import KERN_SOH, level_from_name, printk
 from ksim.units import parse_size
 
-EXIT_OK, EXIT_ACTION, EXIT_USAGE, EXIT_HALTED, EXIT_RESTARTED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ACTION, EXIT_USAGE, EXIT_HALTED, EXIT_RESTARTED, EXIT_HUNG = 0, 1, 2, 3, 4, 5
 
 
 class UsageError(Exception):
@@ -167,6 +169,9 @@ async def _boot(args: argparse.Namespace) -> int:
             return EXIT_RESTARTED
         if kernel.outcome in ("halt", "power_off"):
             return EXIT_HALTED
+        if kernel.outcome == "hang":
+            print(kernel.outcome_detail or "ksim: the machine hung", file=sys.stderr)
+            return EXIT_HUNG
         return status
     finally:
         machine.close()

@@ -197,7 +197,9 @@ async def parse_early_param(kernel: Kernel) -> None:
         for p in table:
             if p.early and p.setup_func is not None and (
                     parameq(tok.name, p.str) or (tok.name == "console" and p.str == "earlycon")):
-                if await p.setup_func(tok.value) != 0:
+                with kernel.hangcheck.running(_handler_name(p)):
+                    ret = await p.setup_func(tok.value)
+                if ret != 0:
                     kernel.printk.log_line(LOGLEVEL_WARNING,
                                            "Malformed early option '%s'" % tok.name)
 
@@ -218,6 +220,12 @@ async def obsolete_checksetup(kernel: Kernel, line: str) -> bool:
                 kernel.printk.log_line(LOGLEVEL_WARNING,
                                        "Parameter %s is obsolete, ignored" % p.str)
                 return True
-            if await p.setup_func(line[n:]):
+            with kernel.hangcheck.running(_handler_name(p)):
+                consumed = await p.setup_func(line[n:])
+            if consumed:
                 return True
     return had_early
+
+
+def _handler_name(p: ObsKernelParam) -> str:
+    return getattr(p.setup_func, "__name__", p.str)

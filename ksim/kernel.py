@@ -10,7 +10,7 @@ kernel file that owns it in Linux and written only there: ``printk`` (kernel/pri
 ``panic`` (kernel/panic.c), ``init`` (init/main.c), ``smp`` (kernel/smp.c), ``e820``,
 ``memtest``, ``kaslr``, ``memblock`` and ``layout`` (the memory map), ``module``
 (kernel/module/main.c), ``locking`` and ``mm`` (the checkers' hooks), ``sched`` (the
-scheduler backend).  The attributes are declared (``__slots__``): an undeclared one is an
+scheduler backend), ``hangcheck`` (the simulator's early-boot hang detector).  The attributes are declared (``__slots__``): an undeclared one is an
 error, so no module can grow the kernel a field behind the others' backs.
 """
 
@@ -44,6 +44,7 @@ from ksim.sched import TrioBackend
 from ksim.serial import SerialPorts
 from ksim.smp import SmpState
 from ksim.vsprintf import Formatter
+from ksim.watchdog import HangCheck
 
 if TYPE_CHECKING:
     from ksim.machine import Machine
@@ -71,7 +72,7 @@ class Kernel:
 
     __slots__ = ("machine", "mem", "seed", "boot_kind", "printk", "vsprintf", "serial",
                  "chains", "vfs", "reports", "panic", "init", "smp", "e820", "memtest", "kaslr",
-                 "layout", "memblock", "module", "locking", "mm", "sched", "params",
+                 "layout", "memblock", "module", "locking", "mm", "sched", "params", "hangcheck",
                  "_next_pid", "idle_task", "init_task", "outcome", "outcome_detail",
                  "_nursery", "_t0", "_clock", "work_ns")
 
@@ -104,6 +105,7 @@ class Kernel:
         self.sched: TrioBackend | Scheduler = TrioBackend(self)
         # Every kernel_param this boot knows: the core's, then built-in modules' (P5).
         self.params: list[KernelParam] = bind_core_params(self)
+        self.hangcheck = HangCheck(self)
         self._next_pid = 0
         self.idle_task = self.new_task("swapper/0")
         self.init_task = self.idle_task  # pid 1 once rest_init() runs

@@ -39,14 +39,18 @@ class MmState:
 
 
 def _layout() -> MemoryLayout:
-    layout = current_kernel().layout
+    kernel = current_kernel()
+    kernel.hangcheck.touch()
+    layout = kernel.layout
     if layout is None:
         raise RuntimeError("the memory layout is not set up yet (setup_arch has not run)")
     return layout
 
 
 def _memblock() -> Memblock:
-    memblock = current_kernel().memblock
+    kernel = current_kernel()
+    kernel.hangcheck.touch()
+    memblock = kernel.memblock
     if memblock is None:
         raise RuntimeError("memblock is not set up yet (setup_arch has not run)")
     return memblock

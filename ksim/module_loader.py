@@ -81,7 +81,8 @@ async def do_init_module(kernel: Kernel, mod: KernelModule) -> int:
     state = kernel.module
     state.loading = mod.name
     try:
-        ret = await mod.init()
+        with kernel.hangcheck.running("%s_init" % mod.name):
+            ret = await mod.init()
     finally:
         state.loading = None
     if ret is None:

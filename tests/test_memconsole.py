@@ -68,17 +68,19 @@ async def test_f1_size_is_decimal_only(autojump_clock, value):
 
 
 @pytest.mark.parametrize("value", ["0", "abc", "0x100000"])
-async def test_f2_zero_size_reports_a_lockup_and_boots_without_memconsole(autojump_clock, value):
-    """F2: a zero step would retry forever; ksim reports the soft lockup and boots on."""
+async def test_f2_zero_size_hangs_the_boot_silently(autojump_clock, value):
+    """F2: a zero step retries the same candidate forever, before any watchdog exists: the
+    machine hangs with nothing on its console; the diagnostic is the simulator's own."""
     m = machine()
     async with m.boot(f"memconsole={value}", [Memconsole]) as k:
-        assert k.outcome == "running"
-        assert "memconsole" not in k.module.live
-    lockups = [r for r in k.reports if r.kind == "lockup"]
-    assert lockups and "soft lockup - CPU#0 stuck for 22s!" in lockups[0].title
+        pass  # the boot never reached init: the block gets the stopped kernel
+    assert k.outcome == "hang" and not k.panicked
+    assert k.outcome_detail.startswith("ksim: boot hung in memconsole_setup: no progress")
+    assert [r.kind for r in k.reports] == ["hang"]
+    assert k.serial_output() == ""  # the console is not registered yet
     log = k.dmesg()
     assert "reserve_bootmem: illegal reserve 4000000 0" in log  # pfn == max_low_pfn (M5)
-    assert "no memory for memconsole" in log
+    assert "soft lockup" not in log and "ksim:" not in log
 
 
 async def test_f3_mem_limit_moves_the_block_and_loses_the_log(autojump_clock):
@@ -139,8 +141,8 @@ async def test_f5_unsigned_wrap_makes_the_panic_unreachable(autojump_clock):
     m = machine()
     async with m.boot("toppage memconsole=34603008", [TopPage, Memconsole]) as k:
         pass
-    assert not k.panicked
-    assert any(r.kind == "lockup" for r in k.reports)
+    assert not k.panicked and k.outcome == "hang"
+    assert [r.kind for r in k.reports] == ["hang"]
     assert "reserve_bootmem: illegal reserve" in k.dmesg()
 
 

@@ -309,12 +309,13 @@ SUBJECTS: dict[str, str] = {
     "rebooted": "whether the boot ended in a restart (true/false)",
     "outcome": "how the boot ended: " + ", ".join(OUTCOMES),
     "reports": ("checker reports of a kind (lockdep, data-race, deadlock, bug, lockup, "
-                "warning, oops; or any)"),
+                "warning, oops, hang; or any)"),
 }
 TEXT_SUBJECTS = ("file", "dmesg", "console", "reports")
 # Report kinds the core files today (ksim.bug.Report.kind); another lower-case word is
 # accepted too (a kind a newer core or a plugin files) unless it looks like a typo of these.
-REPORT_KINDS = ("any", "lockdep", "data-race", "deadlock", "bug", "lockup", "warning", "oops")
+REPORT_KINDS = ("any", "lockdep", "data-race", "deadlock", "bug", "lockup", "warning", "oops",
+                "hang")
 
 
 @attrs.frozen(kw_only=True)
