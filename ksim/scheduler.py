@@ -334,6 +334,7 @@ class Scheduler:
         strategy = self.strategy
         cpu = thread.cpu  # type: ignore[attr-defined]
         if self.irq_budget:
+            strategy.point = self.points
             target = strategy.irq(len(self.cpu_curr))
             if target is not None:
                 self.irq_budget -= 1

@@ -23,7 +23,10 @@ import zlib
 from collections.abc import Sequence
 from typing import Protocol
 
-SCHEDULE_VERSION = "ks1"
+SCHEDULE_VERSION = "ks2"
+# An interrupt decision records the CPU and the preemption point it was raised at (ks1 had only
+# the CPU, so a replay could not tell an irq of this point from one a few points on).
+IRQ_CPU_SPAN = 8192  # NR_CPUS on x86-64
 
 
 class Candidate(Protocol):
@@ -31,9 +34,14 @@ class Candidate(Protocol):
 
 
 class Strategy:
-    """Base class: ``pick`` returns one of ``candidates``; ``irq`` an injection decision."""
+    """Base class: ``pick`` returns one of ``candidates``; ``irq`` an injection decision.
+
+    ``point`` is the scheduler's preemption-point counter at the decision (the recorder and
+    the replay need it; other strategies may ignore it).
+    """
 
     name = "strategy"
+    point = 0
 
     def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
         raise NotImplementedError
@@ -136,8 +144,19 @@ class ReplayDivergence(Exception):
     """The replayed program made a choice the recording does not allow."""
 
 
+def encode_irq(cpu: int, point: int) -> int:
+    return -1 - (cpu + IRQ_CPU_SPAN * point)
+
+
+def decode_irq(value: int) -> tuple[int, int]:
+    """``(cpu, point)`` of an interrupt decision."""
+    point, cpu = divmod(-1 - value, IRQ_CPU_SPAN)
+    return cpu, point
+
+
 class Recorder(Strategy):
-    """Wraps a strategy and records each decision: thread ids, and ``-1 - cpu`` for an irq."""
+    """Wraps a strategy and records each decision: thread ids, and for an irq
+    :func:`encode_irq` of its CPU and preemption point."""
 
     def __init__(self, inner: Strategy) -> None:
         self.inner = inner
@@ -150,9 +169,10 @@ class Recorder(Strategy):
         return chosen
 
     def irq(self, nr_cpus: int) -> int | None:
+        self.inner.point = self.point
         cpu = self.inner.irq(nr_cpus)
         if cpu is not None:
-            self.decisions.append(-1 - cpu)
+            self.decisions.append(encode_irq(cpu, self.point))
         return cpu
 
     def new_thread(self, tid: int) -> None:
@@ -174,8 +194,10 @@ class Replay(Strategy):
     def irq(self, nr_cpus: int) -> int | None:
         nxt = self._peek()
         if nxt is not None and nxt < 0:
-            self.pos += 1
-            return -1 - nxt
+            cpu, point = decode_irq(nxt)
+            if point == self.point:
+                self.pos += 1
+                return cpu
         return None
 
     def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
@@ -203,7 +225,7 @@ def _varint(n: int, out: bytearray) -> None:
 
 
 def encode_schedule(decisions: Sequence[int]) -> str:
-    """``ks1.<base64url(zlib(varints))>``: run-length pairs (decision, repeat count)."""
+    """``ks2.<base64url(zlib(varints))>``: run-length pairs (decision, repeat count)."""
     raw = bytearray()
     i = 0
     while i < len(decisions):
@@ -219,6 +241,10 @@ def encode_schedule(decisions: Sequence[int]) -> str:
 
 def decode_schedule(text: str) -> list[int]:
     version, _, packed = text.strip().partition(".")
+    if version == "ks1" and packed:
+        raise ValueError("a ks1 schedule string comes from an older ksim, whose interrupt "
+                         "decisions cannot be replayed exactly; run the seed again for a "
+                         f"{SCHEDULE_VERSION} string")
     if version != SCHEDULE_VERSION or not packed:
         raise ValueError(f"not a ksim schedule string (expected {SCHEDULE_VERSION}.…)")
     try:

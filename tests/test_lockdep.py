@@ -8,6 +8,7 @@ task, with ``hardirq_count`` raised and interrupts disabled.
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from ksim.current import current, current_cpu
 from ksim.kernel import Kernel
 from ksim.locking.lockdep import Lockdep
 from ksim.locking import DECLARE_RWSEM, down_read, up_read
+from ksim.plugins import load_plugins
 from ksim_memconsole import Memconsole
 from kthreads import on_cpu
 
@@ -371,13 +373,9 @@ async def test_l8_an_oops_switches_lockdep_off_silently(autojump_clock):
 # -- memconsole --------------------------------------------------------------------------------
 
 
-class MemconsolePlainSpinLock(Memconsole):
-    """memconsole with spin_lock where spin_lock_irqsave is needed (the L2 bug)."""
-
-    async def record_msg(self, con: Console, msg: bytes) -> None:
-        await spin_lock(self.buf_lock)
-        await self.copy_in(msg)
-        spin_unlock(self.buf_lock)
+# memconsole with spin_lock where spin_lock_irqsave is needed (the L2 bug).
+[MemconsolePlainSpinLock] = load_plugins(["memconsole_spinlock"],
+                                         [Path(__file__).parent / "stress_plugins"])
 
 
 @pytest.mark.parametrize("irq_cpu", [0, 1])
@@ -401,7 +399,7 @@ async def test_l6_memconsole_with_plain_spin_lock_is_caught_in_one_run(autojump_
     info = ld.registered_at("buf_lock", "IN-HARDIRQ-W")
     assert info is not None and info["comm"] == "t%d" % irq_cpu and info["cpu"] == irq_cpu
     assert "t%d/%d [HC1[1]:SC0[0]:HE0:SE1] takes:" % (irq_cpu, info["pid"]) in text
-    assert "(buf_lock){?.+.}-{3:3}, at: tests/test_lockdep.py:" in text
+    assert "(buf_lock){?.+.}-{3:3}, at: tests/stress_plugins/memconsole_spinlock.py:" in text
     assert "record_msg" in text.splitlines()[6]
     registered = text.split("{HARDIRQ-ON-W} state was registered at:\n")[1].splitlines()
     assert "record_msg" in registered[0]

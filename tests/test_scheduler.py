@@ -67,7 +67,7 @@ def test_schedule_string_round_trip_is_compact():
     text = encode_schedule(decisions)
     assert decode_schedule(text) == decisions and len(text) < 200
     with pytest.raises(ValueError):
-        decode_schedule("ks1.not-base64!")
+        decode_schedule("ks2.not-base64!")
     with pytest.raises(ValueError):
         make_strategy("pct:0", 1)
 
@@ -237,3 +237,23 @@ async def test_lock_stat_sysctl_switches_time_collection(autojump_clock):
         await trio.sleep(0.001)  # a holder that sleeps (a BUG, but time passes)
         spin_unlock(lock)
     assert lock.hold_ns == 1_000_000 and lock.acquisitions == 1
+
+
+def test_an_irq_decision_replays_at_its_own_point_not_earlier():
+    """A replay must raise a recorded interrupt at the preemption point it was raised at,
+    even when the points before it made no recorded choice (one candidate only)."""
+    from ksim.strategy import Recorder, Replay, decode_irq, encode_irq
+    assert decode_irq(encode_irq(3, 1234)) == (3, 1234)
+    replay = Replay([encode_irq(1, 7)])
+    rec = Recorder(replay)
+    seen = []
+    for point in range(5, 9):
+        rec.point = point
+        seen.append(rec.irq(2))
+    assert seen == [None, None, 1, None]
+    assert rec.decisions == [encode_irq(1, 7)]
+
+
+def test_a_schedule_of_an_older_ksim_is_refused_with_a_reason():
+    with pytest.raises(ValueError, match="older ksim"):
+        decode_schedule("ks1.eJwLAAA")

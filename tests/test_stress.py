@@ -47,7 +47,7 @@ def test_check_text_finds_torn_and_reordered_lines():
 def test_memconsole_without_its_lock_is_caught_within_100_seeds():
     failure = first_failure(config("memconsole_nolock"), range(100))
     assert failure is not None
-    assert failure.schedule.startswith("ks1.")
+    assert failure.schedule.startswith("ks2.")
 
 
 def test_plain_spin_lock_is_caught_by_lockdep_in_a_single_run():
@@ -88,7 +88,7 @@ def test_cli_reports_seed_schedule_and_replay_command(tmp_path: Path):
     assert proc.returncode == 1, proc.stderr
     replay = next(line for line in proc.stdout.splitlines() if "replay:" in line)
     command = replay.split("replay:", 1)[1].strip()
-    assert "--replay ks1." in command and "--seed" in command
+    assert "--replay ks2." in command and "--seed" in command
     results = json.loads(out.read_text())
     assert len(results) == 100 and any(not r["ok"] for r in results)
     args = command.split()[2:]

@@ -150,44 +150,32 @@ class Memconsole(KernelModule):
         return 0
 
     async def record_msg(self, con: Console, msg: bytes) -> None:
-        flags = await spin_lock_irqsave(self.buf_lock)
-        await self.copy_in(msg)
-        spin_unlock_irqrestore(self.buf_lock, flags)
-
-    async def copy_in(self, msg: bytes) -> None:
-        """The body of record_msg() under its lock (split out so stress variants can change
-        only the locking)."""
         length = len(msg)
         pos = 0
+        flags = await spin_lock_irqsave(self.buf_lock)
         while length != 0:
-            buf_ptr = self._hdr_ptr()
-            n = min(self.buf + self.buf_size - buf_ptr, length)
-            await memcpy_to(buf_ptr, msg[pos:pos + n])
+            n = min(self.buf + self.buf_size - self._hdr_ptr(), length)
+            await memcpy_to(self._hdr_ptr(), msg[pos:pos + n])
             pos += n
             length -= n
-            buf_ptr += n
-            if buf_ptr == self.buf + self.buf_size:
-                buf_ptr = self.buf
-            self._set_hdr_ptr(buf_ptr)
-            buf_len = self._hdr_len()
-            if buf_len < self.buf_size:
-                self._set_hdr_len(min(self.buf_size, buf_len + n))
+            self._set_hdr_ptr(self._hdr_ptr() + n)
+            if self._hdr_ptr() == self.buf + self.buf_size:
+                self._set_hdr_ptr(self.buf)
+            if self._hdr_len() < self.buf_size:
+                self._set_hdr_len(min(self.buf_size, self._hdr_len() + n))
+        spin_unlock_irqrestore(self.buf_lock, flags)
 
     async def proc_read(self, file: object, count: int, off: int) -> bytes:
-        """The buffer oldest-first, ``count`` bytes from ``off`` (the seed ignored both)."""
+        """The buffer oldest-first, ``count`` bytes from ``off`` (the 2009 read_proc handed
+        back the whole buffer whatever it was asked, which only worked because the buffer
+        never exceeded the one page it was given)."""
         flags = await spin_lock_irqsave(self.buf_lock)
-        data = await self.copy_out(count, off)
-        spin_unlock_irqrestore(self.buf_lock, flags)
-        return data
-
-    async def copy_out(self, count: int, off: int) -> bytes:
-        buf_len, buf_ptr = self._hdr_len(), self._hdr_ptr()
-        if buf_len < self.buf_size:
-            segments = [(self.buf, buf_len)]
+        if self._hdr_len() < self.buf_size:
+            segments = [(self.buf, self._hdr_len())]
         else:
-            segments = [(buf_ptr, self.buf + self.buf_size - buf_ptr),
-                        (self.buf, buf_ptr - self.buf)]
-        out = bytearray()
+            segments = [(self._hdr_ptr(), self.buf + self.buf_size - self._hdr_ptr()),
+                        (self.buf, self._hdr_ptr() - self.buf)]
+        page = bytearray()
         for start, size in segments:
             if count <= 0:
                 break
@@ -195,10 +183,11 @@ class Memconsole(KernelModule):
                 off -= size
                 continue
             n = min(size - off, count)
-            out += await memcpy_from(start + off, n)
+            page += await memcpy_from(start + off, n)
             count -= n
             off = 0
-        return bytes(out)
+        spin_unlock_irqrestore(self.buf_lock, flags)
+        return bytes(page)
 
     async def init(self) -> int:
         retval = await self.buf_init()
