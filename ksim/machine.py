@@ -132,19 +132,20 @@ def _split_stops(group: BaseExceptionGroup, stops: list[MachineStop]) -> None:
     """
     matched, rest = group.split(MachineStop)
     if matched is not None:
-        stops.extend(_leaves(matched))  # type: ignore[arg-type]
+        stops.extend(exc for exc in exception_leaves(matched)
+                     if isinstance(exc, MachineStop))
     if rest is not None:
-        leaves = _leaves(rest)
+        leaves = exception_leaves(rest)
         if len(leaves) == 1:
             raise leaves[0] from None
         raise rest
 
 
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+def exception_leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, or ``[exc]`` itself."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
     out: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            out.extend(_leaves(exc))
-        else:
-            out.append(exc)
+    for inner in exc.exceptions:
+        out.extend(exception_leaves(inner))
     return out

@@ -9,7 +9,7 @@ the invariants are checked:
 * every message is intact: each line on every console and in every read is a whole kernel
   line, and each stress message carries a checksum of its own text;
 * each console and each read saw every thread's messages in order;
-* the driver's own invariants hold (a module may define ``check_invariants()``);
+* the driver's own invariants hold (:meth:`ksim.module.KernelModule.check_invariants`);
 * no checker fired (lockdep-lite, the data-race detector, BUGs), and the run did not
   deadlock.
 
@@ -20,7 +20,6 @@ exact command that reproduces it.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import re
 import shlex
 import time
@@ -32,10 +31,11 @@ import trio
 import trio.testing
 
 from ksim.errno import KernelError
-from ksim.kcsan import RaceDetector
-from ksim.locking.lockdep import Lockdep
+from ksim.harness import attach_checkers, check_invariants, checker_violations, \
+    install_scheduler
 from ksim.machine import Machine
 from ksim.module import KernelModule
+from ksim.plugins import load_plugins
 from ksim.printk import KERN_INFO, printk
 from ksim.scheduler import Scheduler
 from ksim.strategy import Replay, Strategy, decode_schedule, make_strategy
@@ -44,7 +44,6 @@ LINE = re.compile(r"^\[\s*\d+\.\d{6}\] (.*)$")
 STRESS = re.compile(r"^stress (t\d{2,}|irq) (m\d{4,}) ([a-z]+) #([0-9a-f]{4})$")
 READ_EVERY = 16  # a reader reads again after this many preemption points of its own
 READ_SIZE = 1 << 20  # one read(2) of up to this many bytes: one consistent snapshot
-CHECKER_KINDS = ("lockdep", "data-race", "deadlock", "bug", "lockup", "warning", "oops")
 
 
 @attrs.frozen
@@ -124,16 +123,6 @@ def check_text(text: str, where: str, *, partial_first: bool) -> list[str]:
     return problems[:20]
 
 
-async def _call(fn, *args):  # type: ignore[no-untyped-def]
-    result = fn(*args)
-    return await result if inspect.isawaitable(result) else result
-
-
-def _attach_checkers(kernel) -> None:  # type: ignore[no-untyped-def]
-    Lockdep.attach(kernel)
-    RaceDetector.attach(kernel)
-
-
 async def run_one(config: StressConfig, seed: int, plugins: Sequence[type[KernelModule]],
                   strategy: Strategy | None = None, trace: object = None) -> StressResult:
     """One seed (inside trio, on a MockClock)."""
@@ -148,7 +137,7 @@ async def run_one(config: StressConfig, seed: int, plugins: Sequence[type[Kernel
                                   f"{kernel.panic_message or ''}".rstrip())
             else:
                 if config.checkers:
-                    _attach_checkers(kernel)
+                    attach_checkers(kernel)
                 if strategy is None:
                     # Raise the interrupts over roughly the first half of the run.
                     points = max(config.threads * config.messages * 6, 1)
@@ -158,24 +147,15 @@ async def run_one(config: StressConfig, seed: int, plugins: Sequence[type[Kernel
                 async def irq_handler(number: int, cpu: int) -> None:
                     await printk(KERN_INFO + "%s\n", stress_message("irq", number))
 
-                sched = Scheduler(kernel, strategy, irq_budget=config.irq_printk,
-                                  irq_handler=irq_handler)
-                sched.trace = trace
-                if trace is not None:
-                    trace.attach(kernel)  # type: ignore[attr-defined]
-                kernel.sched = sched
+                sched = install_scheduler(kernel, strategy, irq_budget=config.irq_printk,
+                                          irq_handler=irq_handler, trace=trace)
                 await _run_threads(kernel, sched, config, violations)
         if sched is not None and sched.verdict:
             violations.append(sched.verdict)
-        for report in kernel.reports:
-            if report.kind in CHECKER_KINDS:
-                violations.append(f"{report.kind}: {report.title}")
+        violations += checker_violations(kernel)
         violations += check_text(kernel.serial_output(), "ttyS0", partial_first=False)
-        for mod in kernel.module.live.values():
-            check = getattr(mod, "check_invariants", None)
-            if check is not None and kernel.outcome in ("shutdown", "running"):
-                with kernel.as_current():
-                    violations += [f"{mod.name}: {v}" for v in await _call(check)]
+        if kernel.outcome in ("shutdown", "running"):
+            violations += await check_invariants(kernel)
     finally:
         machine.close()
     digest = hashlib.blake2b((kernel.dmesg() + kernel.serial_output()).encode(),
@@ -223,7 +203,6 @@ async def _run_threads(kernel, sched: Scheduler, config: StressConfig,  # type: 
 
 def run_seed(config: StressConfig, seed: int, replay: str | None = None) -> StressResult:
     """One seed in its own trio run (the unit of work of ``-j``)."""
-    from ksim.plugins import load_plugins
     plugins = load_plugins(config.plugins, config.plugin_path)
     strategy = Replay(decode_schedule(replay)) if replay else None
     return trio.run(run_one, config, seed, plugins, strategy,

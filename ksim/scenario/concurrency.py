@@ -17,9 +17,9 @@ replays a scenario exactly.  This module is the glue (docs/scenarios.md states t
   still pending on a CPU and then those still queued are handled one at a time, in order, on
   an idle CPU: a stand-in idle task ``swapper/N`` takes the interrupt at its first
   preemption point (``cpu: any`` sends queued interrupt ``i`` of a step to CPU ``i mod N``).
-* **Checkers.**  lockdep-lite and the data-race detector are attached for the boot's steps
-  (by default on boots that spawn or raise interrupts) and detached before the boot's
-  expectations read what the stopped kernel left.
+* **Checkers.**  lockdep-lite and the data-race detector (:mod:`ksim.harness`) are attached
+  for the boot's steps (by default on boots that spawn or raise interrupts) and detached
+  before the boot's expectations read what the stopped kernel left.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from collections import deque
 
 import attrs
 
+from ksim.harness import install_scheduler
+from ksim.printk import printk
 from ksim.scenario.model import IrqStep, SpawnStep
+from ksim.scheduler import preempt_point
 from ksim.strategy import RoundRobin, Strategy, make_strategy
 
 
@@ -87,7 +90,6 @@ class BootConcurrency:
     """The scheduler, interrupt queue and checkers of one boot (see the module docstring)."""
 
     def __init__(self, kernel, strategy_spec: str, seed: int) -> None:  # type: ignore[no-untyped-def]
-        from ksim.scheduler import Scheduler
         self.kernel = kernel
         self.ncpus = len(kernel.cpus)
         self.queue: deque[_Irq] = deque()
@@ -95,13 +97,10 @@ class BootConcurrency:
         self.paused = False
         self.handled = 0
         self.strategy = _IrqStrategy(make_strategy(strategy_spec, seed), self, seed)
-        self.sched = Scheduler(kernel, self.strategy, irq_handler=self._handler)
-        kernel.sched = self.sched
+        self.sched = install_scheduler(kernel, self.strategy, irq_handler=self._handler)
 
     # -- steps --------------------------------------------------------------------------------
     def spawn(self, step: SpawnStep, prefix: str) -> None:
-        from ksim.printk import printk
-        from ksim.scheduler import preempt_point
         sched = self.sched
         interval = step.interval
 
@@ -124,7 +123,6 @@ class BootConcurrency:
         self.sched.irq_budget += step.count
 
     async def _handler(self, number: int, cpu: int) -> None:
-        from ksim.printk import printk
         raised = self.raised[cpu]
         if not raised:  # raised by someone else: nothing of ours to print
             return
@@ -184,15 +182,3 @@ class BootConcurrency:
                 + (f", {len(self.queue) + sum(map(len, self.raised))} not handled"
                    if self.queue or any(self.raised) else "")
                 + (f"; {s.verdict}" if s.verdict else ""))
-
-
-def attach_checkers(kernel) -> list[object]:  # type: ignore[no-untyped-def]
-    """lockdep-lite and the data-race detector on ``kernel``; returns them (to detach)."""
-    from ksim.kcsan import RaceDetector
-    from ksim.locking.lockdep import Lockdep
-    return [Lockdep.attach(kernel), RaceDetector.attach(kernel)]
-
-
-def detach_checkers(checkers: list[object]) -> None:
-    for checker in checkers:
-        checker.detach()  # type: ignore[attr-defined]

@@ -23,9 +23,10 @@ import attrs
 import trio
 import trio.testing
 
-from ksim.scenario.concurrency import (
-    BootConcurrency, ConcurrencyError, attach_checkers, boot_seed, detach_checkers,
-)
+from ksim.bug import short_path
+from ksim.harness import attach_checkers, detach_checkers
+from ksim.machine import exception_leaves
+from ksim.scenario.concurrency import BootConcurrency, ConcurrencyError, boot_seed
 from ksim.scenario.expect import Failure, Seen, check
 from ksim.scenario.loader import corrupt_bytes, parse_duration, parse_priority
 from ksim.scenario.model import (
@@ -501,26 +502,11 @@ def find_reservation(kernel, name: str) -> tuple[int, int]:  # type: ignore[no-u
                 "reservation fail on that boot?)")
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for e in exc.exceptions:
-            out.extend(_leaves(e))
-        return out
-    return [exc]
-
-
 def _crash_summary(exc: BaseException) -> list[str]:
     frames = traceback.extract_tb(exc.__traceback__)
     lines = []
     for fr in frames[-6:]:
-        path = fr.filename
-        for marker in ("/ksim/", "/plugins/", "/site-packages/"):
-            at = path.rfind(marker)
-            if at >= 0:
-                path = path[at + 1:]
-                break
-        lines.append(f"at {path}:{fr.lineno} in {fr.name}")
+        lines.append(f"at {short_path(fr.filename)}:{fr.lineno} in {fr.name}")
     return lines
 
 
@@ -532,7 +518,7 @@ async def _run(sc: Scenario, seed: int, result: Result) -> None:
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - a crash inside ksim is this scenario's ERROR
-        leaves = [e for e in _leaves(exc) if not isinstance(e, trio.Cancelled)] or [exc]
+        leaves = [e for e in exception_leaves(exc) if not isinstance(e, trio.Cancelled)] or [exc]
         if any(isinstance(e, (KeyboardInterrupt, SystemExit)) for e in leaves):
             raise
         first = leaves[0]
