@@ -38,22 +38,23 @@ class MmState:
     observers: list[Any] = attrs.Factory(list)
 
 
-def _layout() -> MemoryLayout:
+def _set_up() -> tuple[MemoryLayout, Memblock]:
+    """The running kernel's memory, once setup_arch laid it out; each call counts as one
+    call into the kernel for the early-boot hang check (ksim.watchdog)."""
     kernel = current_kernel()
     kernel.hangcheck.touch()
-    layout = kernel.layout
-    if layout is None:
+    layout, memblock = kernel.layout, kernel.memblock
+    if layout is None or memblock is None:
         raise RuntimeError("the memory layout is not set up yet (setup_arch has not run)")
-    return layout
+    return layout, memblock
+
+
+def _layout() -> MemoryLayout:
+    return _set_up()[0]
 
 
 def _memblock() -> Memblock:
-    kernel = current_kernel()
-    kernel.hangcheck.touch()
-    memblock = kernel.memblock
-    if memblock is None:
-        raise RuntimeError("memblock is not set up yet (setup_arch has not run)")
-    return memblock
+    return _set_up()[1]
 
 
 def min_low_pfn() -> int:

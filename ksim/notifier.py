@@ -441,37 +441,39 @@ def atomic_notifier_call_chain_is_empty(nh: AtomicNotifierHead) -> bool:
 # Blocking chains --------------------------------------------------------------------------
 
 
-async def _blocking_register(nh: BlockingNotifierHead, n: NotifierBlock, unique: bool) -> int:
+async def _chain_write(nh: BlockingNotifierHead | SrcuNotifierHead, op: Callable[[], int]) -> int:
+    """Change a blocking or SRCU chain under its write side: the rwsem (waits for current
+    walkers, N11) or the SRCU mutex; no lock at all while booting, as in C."""
     if _system_booting():
-        return _notifier_chain_register(nh, n, unique)
-    await down_write(nh.rwsem)
+        return op()
+    if isinstance(nh, BlockingNotifierHead):
+        await down_write(nh.rwsem)
+        try:
+            return op()
+        finally:
+            up_write(nh.rwsem)
+    await mutex_lock(nh.mutex)
     try:
-        return _notifier_chain_register(nh, n, unique)
+        return op()
     finally:
-        up_write(nh.rwsem)
+        mutex_unlock(nh.mutex)
 
 
 async def blocking_notifier_chain_register(nh: BlockingNotifierHead, n: NotifierBlock) -> int:
     """N3/N4; waits for current walkers (N11), no locking while booting."""
-    nh = deref(nh)  # type: ignore[assignment]
-    return await _blocking_register(nh, n, False)
+    head: BlockingNotifierHead = deref(nh)  # type: ignore[assignment]
+    return await _chain_write(head, lambda: _notifier_chain_register(head, n, False))
 
 
 async def blocking_notifier_chain_register_unique_prio(nh: BlockingNotifierHead,
                                                        n: NotifierBlock) -> int:
-    nh = deref(nh)  # type: ignore[assignment]
-    return await _blocking_register(nh, n, True)
+    head: BlockingNotifierHead = deref(nh)  # type: ignore[assignment]
+    return await _chain_write(head, lambda: _notifier_chain_register(head, n, True))
 
 
 async def blocking_notifier_chain_unregister(nh: BlockingNotifierHead, n: NotifierBlock) -> int:
-    nh = deref(nh)  # type: ignore[assignment]
-    if _system_booting():
-        return _notifier_chain_unregister(nh, n)
-    await down_write(nh.rwsem)
-    try:
-        return _notifier_chain_unregister(nh, n)
-    finally:
-        up_write(nh.rwsem)
+    head: BlockingNotifierHead = deref(nh)  # type: ignore[assignment]
+    return await _chain_write(head, lambda: _notifier_chain_unregister(head, n))
 
 
 async def blocking_notifier_call_chain(nh: BlockingNotifierHead, val: int, v: object = None) -> int:
@@ -530,27 +532,16 @@ async def raw_notifier_call_chain_robust(nh: RawNotifierHead, val_up: int, val_d
 
 
 async def srcu_notifier_chain_register(nh: SrcuNotifierHead, n: NotifierBlock) -> int:
-    nh = deref(nh)  # type: ignore[assignment]
-    if _system_booting():
-        return _notifier_chain_register(nh, n, False)
-    await mutex_lock(nh.mutex)
-    try:
-        return _notifier_chain_register(nh, n, False)
-    finally:
-        mutex_unlock(nh.mutex)
+    head: SrcuNotifierHead = deref(nh)  # type: ignore[assignment]
+    return await _chain_write(head, lambda: _notifier_chain_register(head, n, False))
 
 
 async def srcu_notifier_chain_unregister(nh: SrcuNotifierHead, n: NotifierBlock) -> int:
-    nh = deref(nh)  # type: ignore[assignment]
+    head: SrcuNotifierHead = deref(nh)  # type: ignore[assignment]
     where = caller_location(2)
-    if _system_booting():
-        return _notifier_chain_unregister(nh, n)
-    await mutex_lock(nh.mutex)
-    try:
-        ret = _notifier_chain_unregister(nh, n)
-    finally:
-        mutex_unlock(nh.mutex)
-    await _synchronize_srcu(nh, where)
+    ret = await _chain_write(head, lambda: _notifier_chain_unregister(head, n))
+    if not _system_booting():
+        await _synchronize_srcu(head, where)
     return ret
 
 

@@ -333,40 +333,23 @@ async def printk(fmt: str, *args: object) -> None:
         await console_flush_all(pk)  # console_trylock() succeeded: print what is pending
 
 
-async def pr_emerg(fmt: str, *args: object) -> None:
-    await printk(KERN_EMERG + fmt, *args)
+def _pr(level: str, name: str) -> Callable[..., Awaitable[None]]:
+    async def pr(fmt: str, *args: object) -> None:
+        await printk(level + fmt, *args)
+    pr.__name__ = pr.__qualname__ = name
+    pr.__doc__ = "``%s(fmt, ...)``: printk at its level." % name
+    return pr
 
 
-async def pr_alert(fmt: str, *args: object) -> None:
-    await printk(KERN_ALERT + fmt, *args)
-
-
-async def pr_crit(fmt: str, *args: object) -> None:
-    await printk(KERN_CRIT + fmt, *args)
-
-
-async def pr_err(fmt: str, *args: object) -> None:
-    await printk(KERN_ERR + fmt, *args)
-
-
-async def pr_warn(fmt: str, *args: object) -> None:
-    await printk(KERN_WARNING + fmt, *args)
-
-
-async def pr_notice(fmt: str, *args: object) -> None:
-    await printk(KERN_NOTICE + fmt, *args)
-
-
-async def pr_info(fmt: str, *args: object) -> None:
-    await printk(KERN_INFO + fmt, *args)
-
-
-async def pr_debug(fmt: str, *args: object) -> None:
-    await printk(KERN_DEBUG + fmt, *args)
-
-
-async def pr_cont(fmt: str, *args: object) -> None:
-    await printk(KERN_CONT + fmt, *args)
+pr_emerg = _pr(KERN_EMERG, "pr_emerg")
+pr_alert = _pr(KERN_ALERT, "pr_alert")
+pr_crit = _pr(KERN_CRIT, "pr_crit")
+pr_err = _pr(KERN_ERR, "pr_err")
+pr_warn = _pr(KERN_WARNING, "pr_warn")
+pr_notice = _pr(KERN_NOTICE, "pr_notice")
+pr_info = _pr(KERN_INFO, "pr_info")
+pr_debug = _pr(KERN_DEBUG, "pr_debug")
+pr_cont = _pr(KERN_CONT, "pr_cont")
 
 
 # -- printing: the console lock (C6) ----------------------------------------------------------

@@ -42,11 +42,16 @@ class SmpState:
         return cls([CPU(i) for i in range(ncpus)], ncpus, ncpus)
 
 
+def _count(val: str | None, minimum: int) -> int | None:
+    rc, value, _ = get_option(val or "")
+    return value if rc and value >= minimum else None
+
+
 @early_param("nr_cpus")
 async def nr_cpus(val: str | None) -> int:
     """arch/x86: the number of possible CPUs; the others do not exist for this boot."""
-    rc, value, _ = get_option(val or "")
-    if not rc or value < 1:
+    value = _count(val, 1)
+    if value is None:
         return -EINVAL
     smp = current_kernel().smp
     smp.nr_cpu_ids = min(smp.nr_cpu_ids, value)
@@ -57,11 +62,10 @@ async def nr_cpus(val: str | None) -> int:
 @early_param("maxcpus")
 async def maxcpus(val: str | None) -> int:
     """kernel/cpu.c: bring up at most N CPUs at boot; the rest stay present but offline."""
-    rc, value, _ = get_option(val or "")
-    if not rc or value < 0:
+    value = _count(val, 0)
+    if value is None:
         return -EINVAL
-    smp = current_kernel().smp
-    smp.nr_online = max(min(smp.nr_online, value), 1)
+    current_kernel().smp.nr_online = max(min(current_kernel().smp.nr_online, value), 1)
     return 0
 
 

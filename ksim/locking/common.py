@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import attrs
 
@@ -147,6 +147,14 @@ class LockBase:
     _owner_where: str = attrs.field(default="", init=False, repr=False)
     _waiters: deque[Waiter] = attrs.field(factory=deque, init=False, repr=False)
 
+    def _reinit(self, name: str | None) -> Self:
+        """``spin_lock_init``/``mutex_init``/``init_rwsem``: unlocked again, counters zeroed;
+        ``name`` (e.g. ``"&dev->lock"``) sets the lockdep class."""
+        self._reset()
+        if name is not None:
+            self.name = name
+        return self
+
     def _reset(self) -> None:
         self.owner = None
         self.owner_cpu = -1
@@ -211,6 +219,25 @@ class LockBase:
         return now() - start
 
 
+def recursion_scenario(held: str, taken: str, held_read: bool = False,
+                       read: bool = False) -> list[str]:
+    """print_deadlock_scenario() of a class taken twice on one CPU (L7)."""
+    return [
+        "other info that might help us debug this:",
+        " Possible unsafe locking scenario:",
+        "",
+        "       CPU0",
+        "       ----",
+        "  %s(%s);" % ("rlock" if held_read else "lock", held),
+        "  %s(%s);" % ("rlock" if read else "lock", taken),
+        "",
+        " *** DEADLOCK ***",
+        "",
+        " May be due to missing lock nesting notation",
+        "",
+    ]
+
+
 def recursive_locking(lock: LockBase, held_where: str, where: str) -> Deadlock:
     """lockdep's ``possible recursive locking detected`` (L7) for a sleeping lock a task
     already holds: the task would wait for itself forever.
@@ -227,18 +254,7 @@ def recursive_locking(lock: LockBase, held_where: str, where: str) -> Deadlock:
         "but task is already holding lock:",
         lock.lock_line(held_where),
         "",
-        "other info that might help us debug this:",
-        " Possible unsafe locking scenario:",
-        "",
-        "       CPU0",
-        "       ----",
-        "  lock(%s);" % lock.name,
-        "  lock(%s);" % lock.name,
-        "",
-        " *** DEADLOCK ***",
-        "",
-        " May be due to missing lock nesting notation",
-        "",
+    ] + recursion_scenario(lock.name, lock.name) + [
         "1 lock held by %s:" % me,
         " #0: " + lock.lock_line(held_where),
         "",

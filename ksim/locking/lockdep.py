@@ -61,7 +61,7 @@ from ksim.bug import Report, add_report, cpu_pid_line, is_runtime_file, report_h
 from ksim.current import _current as _current_var
 from ksim.current import Task, maybe_current_kernel
 from ksim.kern_levels import KERN_WARNING
-from ksim.locking.common import LOCK_READ, LOCK_TRY, LockBase
+from ksim.locking.common import LOCK_READ, LOCK_TRY, LockBase, recursion_scenario
 
 __all__ = ["Lockdep", "USAGE_STR"]
 
@@ -456,20 +456,8 @@ class Lockdep:
         if not self._debug_locks_off():
             return
         lines = report_header("WARNING: possible recursive locking detected") + \
-            self._acquiring(task, lock, where, prev) + [
-            "other info that might help us debug this:",
-            " Possible unsafe locking scenario:",
-            "",
-            "       CPU0",
-            "       ----",
-            "  %s(%s);" % ("rlock" if prev[_READ] else "lock", prev[_NAME]),
-            "  %s(%s);" % ("rlock" if read else "lock", lock.name),
-            "",
-            " *** DEADLOCK ***",
-            "",
-            " May be due to missing lock nesting notation",
-            "",
-        ]
+            self._acquiring(task, lock, where, prev) + \
+            recursion_scenario(prev[_NAME], lock.name, prev[_READ], read)
         lines += self._held_lines(task, ts)
         lines += self._backtrace(frame, task.cpu.hardirq_count > 0)
         self._add(lines)

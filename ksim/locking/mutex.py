@@ -38,10 +38,7 @@ def DEFINE_MUTEX(name: str) -> Mutex:
 
 
 def mutex_init(lock: Mutex, name: str | None = None) -> Mutex:
-    lock._reset()
-    if name is not None:
-        lock.name = name
-    return lock
+    return lock._reinit(name)
 
 
 def _take(lock: LockBase, task: Task, obs: list[object] | tuple[()], where: str,
@@ -58,13 +55,19 @@ def _take(lock: LockBase, task: Task, obs: list[object] | tuple[()], where: str,
         notify(obs, "acquired", lock, flags)
 
 
-async def mutex_lock(lock: Mutex) -> None:
-    where = caller_location(2)
+def sleeping_acquire(lock: LockBase, flags: int) -> tuple[str, Task, list[object] | tuple[()]]:
+    """What every sleeping lock does first (mutex_lock, down_read, down_write): note the
+    call site, might_sleep(), tell the observers; returns (where, task, observers)."""
+    where = caller_location(3)
     might_sleep(where)
-    task = current()
     obs = observers()
     if obs:
-        notify(obs, "acquire", lock)
+        notify(obs, "acquire", lock, flags)
+    return where, current(), obs
+
+
+async def mutex_lock(lock: Mutex) -> None:
+    where, task, obs = sleeping_acquire(lock, 0)
     if lock.owner is None:
         _take(lock, task, obs, where, 0)
         return
@@ -87,12 +90,13 @@ def mutex_trylock(lock: Mutex) -> bool:
     return True
 
 
-def mutex_unlock(lock: Mutex) -> None:
-    where = caller_location(2)
+def _release(lock: LockBase, warning: str) -> None:
+    """The owner lets go and hands the lock to the first waiter; a release by another task
+    is CONFIG_DEBUG_MUTEXES' / DEBUG_RWSEMS' warning (an rwsem writer releases this way)."""
     task = current()
     owner = lock.owner
     if owner is not task:
-        warn("DEBUG_LOCKS_WARN_ON(__owner_task(owner) != current)", where)
+        warn(warning, caller_location(3))
         if owner is None:
             return
     obs = observers()
@@ -103,6 +107,10 @@ def mutex_unlock(lock: Mutex) -> None:
     lock.owner_cpu = -1
     if lock._waiters:
         lock._grant_next()
+
+
+def mutex_unlock(lock: Mutex) -> None:
+    _release(lock, "DEBUG_LOCKS_WARN_ON(__owner_task(owner) != current)")
 
 
 def mutex_is_locked(lock: Mutex) -> bool:

@@ -17,8 +17,9 @@ from ksim.bug import caller_location, warn
 from ksim.current import Task, current
 from ksim.locking.common import LOCK_READ, LOCK_TRY, LockBase, Waiter, notify, now, \
     observers, recursive_locking
+from ksim.locking.mutex import _release as _write_release
 from ksim.locking.mutex import _take as _write_take
-from ksim.sched import might_sleep
+from ksim.locking.mutex import sleeping_acquire
 
 __all__ = ["RwSemaphore", "DECLARE_RWSEM", "init_rwsem", "down_read", "up_read", "down_write",
            "up_write", "down_read_trylock", "down_write_trylock", "rwsem_is_locked"]
@@ -67,10 +68,7 @@ def DECLARE_RWSEM(name: str) -> RwSemaphore:
 
 
 def init_rwsem(sem: RwSemaphore, name: str | None = None) -> RwSemaphore:
-    sem._reset()
-    if name is not None:
-        sem.name = name
-    return sem
+    return sem._reinit(name)
 
 
 def _read_take(sem: RwSemaphore, task: Task, obs: list[object] | tuple[()], where: str,
@@ -85,12 +83,7 @@ def _read_take(sem: RwSemaphore, task: Task, obs: list[object] | tuple[()], wher
 
 
 async def down_read(sem: RwSemaphore) -> None:
-    where = caller_location(2)
-    might_sleep(where)
-    task = current()
-    obs = observers()
-    if obs:
-        notify(obs, "acquire", sem, LOCK_READ)
+    where, task, obs = sleeping_acquire(sem, LOCK_READ)
     if sem.owner is task:
         raise recursive_locking(sem, sem._owner_where, where)
     if sem.owner is None and not sem._waiters:
@@ -138,12 +131,7 @@ def up_read(sem: RwSemaphore) -> None:
 
 
 async def down_write(sem: RwSemaphore) -> None:
-    where = caller_location(2)
-    might_sleep(where)
-    task = current()
-    obs = observers()
-    if obs:
-        notify(obs, "acquire", sem)
+    where, task, obs = sleeping_acquire(sem, 0)
     if sem.owner is None and not sem.readers and not sem._waiters:
         _write_take(sem, task, obs, where, 0)
         return
@@ -169,20 +157,7 @@ def down_write_trylock(sem: RwSemaphore) -> bool:
 
 
 def up_write(sem: RwSemaphore) -> None:
-    task = current()
-    owner = sem.owner
-    if owner is not task:
-        warn("DEBUG_RWSEMS_WARN_ON(rwsem_owner(sem) != current)", caller_location(2))
-        if owner is None:
-            return
-    obs = observers()
-    if obs:
-        notify(obs, "release", sem)
-    sem._account_hold(sem._acquired_at)
-    sem.owner = None
-    sem.owner_cpu = -1
-    if sem._waiters:
-        sem._grant_next()
+    _write_release(sem, "DEBUG_RWSEMS_WARN_ON(rwsem_owner(sem) != current)")
 
 
 def rwsem_is_locked(sem: RwSemaphore) -> bool:

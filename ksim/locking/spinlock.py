@@ -87,10 +87,7 @@ def DEFINE_RAW_SPINLOCK(name: str) -> RawSpinLock:
 
 def spin_lock_init(lock: _SpinBase, name: str | None = None) -> _SpinBase:
     """(Re)initialise ``lock`` unlocked; ``name`` (e.g. ``"&dev->lock"``) sets its class."""
-    lock._reset()
-    if name is not None:
-        lock.name = name
-    return lock
+    return lock._reinit(name)
 
 
 raw_spin_lock_init = spin_lock_init
@@ -154,47 +151,77 @@ def _trylock(lock: _SpinBase, task: Task, cpu: CPU) -> bool:
     return True
 
 
-async def _acquire(lock: _SpinBase, task: Task, cpu: CPU) -> None:
-    """The one acquire path (preemption and irqs already handled by the caller)."""
-    kernel = task.kernel
-    if kernel is not None:
-        await kernel.sched.preempt_point()  # another CPU may take the lock first
-    obs = observers()
-    if obs:
-        notify(obs, "acquire", lock)
-    if lock.owner is None:  # with FIFO handoff, no owner means no waiters
+def _disable(irqs_off: bool) -> tuple[Task, CPU, bool]:
+    """preempt_disable(), and local_irq_save() if ``irqs_off``: what every acquisition
+    does first; returns the current task, its CPU and the interrupt state before."""
+    task = current()
+    cpu = task.cpu
+    flags = cpu.irqs_enabled
+    if irqs_off:
+        cpu.irqs_enabled = False
+    cpu.preempt_count += 1
+    return task, cpu, flags
+
+
+async def _acquire(lock: _SpinBase, irqs_off: bool) -> bool:
+    """The one acquire path: disable preemption (and local interrupts if ``irqs_off``),
+    then take the lock or wait to be handed it; returns the interrupt state before.
+
+    The acquisition is a preemption point *before* the attempt: another CPU may take the
+    lock first.  If the wait fails (a deadlock, a cancellation) the CPU state is restored.
+    """
+    task, cpu, flags = _disable(irqs_off)
+    try:
+        kernel = task.kernel
+        if kernel is not None:
+            await kernel.sched.preempt_point()
+        obs = observers()
+        if obs:
+            notify(obs, "acquire", lock)
+        if lock.owner is None:  # with FIFO handoff, no owner means no waiters
+            _take(lock, task, cpu, obs, 0)
+            return flags
+        _contended_check(lock, task, cpu)
+        if obs:
+            notify(obs, "contended", lock)
+        waited = await lock._wait_for_grant(Waiter(task, lock, spin=True))
+        lock._account_wait(waited)
         _take(lock, task, cpu, obs, 0)
-        return
-    _contended_check(lock, task, cpu)
-    if obs:
-        notify(obs, "contended", lock)
-    waited = await lock._wait_for_grant(Waiter(task, lock, spin=True))
-    lock._account_wait(waited)
-    _take(lock, task, cpu, obs, 0)
+    except BaseException:
+        cpu.preempt_count -= 1
+        cpu.irqs_enabled = flags
+        raise
+    return flags
 
 
-def _acquire_sync(lock: _SpinBase, task: Task, cpu: CPU) -> None:
+def _acquire_sync(lock: _SpinBase, irqs_off: bool) -> bool:
+    """:func:`_acquire` for a synchronous caller: contention cannot be waited out."""
+    task, cpu, flags = _disable(irqs_off)
     obs = observers()
     if obs:
         notify(obs, "acquire", lock)
     if lock.owner is None:
         _take(lock, task, cpu, obs, 0)
-        return
-    _contended_check(lock, task, cpu)
-    # A synchronous caller cannot let the owner run: on one CPU this spins forever.
-    raise Deadlock(_spin_bug(lock, "lockup suspected", caller_location(3), "deadlock"))
+        return flags
+    try:
+        _contended_check(lock, task, cpu)
+        # A synchronous caller cannot let the owner run: on one CPU this spins forever.
+        raise Deadlock(_spin_bug(lock, "lockup suspected", caller_location(3), "deadlock"))
+    finally:
+        cpu.preempt_count -= 1
+        cpu.irqs_enabled = flags
 
 
 def _release(lock: _SpinBase, task: Task, cpu: CPU) -> bool:
     """The one release path; False if the lock was not held (nothing to undo then)."""
     owner = lock.owner
     if owner is None:
-        _spin_bug(lock, "already unlocked", caller_location(3))
+        _spin_bug(lock, "already unlocked", caller_location(4))
         return False
     if owner is not task:
-        _spin_bug(lock, "wrong owner", caller_location(3))
+        _spin_bug(lock, "wrong owner", caller_location(4))
     elif lock.owner_cpu != cpu.id:
-        _spin_bug(lock, "wrong CPU", caller_location(3))
+        _spin_bug(lock, "wrong CPU", caller_location(4))
     obs = observers()
     if obs:
         notify(obs, "release", lock)
@@ -217,71 +244,42 @@ def _release(lock: _SpinBase, task: Task, cpu: CPU) -> bool:
 # -- the API ----------------------------------------------------------------------------------
 
 async def spin_lock(lock: _SpinBase) -> None:
+    await _acquire(lock, False)
+
+
+def _unlock(lock: _SpinBase, irqs: bool | None) -> None:
+    """Release, then restore the interrupt state to ``irqs`` (None: leave it), and let
+    preemption back on."""
     task = current()
     cpu = task.cpu
-    cpu.preempt_count += 1
-    try:
-        await _acquire(lock, task, cpu)
-    except BaseException:
-        cpu.preempt_count -= 1
-        raise
+    if _release(lock, task, cpu):
+        if irqs is not None:
+            cpu.irqs_enabled = irqs
+        if cpu.preempt_count > 0:
+            cpu.preempt_count -= 1
 
 
 def spin_unlock(lock: _SpinBase) -> None:
-    task = current()
-    cpu = task.cpu
-    if _release(lock, task, cpu) and cpu.preempt_count > 0:
-        cpu.preempt_count -= 1
+    _unlock(lock, None)
 
 
 async def spin_lock_irqsave(lock: _SpinBase) -> bool:
     """L1: save the local irq state, disable irqs, disable preemption, acquire."""
-    task = current()
-    cpu = task.cpu
-    flags = cpu.irqs_enabled
-    cpu.irqs_enabled = False
-    cpu.preempt_count += 1
-    try:
-        await _acquire(lock, task, cpu)
-    except BaseException:
-        cpu.preempt_count -= 1
-        cpu.irqs_enabled = flags
-        raise
-    return flags
+    return await _acquire(lock, True)
 
 
 def spin_unlock_irqrestore(lock: _SpinBase, flags: bool) -> None:
     """L1: release, restore the saved irq state (not unconditionally enable), preempt_enable."""
-    task = current()
-    cpu = task.cpu
-    if _release(lock, task, cpu):
-        cpu.irqs_enabled = flags
-        if cpu.preempt_count > 0:
-            cpu.preempt_count -= 1
+    _unlock(lock, flags)
 
 
 async def spin_lock_irq(lock: _SpinBase) -> None:
-    task = current()
-    cpu = task.cpu
-    was = cpu.irqs_enabled
-    cpu.irqs_enabled = False
-    cpu.preempt_count += 1
-    try:
-        await _acquire(lock, task, cpu)
-    except BaseException:
-        cpu.preempt_count -= 1
-        cpu.irqs_enabled = was
-        raise
+    await _acquire(lock, True)
 
 
 def spin_unlock_irq(lock: _SpinBase) -> None:
     """Enables interrupts unconditionally (L1: wrong if they were already off)."""
-    task = current()
-    cpu = task.cpu
-    if _release(lock, task, cpu):
-        cpu.irqs_enabled = True
-        if cpu.preempt_count > 0:
-            cpu.preempt_count -= 1
+    _unlock(lock, True)
 
 
 # No softirqs are simulated: _bh variants only disable preemption (as local_bh_disable does).
@@ -316,43 +314,15 @@ def spin_is_locked(lock: _SpinBase) -> bool:
 
 def spin_lock_sync(lock: _SpinBase) -> None:
     """spin_lock for synchronous callers: contention raises :class:`Deadlock` (see module doc)."""
-    task = current()
-    cpu = task.cpu
-    cpu.preempt_count += 1
-    try:
-        _acquire_sync(lock, task, cpu)
-    except BaseException:
-        cpu.preempt_count -= 1
-        raise
+    _acquire_sync(lock, False)
 
 
 def spin_lock_irqsave_sync(lock: _SpinBase) -> bool:
-    task = current()
-    cpu = task.cpu
-    flags = cpu.irqs_enabled
-    cpu.irqs_enabled = False
-    cpu.preempt_count += 1
-    try:
-        _acquire_sync(lock, task, cpu)
-    except BaseException:
-        cpu.preempt_count -= 1
-        cpu.irqs_enabled = flags
-        raise
-    return flags
+    return _acquire_sync(lock, True)
 
 
 def spin_lock_irq_sync(lock: _SpinBase) -> None:
-    task = current()
-    cpu = task.cpu
-    was = cpu.irqs_enabled
-    cpu.irqs_enabled = False
-    cpu.preempt_count += 1
-    try:
-        _acquire_sync(lock, task, cpu)
-    except BaseException:
-        cpu.preempt_count -= 1
-        cpu.irqs_enabled = was
-        raise
+    _acquire_sync(lock, True)
 
 
 # raw_spinlock_t API: identical behaviour on a !PREEMPT_RT kernel.
