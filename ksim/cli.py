@@ -44,7 +44,7 @@ class UsageError(Exception):
 class _Action(argparse.Action):
     """Collects the ordered ``--printk/--cat/--write/--oops/--panic`` actions."""
 
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+    def __call__(self, parser, namespace, values, option_string=None):
         actions = getattr(namespace, "actions", None) or []
         actions.append((self.dest, values))
         namespace.actions = actions
@@ -118,7 +118,7 @@ class _Out:
         self.buffer.flush()
 
 
-async def _run_actions(kernel, actions, out: _Out) -> int:  # type: ignore[no-untyped-def]
+async def _run_actions(kernel, actions, out: _Out) -> int:
     status = EXIT_OK
     for kind, value in actions:
         try:

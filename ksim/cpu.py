@@ -8,7 +8,12 @@ driver author expects.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
+
+if TYPE_CHECKING:
+    from ksim.locking.common import LockBase
 
 
 @attrs.define(eq=False)
@@ -27,4 +32,4 @@ class CPU:
     rcu_read_lock_nesting: int = 0
     online: bool = True
     # Locks held by code running on this CPU, in acquisition order (checkers read it).
-    held_locks: list[object] = attrs.Factory(list)
+    held_locks: list[LockBase] = attrs.Factory(list)

@@ -9,7 +9,7 @@ several simulated kernels can run side by side (one per test) without sharing an
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import attrs
 
@@ -17,6 +17,7 @@ from ksim.cpu import CPU
 
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
+    from ksim.scheduler import SimThread
 
 
 class NoKernelError(RuntimeError):
@@ -32,7 +33,7 @@ class Task:
     cpu: CPU
     kernel: Kernel | None = None
     # The scheduler's record of this task when a deterministic scheduler drives it.
-    thread: object = None
+    thread: SimThread | None = None
     caller_tag: str = attrs.field(init=False)  # printk's caller id in task context
 
     def __attrs_post_init__(self) -> None:
@@ -77,7 +78,10 @@ def reset_current(token: object) -> None:
     _current.reset(token)  # type: ignore[arg-type]
 
 
-class KernelGlobal:
+T = TypeVar("T")
+
+
+class KernelGlobal(Generic[T]):
     """A kernel global variable of which every simulated kernel has its own copy.
 
     ``panic_notifier_list`` is one variable in C; in ksim each booted kernel owns one, so the
@@ -92,16 +96,16 @@ class KernelGlobal:
         self.name = name
         self._path = path.split(".")
 
-    def get(self) -> object:
+    def get(self) -> T:
         obj: object = current_kernel()
         for part in self._path:
             obj = getattr(obj, part)
-        return obj
+        return cast(T, obj)
 
     def __repr__(self) -> str:
         return f"<kernel global {self.name}>"
 
 
-def deref(obj: object) -> object:
+def deref(obj: T | KernelGlobal[T]) -> T:
     """The current kernel's copy of a :class:`KernelGlobal`; anything else unchanged."""
-    return obj.get() if type(obj) is KernelGlobal else obj
+    return obj.get() if isinstance(obj, KernelGlobal) else obj

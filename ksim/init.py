@@ -21,6 +21,7 @@ code).  That is checked once, when the handler is declared.
 
 from __future__ import annotations
 
+import builtins
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -68,10 +69,10 @@ class ObsKernelParam:
     """``struct obs_kernel_param``: one ``__setup`` (prefix match, P11) or ``early_param``
     (whole name, P12) entry.  ``setup_func`` None is an obsolete option (P11)."""
 
-    str: str
+    str: builtins.str
     setup_func: SetupFn | None
     early: bool
-    owner: str = "kernel"
+    owner: builtins.str = "kernel"
 
 
 @attrs.frozen

@@ -46,6 +46,7 @@ or set ``enabled = False``.
 from __future__ import annotations
 
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from ksim import memory as _memory
@@ -299,7 +300,7 @@ class RaceDetector:
         else:  # the common case: only this CPU's spinlocks
             locks = frozenset(spin) if spin else _EMPTY
         irqs_on = cpu.irqs_enabled
-        frame = sys._getframe(2)
+        frame: FrameType | None = sys._getframe(2)
         while frame is not None and frame.f_code.co_filename in _SKIP_FILES:
             frame = frame.f_back
         return (ctx, cpu.id, write, addr, size, locks, irqs_on,

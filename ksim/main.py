@@ -179,8 +179,13 @@ async def parse_boot_args(k: Kernel) -> None:
             rest = None if err else tokens[index + 1:]
             break
         unknown: list[Token] = []
-        result = parse_args("Booting kernel", [tok], k.params, -1, -1,
-                            lambda t, doing: unknown.append(t) or 0, k.printk.log_line)
+
+        def pass_on(t: Token, doing: str) -> int:
+            unknown.append(t)  # the handlers are async: run them after the sync parse
+            return 0
+
+        result = parse_args("Booting kernel", [tok], k.params, -1, -1, pass_on,
+                            k.printk.log_line)
         err = result.err or err
         for utok in unknown:
             await unknown_bootoption(k, utok)

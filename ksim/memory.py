@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Final, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import attrs
 
@@ -596,14 +596,15 @@ class PhysMem:
             self._settle(dst, dst + n)
         self._map.move(dst, src, n)
 
-    read_u8: Callable[[PhysMem, int], int]
-    read_u16: Callable[[PhysMem, int], int]
-    read_u32: Callable[[PhysMem, int], int]
-    read_u64: Callable[[PhysMem, int], int]
-    write_u8: Callable[[PhysMem, int, int], None]
-    write_u16: Callable[[PhysMem, int, int], None]
-    write_u32: Callable[[PhysMem, int, int], None]
-    write_u64: Callable[[PhysMem, int, int], None]
+    if TYPE_CHECKING:  # generated below, one per width
+        def read_u8(self, addr: int) -> int: ...
+        def read_u16(self, addr: int) -> int: ...
+        def read_u32(self, addr: int) -> int: ...
+        def read_u64(self, addr: int) -> int: ...
+        def write_u8(self, addr: int, value: int) -> None: ...
+        def write_u16(self, addr: int, value: int) -> None: ...
+        def write_u32(self, addr: int, value: int) -> None: ...
+        def write_u64(self, addr: int, value: int) -> None: ...
 
     # -- lifetime ------------------------------------------------------------------------------------------
 

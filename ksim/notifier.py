@@ -43,7 +43,7 @@ import attrs
 import trio
 
 from ksim.bug import Report, add_report, caller_location, dump_stack_lines, report_header, warn
-from ksim.current import Task, current, current_cpu, deref, maybe_current_kernel
+from ksim.current import KernelGlobal, Task, current, current_cpu, deref, maybe_current_kernel
 from ksim.errno import EBUSY, EEXIST, ENOENT
 from ksim.init import SYSTEM_BOOTING, require_async
 from ksim.kern_levels import KERN_WARNING
@@ -132,6 +132,8 @@ class NotifierBlock:
 
 
 # Heads (N2) -------------------------------------------------------------------------------
+# A head argument may be the head itself or a kernel global naming the current kernel's
+# (``panic_notifier_list``): see ksim.current.KernelGlobal.
 
 
 class _ReadSide:
@@ -225,6 +227,12 @@ class SrcuNotifierHead(_NotifierHead):
     mutex: Mutex = attrs.field(
         default=attrs.Factory(lambda self: Mutex(self._lock_name("mutex")), takes_self=True))
     srcu: _ReadSide = attrs.field(factory=_ReadSide, init=False, repr=False)
+
+
+AtomicHeadArg = AtomicNotifierHead | KernelGlobal[AtomicNotifierHead]
+BlockingHeadArg = BlockingNotifierHead | KernelGlobal[BlockingNotifierHead]
+RawHeadArg = RawNotifierHead | KernelGlobal[RawNotifierHead]
+SrcuHeadArg = SrcuNotifierHead | KernelGlobal[SrcuNotifierHead]
 
 
 def ATOMIC_NOTIFIER_HEAD(name: str) -> AtomicNotifierHead:
@@ -395,47 +403,47 @@ def _atomic_register(nh: AtomicNotifierHead, n: NotifierBlock, unique: bool) -> 
         spin_unlock_irqrestore(nh.lock, flags)
 
 
-def atomic_notifier_chain_register(nh: AtomicNotifierHead, n: NotifierBlock) -> int:
+def atomic_notifier_chain_register(nh: AtomicHeadArg, n: NotifierBlock) -> int:
     """N3/N4; may be called in atomic context (sync)."""
-    nh = deref(nh)  # type: ignore[assignment]
-    return _atomic_register(nh, n, False)
+    head = deref(nh)
+    return _atomic_register(head, n, False)
 
 
-def atomic_notifier_chain_register_unique_prio(nh: AtomicNotifierHead, n: NotifierBlock) -> int:
+def atomic_notifier_chain_register_unique_prio(nh: AtomicHeadArg, n: NotifierBlock) -> int:
     """N5: -EBUSY if the priority is taken."""
-    nh = deref(nh)  # type: ignore[assignment]
-    return _atomic_register(nh, n, True)
+    head = deref(nh)
+    return _atomic_register(head, n, True)
 
 
-async def atomic_notifier_chain_unregister(nh: AtomicNotifierHead, n: NotifierBlock) -> int:
+async def atomic_notifier_chain_unregister(nh: AtomicHeadArg, n: NotifierBlock) -> int:
     """N6: unlink under the spinlock, then ``synchronize_rcu()`` (sleeps; N12 deadlock)."""
-    nh = deref(nh)  # type: ignore[assignment]
+    head = deref(nh)
     where = caller_location(2)
-    flags = spin_lock_irqsave_sync(nh.lock)
+    flags = spin_lock_irqsave_sync(head.lock)
     try:
-        ret = _notifier_chain_unregister(nh, n)
+        ret = _notifier_chain_unregister(head, n)
     finally:
-        spin_unlock_irqrestore(nh.lock, flags)
-    await _synchronize_rcu(nh, where)
+        spin_unlock_irqrestore(head.lock, flags)
+    await _synchronize_rcu(head, where)
     return ret
 
 
-async def atomic_notifier_call_chain(nh: AtomicNotifierHead, val: int, v: object = None) -> int:
+async def atomic_notifier_call_chain(nh: AtomicHeadArg, val: int, v: object = None) -> int:
     """Walk under rcu_read_lock(): a callback that sleeps gets might_sleep's BUG (N11)."""
-    nh = deref(nh)  # type: ignore[assignment]
+    head = deref(nh)
     rcu_read_lock()
-    token = nh._rcu.enter(current())
+    token = head._rcu.enter(current())
     try:
-        ret, _ = await _notifier_call_chain(nh, val, v, -1)
+        ret, _ = await _notifier_call_chain(head, val, v, -1)
     finally:
-        nh._rcu.exit(token)
+        head._rcu.exit(token)
         rcu_read_unlock()
     return ret
 
 
-def atomic_notifier_call_chain_is_empty(nh: AtomicNotifierHead) -> bool:
-    nh = deref(nh)  # type: ignore[assignment]
-    return nh.head is None
+def atomic_notifier_call_chain_is_empty(nh: AtomicHeadArg) -> bool:
+    head = deref(nh)
+    return head.head is None
 
 
 # Blocking chains --------------------------------------------------------------------------
@@ -459,85 +467,85 @@ async def _chain_write(nh: BlockingNotifierHead | SrcuNotifierHead, op: Callable
         mutex_unlock(nh.mutex)
 
 
-async def blocking_notifier_chain_register(nh: BlockingNotifierHead, n: NotifierBlock) -> int:
+async def blocking_notifier_chain_register(nh: BlockingHeadArg, n: NotifierBlock) -> int:
     """N3/N4; waits for current walkers (N11), no locking while booting."""
-    head: BlockingNotifierHead = deref(nh)  # type: ignore[assignment]
+    head = deref(nh)
     return await _chain_write(head, lambda: _notifier_chain_register(head, n, False))
 
 
-async def blocking_notifier_chain_register_unique_prio(nh: BlockingNotifierHead,
+async def blocking_notifier_chain_register_unique_prio(nh: BlockingHeadArg,
                                                        n: NotifierBlock) -> int:
-    head: BlockingNotifierHead = deref(nh)  # type: ignore[assignment]
+    head = deref(nh)
     return await _chain_write(head, lambda: _notifier_chain_register(head, n, True))
 
 
-async def blocking_notifier_chain_unregister(nh: BlockingNotifierHead, n: NotifierBlock) -> int:
-    head: BlockingNotifierHead = deref(nh)  # type: ignore[assignment]
+async def blocking_notifier_chain_unregister(nh: BlockingHeadArg, n: NotifierBlock) -> int:
+    head = deref(nh)
     return await _chain_write(head, lambda: _notifier_chain_unregister(head, n))
 
 
-async def blocking_notifier_call_chain(nh: BlockingNotifierHead, val: int, v: object = None) -> int:
+async def blocking_notifier_call_chain(nh: BlockingHeadArg, val: int, v: object = None) -> int:
     """Callbacks may sleep; walkers share the read lock; an empty chain takes no lock."""
-    nh = deref(nh)  # type: ignore[assignment]
-    if nh.head is None:
+    head = deref(nh)
+    if head.head is None:
         return NOTIFY_DONE
-    await down_read(nh.rwsem)
+    await down_read(head.rwsem)
     try:
-        ret, _ = await _notifier_call_chain(nh, val, v, -1)
+        ret, _ = await _notifier_call_chain(head, val, v, -1)
     finally:
-        up_read(nh.rwsem)
+        up_read(head.rwsem)
     return ret
 
 
-async def blocking_notifier_call_chain_robust(nh: BlockingNotifierHead, val_up: int,
+async def blocking_notifier_call_chain_robust(nh: BlockingHeadArg, val_up: int,
                                               val_down: int, v: object = None) -> int:
     """N9, holding the read lock across both passes."""
-    nh = deref(nh)  # type: ignore[assignment]
-    if nh.head is None:
+    head = deref(nh)
+    if head.head is None:
         return NOTIFY_DONE
-    await down_read(nh.rwsem)
+    await down_read(head.rwsem)
     try:
-        return await _notifier_call_chain_robust(nh, val_up, val_down, v)
+        return await _notifier_call_chain_robust(head, val_up, val_down, v)
     finally:
-        up_read(nh.rwsem)
+        up_read(head.rwsem)
 
 
 # Raw chains -------------------------------------------------------------------------------
 
 
-def raw_notifier_chain_register(nh: RawNotifierHead, n: NotifierBlock) -> int:
-    nh = deref(nh)  # type: ignore[assignment]
-    return _notifier_chain_register(nh, n, False)
+def raw_notifier_chain_register(nh: RawHeadArg, n: NotifierBlock) -> int:
+    head = deref(nh)
+    return _notifier_chain_register(head, n, False)
 
 
-def raw_notifier_chain_unregister(nh: RawNotifierHead, n: NotifierBlock) -> int:
+def raw_notifier_chain_unregister(nh: RawHeadArg, n: NotifierBlock) -> int:
     """No locking: allowed from inside the walk (N12)."""
-    nh = deref(nh)  # type: ignore[assignment]
-    return _notifier_chain_unregister(nh, n)
+    head = deref(nh)
+    return _notifier_chain_unregister(head, n)
 
 
-async def raw_notifier_call_chain(nh: RawNotifierHead, val: int, v: object = None) -> int:
-    nh = deref(nh)  # type: ignore[assignment]
-    ret, _ = await _notifier_call_chain(nh, val, v, -1)
+async def raw_notifier_call_chain(nh: RawHeadArg, val: int, v: object = None) -> int:
+    head = deref(nh)
+    ret, _ = await _notifier_call_chain(head, val, v, -1)
     return ret
 
 
-async def raw_notifier_call_chain_robust(nh: RawNotifierHead, val_up: int, val_down: int,
+async def raw_notifier_call_chain_robust(nh: RawHeadArg, val_up: int, val_down: int,
                                          v: object = None) -> int:
-    nh = deref(nh)  # type: ignore[assignment]
-    return await _notifier_call_chain_robust(nh, val_up, val_down, v)
+    head = deref(nh)
+    return await _notifier_call_chain_robust(head, val_up, val_down, v)
 
 
 # SRCU chains ------------------------------------------------------------------------------
 
 
-async def srcu_notifier_chain_register(nh: SrcuNotifierHead, n: NotifierBlock) -> int:
-    head: SrcuNotifierHead = deref(nh)  # type: ignore[assignment]
+async def srcu_notifier_chain_register(nh: SrcuHeadArg, n: NotifierBlock) -> int:
+    head = deref(nh)
     return await _chain_write(head, lambda: _notifier_chain_register(head, n, False))
 
 
-async def srcu_notifier_chain_unregister(nh: SrcuNotifierHead, n: NotifierBlock) -> int:
-    head: SrcuNotifierHead = deref(nh)  # type: ignore[assignment]
+async def srcu_notifier_chain_unregister(nh: SrcuHeadArg, n: NotifierBlock) -> int:
+    head = deref(nh)
     where = caller_location(2)
     ret = await _chain_write(head, lambda: _notifier_chain_unregister(head, n))
     if not _system_booting():
@@ -545,13 +553,13 @@ async def srcu_notifier_chain_unregister(nh: SrcuNotifierHead, n: NotifierBlock)
     return ret
 
 
-async def srcu_notifier_call_chain(nh: SrcuNotifierHead, val: int, v: object = None) -> int:
-    nh = deref(nh)  # type: ignore[assignment]
-    token = nh.srcu.enter(current())
+async def srcu_notifier_call_chain(nh: SrcuHeadArg, val: int, v: object = None) -> int:
+    head = deref(nh)
+    token = head.srcu.enter(current())
     try:
-        ret, _ = await _notifier_call_chain(nh, val, v, -1)
+        ret, _ = await _notifier_call_chain(head, val, v, -1)
     finally:
-        nh.srcu.exit(token)
+        head.srcu.exit(token)
     return ret
 
 

@@ -26,7 +26,7 @@ from ksim.current import KernelGlobal, current, current_kernel
 from ksim.errno import EINVAL
 from ksim.fs import ProcOps, text_reader
 from ksim.init import core_param, early_param, kernel_file
-from ksim.notifier import DIE_OOPS, NOTIFY_STOP, atomic_notifier_call_chain
+from ksim.notifier import DIE_OOPS, NOTIFY_STOP, AtomicNotifierHead, atomic_notifier_call_chain
 from ksim.preempt import in_interrupt, local_irq_disable, preempt_disable
 from ksim.printk import KERN_ALERT, KERN_DEFAULT, KERN_EMERG, KERN_INFO, KERN_WARNING, \
     console_flush_on_panic, kmsg_dump, printk
@@ -89,8 +89,9 @@ def _tainted(k: Kernel) -> ProcOps:
                                             if flag in k.panic.taints))
 
 # The chains of kernel/panic.c and kernel/notifier.c, resolved per running kernel.
-panic_notifier_list = KernelGlobal("panic_notifier_list", "chains.panic_notifier_list")
-die_chain = KernelGlobal("die_chain", "chains.die_chain")
+panic_notifier_list: KernelGlobal[AtomicNotifierHead] = KernelGlobal(
+    "panic_notifier_list", "chains.panic_notifier_list")
+die_chain: KernelGlobal[AtomicNotifierHead] = KernelGlobal("die_chain", "chains.die_chain")
 SIGSEGV = 11
 HARDWARE_NAME = "ksim virtual machine, BIOS ksim 06/13/2009"
 

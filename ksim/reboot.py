@@ -11,7 +11,8 @@ from __future__ import annotations
 from ksim.current import KernelGlobal, current_kernel
 from ksim.init import SYSTEM_BOOTING, SYSTEM_HALT, SYSTEM_POWER_OFF, SYSTEM_RESTART, \
     SYSTEM_RUNNING
-from ksim.notifier import SYS_HALT, SYS_POWER_OFF, SYS_RESTART, NotifierBlock, \
+from ksim.notifier import SYS_HALT, SYS_POWER_OFF, SYS_RESTART, BlockingNotifierHead, \
+    NotifierBlock, \
     blocking_notifier_call_chain, blocking_notifier_chain_register, \
     blocking_notifier_chain_unregister
 from ksim.printk import KERN_EMERG, printk
@@ -91,7 +92,8 @@ def emergency_restart() -> None:
     raise MachineRestart("emergency")
 
 
-reboot_notifier_list = KernelGlobal("reboot_notifier_list", "chains.reboot_notifier_list")
+reboot_notifier_list: KernelGlobal[BlockingNotifierHead] = KernelGlobal(
+    "reboot_notifier_list", "chains.reboot_notifier_list")
 
 
 async def register_reboot_notifier(nb: NotifierBlock) -> int:

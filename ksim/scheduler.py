@@ -41,6 +41,7 @@ import attrs
 import trio
 
 from ksim.bug import add_report
+from ksim.cpu import CPU
 from ksim.locking.common import Deadlock
 from ksim.current import Task, current, maybe_current_kernel, set_current
 from ksim.preempt import hardirq_context
@@ -80,7 +81,7 @@ class SimThread:
 
     tid: int
     task: Task
-    cpu: object = None  # the task's CPU, kept here because the hot path reads it so often
+    cpu: CPU = attrs.field(init=False)  # the task's CPU: the hot path reads it so often
     state: str = RUNNABLE
     coro: Coroutine[Any, Any, object] | None = None
     context: contextvars.Context | None = None
@@ -270,7 +271,7 @@ class Scheduler:
 
     def current_thread(self) -> SimThread | None:
         thread = current().thread
-        return thread if thread is not None and thread is self.running else None  # type: ignore[return-value]
+        return thread if thread is not None and thread is self.running else None
 
     # -- the baton ------------------------------------------------------------------------------
     def _add_runnable(self, thread: SimThread) -> None:
@@ -278,7 +279,7 @@ class Scheduler:
         bisect.insort(self.runnable, thread)
 
     def _leave_cpu(self, thread: SimThread) -> None:
-        cpu = thread.cpu.id  # type: ignore[attr-defined]
+        cpu = thread.cpu.id
         if self.cpu_curr[cpu] is thread:
             self.cpu_curr[cpu] = None
 
@@ -293,11 +294,11 @@ class Scheduler:
         cands = []
         for t in self.runnable:
             cpu = t.cpu
-            occupant = cpu_curr[cpu.id]  # type: ignore[attr-defined]
+            occupant = cpu_curr[cpu.id]
             if (occupant is None or occupant is t
                     or (occupant.state in _OFF_CPU and not occupant.spinning)
-                    or (cpu.preempt_count == 0 and cpu.irqs_enabled  # type: ignore[attr-defined]
-                        and cpu.hardirq_count == 0)):  # type: ignore[attr-defined]
+                    or (cpu.preempt_count == 0 and cpu.irqs_enabled
+                        and cpu.hardirq_count == 0)):
                 cands.append(t)
         if running is not None and running.state == RUNNING:
             bisect.insort(cands, running)
@@ -308,7 +309,7 @@ class Scheduler:
         self.runnable.remove(thread)
         thread.state = RUNNING
         self.running = thread
-        cpu = thread.cpu.id  # type: ignore[attr-defined]
+        cpu = thread.cpu.id
         previous = self.cpu_curr[cpu]
         self.cpu_curr[cpu] = thread
         if self.trace is not None:
@@ -332,7 +333,7 @@ class Scheduler:
         self.points += 1
         self.kernel.work_ns += POINT_NS
         strategy = self.strategy
-        cpu = thread.cpu  # type: ignore[attr-defined]
+        cpu = thread.cpu
         if self.irq_budget:
             strategy.point = self.points
             target = strategy.irq(len(self.cpu_curr))
@@ -340,13 +341,13 @@ class Scheduler:
                 self.irq_budget -= 1
                 self.pending_irqs[target] += 1
         if self.pending_irqs[cpu.id] and cpu.irqs_enabled and not cpu.hardirq_count:
-            await self._deliver_irq(thread, cpu)  # type: ignore[arg-type]
-        cands = self._candidates(thread)  # type: ignore[arg-type]
+            await self._deliver_irq(thread, cpu)
+        cands = self._candidates(thread)
         nxt = strategy.pick(cands, thread) if len(cands) > 1 else thread
         if nxt is thread:
             return
         self.switches += 1
-        self._add_runnable(thread)  # type: ignore[arg-type]
+        self._add_runnable(thread)
         self._run(nxt)
         await _to_driver()
 
@@ -360,7 +361,7 @@ class Scheduler:
             raise ValueError(f"no CPU {cpu} (the machine has {len(self.pending_irqs)})")
         self.pending_irqs[cpu] += 1
 
-    async def _deliver_irq(self, thread: SimThread, cpu) -> None:  # type: ignore[no-untyped-def]
+    async def _deliver_irq(self, thread: SimThread, cpu: CPU) -> None:
         self.pending_irqs[cpu.id] -= 1
         handler = self.irq_handler
         if handler is None:

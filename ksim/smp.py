@@ -9,6 +9,7 @@ panic path calls to stop the other CPUs.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import attrs
@@ -84,7 +85,7 @@ async def smp_init(k: Kernel) -> None:
     for name, count in (("possible", smp.nr_cpu_ids), ("present", smp.nr_cpu_ids),
                         ("online", smp.nr_online)):
         k.vfs.create("/sys/devices/system/cpu/" + name, 0o444,
-                     text_reader(lambda count=count: _cpu_list(count)))
+                     text_reader(functools.partial(_cpu_list, count)))
 
 
 def smp_send_stop() -> None:

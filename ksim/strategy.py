@@ -21,7 +21,7 @@ import base64
 import random
 import zlib
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 SCHEDULE_VERSION = "ks2"
 # An interrupt decision records the CPU and the preemption point it was raised at (ks1 had only
@@ -31,6 +31,9 @@ IRQ_CPU_SPAN = 8192  # NR_CPUS on x86-64
 
 class Candidate(Protocol):
     tid: int
+
+
+C = TypeVar("C", bound=Candidate)
 
 
 class Strategy:
@@ -43,7 +46,7 @@ class Strategy:
     name = "strategy"
     point = 0
 
-    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+    def pick(self, candidates: Sequence[C], running: C | None) -> C:
         raise NotImplementedError
 
     def irq(self, nr_cpus: int) -> int | None:
@@ -68,7 +71,7 @@ class _Seeded(Strategy):
 class RandomWalk(_Seeded):
     name = "random"
 
-    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+    def pick(self, candidates: Sequence[C], running: C | None) -> C:
         if len(candidates) == 1:
             return candidates[0]
         return candidates[self.rng.randrange(len(candidates))]
@@ -83,7 +86,7 @@ class PCT(_Seeded):
                  irq_rate: float = 0.0) -> None:
         super().__init__(seed, irq_rate)
         self.depth = depth
-        self.priority: dict[int, int] = {}
+        self.priority: dict[int, float] = {}
         self.change_points = sorted(self.rng.sample(range(1, steps + 1), max(depth - 1, 0)))
         self.step = 0
         self._next_low = 0  # priorities below every initial one, d-1 .. 1
@@ -92,7 +95,7 @@ class PCT(_Seeded):
         # Initial priorities are distinct and above the change-point priorities.
         self.priority[tid] = self.depth + self.rng.random()
 
-    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+    def pick(self, candidates: Sequence[C], running: C | None) -> C:
         self.step += 1
         if running is not None and self.change_points and self.step >= self.change_points[0]:
             self.change_points.pop(0)
@@ -109,7 +112,7 @@ class RoundRobin(Strategy):
         self._points = 0
         self._next_cpu = 0
 
-    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+    def pick(self, candidates: Sequence[C], running: C | None) -> C:
         if running is not None:
             tid = running.tid
             for cand in candidates:
@@ -163,7 +166,7 @@ class Recorder(Strategy):
         self.name = inner.name
         self.decisions: list[int] = []
 
-    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+    def pick(self, candidates: Sequence[C], running: C | None) -> C:
         chosen = self.inner.pick(candidates, running)
         self.decisions.append(chosen.tid)
         return chosen
@@ -200,7 +203,7 @@ class Replay(Strategy):
                 return cpu
         return None
 
-    def pick(self, candidates: Sequence[Candidate], running: Candidate | None) -> Candidate:
+    def pick(self, candidates: Sequence[C], running: C | None) -> C:
         nxt = self._peek()
         if nxt is None:
             raise ReplayDivergence(f"the schedule ended after {self.pos} decisions")

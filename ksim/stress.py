@@ -167,7 +167,7 @@ async def run_one(config: StressConfig, seed: int, plugins: Sequence[type[Kernel
                         time.perf_counter() - started)
 
 
-async def _run_threads(kernel, sched: Scheduler, config: StressConfig,  # type: ignore[no-untyped-def]
+async def _run_threads(kernel, sched: Scheduler, config: StressConfig,
                        violations: list[str]) -> None:
     writers_done = {"n": 0}
 

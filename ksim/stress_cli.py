@@ -34,7 +34,7 @@ def parse_seeds(text: str) -> range:
         raise ValueError(f"--seeds {text!r}: expected N or A..B with A <= B") from None
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stress", help="hammer the consoles from many threads and interrupts",
                        description="Run printk threads and interrupt handlers under the "
                        "deterministic scheduler, seed after seed, and check the invariants.")
@@ -66,7 +66,7 @@ def _results(config: StressConfig, seeds: range, jobs: int) -> Iterator[StressRe
         yield from pool.map(run_seed, [config] * len(seeds), seeds, chunksize=4)
 
 
-def _progress(total: int):  # type: ignore[no-untyped-def]
+def _progress(total: int):
     if not sys.stderr.isatty():
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
@@ -76,7 +76,7 @@ def _progress(total: int):  # type: ignore[no-untyped-def]
                     transient=True, console=_console(sys.stderr))
 
 
-def _console(stream):  # type: ignore[no-untyped-def]
+def _console(stream):
     from rich.console import Console
     return Console(file=stream)
 

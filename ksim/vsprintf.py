@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from typing import SupportsInt, cast
 
 from ksim.current import current_kernel
 from ksim.init import early_param
@@ -34,6 +35,11 @@ def hash_pointer(ptr: int, key: int) -> str:
     return "%016x" % int.from_bytes(digest, "little")
 
 
+def _int(arg: object) -> int:
+    """An integer conversion's argument as C would read it (Python ints, bools, floats)."""
+    return int(cast(SupportsInt, arg))
+
+
 class Formatter:
     """Formats C format strings; one per kernel boot (it holds the pointer-hash key)."""
 
@@ -49,8 +55,9 @@ class Formatter:
     def format(self, fmt: str, args: Sequence[object]) -> str:
         if not args and "%" not in fmt:
             return fmt
-        fast = self._fast.get(fmt, False)
-        if fast is False:
+        try:
+            fast = self._fast[fmt]
+        except KeyError:
             fast = self._fast[fmt] = _python_format(fmt)
         if fast is not None:
             kinds = fast[1]
@@ -83,9 +90,9 @@ class Formatter:
             return self._pointer(arg, ext, flags, width)
         pyflags = flags
         if conv in "di":
-            text = ("%" + pyflags + (width or "") + ("." + prec if prec else "") + "d") % int(arg)
+            text = ("%" + pyflags + (width or "") + ("." + prec if prec else "") + "d") % _int(arg)
         elif conv in "ouxX":
-            value = int(arg)
+            value = _int(arg)
             if value < 0:
                 value &= (1 << _WIDTH_BITS[length or None]) - 1
             pyconv = "d" if conv == "u" else conv
@@ -105,10 +112,10 @@ class Formatter:
             text = ("%" + pyflags.replace("0", "") + (width or "") + "c") % (
                 chr(arg) if isinstance(arg, int) else str(arg))
         else:  # s
-            value = "(null)" if arg is None else (arg.decode(errors="replace") if isinstance(
+            string = "(null)" if arg is None else (arg.decode(errors="replace") if isinstance(
                 arg, (bytes, bytearray)) else str(arg))
             text = ("%" + pyflags.replace("0", "") + (width or "") + ("." + prec if prec else "")
-                    + "s") % value
+                    + "s") % string
         return text + ext
 
     def _pointer(self, arg: object, ext: str, flags: str, width: str | None) -> str:

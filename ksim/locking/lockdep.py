@@ -277,7 +277,7 @@ class Lockdep:
         elif event == "acquired":
             ts = self._tasks.get(_current_var.get())
             held = ts.pending.pop(lock, None) if ts is not None else None
-            if held is None:
+            if ts is None or held is None:
                 self._acquired_unseen(lock)
                 return
             ts.stack.append(held)

@@ -46,7 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 _WORD = re.compile(r"\(|\)|[^\s()]+")
 
 
-def keyword_matcher(expr: str):  # type: ignore[no-untyped-def]
+def keyword_matcher(expr: str):
     """pytest-style ``-k``: words are case-insensitive substrings; and/or/not/parentheses."""
     tokens = _WORD.findall(expr)
     words: list[str] = []

@@ -81,7 +81,7 @@ class _IrqStrategy(Strategy):
         cpu = irq.step.cpu
         if not isinstance(cpu, int):
             running = owner.sched.running
-            cpu = running.cpu.id if running is not None else 0  # type: ignore[union-attr]
+            cpu = running.cpu.id if running is not None else 0
         owner.raised[cpu].append(irq)
         return cpu
 
@@ -89,7 +89,7 @@ class _IrqStrategy(Strategy):
 class BootConcurrency:
     """The scheduler, interrupt queue and checkers of one boot (see the module docstring)."""
 
-    def __init__(self, kernel, strategy_spec: str, seed: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, kernel, strategy_spec: str, seed: int) -> None:
         self.kernel = kernel
         self.ncpus = len(kernel.cpus)
         self.queue: deque[_Irq] = deque()

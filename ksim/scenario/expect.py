@@ -146,7 +146,7 @@ def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failu
     text = seen.text or ""
     lines = text.splitlines()
     if m.kind == "contains":
-        missing = [s for s in m.value if s not in text]  # type: ignore[union-attr]
+        missing = [s for s in m.value if s not in text]
         if not missing:
             return None
         details: list[str] = []
@@ -159,7 +159,7 @@ def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failu
                 details.append(f"  closest line {near[0] + 1}: {_short(near[1])!r}")
         return Failure(m.loc, title, tuple(details + _seen_block(seen, around)))
     if m.kind == "not_contains":
-        found = [s for s in m.value if s in text]  # type: ignore[union-attr]
+        found = [s for s in m.value if s in text]
         if not found:
             return None
         details = []
@@ -174,7 +174,7 @@ def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failu
     if m.kind in ("matches", "not_matches"):
         details = []
         around = []
-        for pattern in m.value:  # type: ignore[union-attr]
+        for pattern in m.value:
             hit = re.search(pattern, text, re.MULTILINE)
             if m.kind == "matches" and hit is None:
                 details.append(f"expected to match: /{pattern}/")
@@ -201,13 +201,13 @@ def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failu
             return Failure(m.loc, title, tuple(["text differs (- expected, + seen):"]
                                                + ["  " + _short(line) for line in shown]))
         word = {True: "true", False: "false"}
-        return Failure(m.loc, title, tuple([f"expected: {word.get(expected, expected)}",  # type: ignore[arg-type]
-                                            f"seen:     {word.get(actual, actual)}"]  # type: ignore[arg-type]
+        return Failure(m.loc, title, tuple([f"expected: {word.get(expected, expected)}",
+                                            f"seen:     {word.get(actual, actual)}"]
                                            + seen.context))
     if m.kind == "lines_in_order":
         position = -1
         found: list[str] = []
-        for k, s in enumerate(m.value):  # type: ignore[union-attr,arg-type]
+        for k, s in enumerate(m.value):
             index = next((i for i in range(position + 1, len(lines)) if s in lines[i]), None)
             if index is None:
                 details = [f"found in order: {len(found)} of {len(m.value)}"]  # type: ignore[arg-type]

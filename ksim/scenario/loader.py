@@ -118,7 +118,7 @@ def _strict(t: type) -> Any:
             or (t is float and isinstance(value, int) and not isinstance(value, bool))
         if not ok:
             raise _StrictTypeError(f"expected {word}, got {_describe_value(value)}")
-        return t(value)  # type: ignore[call-arg]
+        return t(value)
 
     return hook
 
@@ -142,7 +142,7 @@ def _type_words(t: object) -> str:
     origin = getattr(t, "__origin__", None)
     if origin is not None:
         return _TYPE_WORDS.get(origin, str(t))
-    return _TYPE_WORDS.get(t, getattr(t, "__name__", str(t)))  # type: ignore[arg-type]
+    return _TYPE_WORDS.get(t, getattr(t, "__name__", str(t)))
 
 
 _PATH_TOKEN = re.compile(r"\.(\w+)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
@@ -494,7 +494,7 @@ class _Loader:
                 for k in item:
                     if k not in ("name", "builtin"):
                         _unknown(d, item, str(k), "plugin key", ("name", "builtin"))
-                payload = {k: v for k, v in _plain(item).items()  # type: ignore[union-attr]
+                payload = {k: v for k, v in _plain(item).items()
                            if k in ("name", "builtin")}
                 ref = _structure(d, payload, PluginRef, item, loc, f"{key}[{i}].")
                 if ref is None:
@@ -668,7 +668,7 @@ class _Loader:
             for k in value:
                 if k not in field_names:
                     _unknown(d, value, str(k), "field", field_names, f"{name}: ")
-            payload.update({k: v for k, v in _plain(value).items()  # type: ignore[union-attr]
+            payload.update({k: v for k, v in _plain(value).items()
                             if k in field_names})
         elif isinstance(value, list):
             d.error(d.value_loc(container, name), f"{name}: expected "

@@ -91,7 +91,7 @@ class ScenarioFile(pytest.File):
                 label = name + (f"[seed={seed}]" if len(seeds) > 1 else "")
                 yield ScenarioItem.from_parent(self, name=label, scenario=sc, seed=seed)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):  # type: ignore[no-untyped-def,override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):
         if isinstance(excinfo.value, ScenarioInvalidError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
@@ -114,7 +114,7 @@ class ScenarioItem(pytest.Item):
         if result.status != PASS:
             raise ScenarioFailed(failure_text(result))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):  # type: ignore[no-untyped-def,override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):
         if isinstance(excinfo.value, ScenarioFailed):
             return excinfo.value.text
         return super().repr_failure(excinfo)

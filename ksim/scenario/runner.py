@@ -74,7 +74,7 @@ def _plugin_classes(refs: tuple[PluginRef, ...], path: tuple[str, ...]) -> list[
     return out
 
 
-def _received(kernel, name: str) -> bytes | None:  # type: ignore[no-untyped-def]
+def _received(kernel, name: str) -> bytes | None:
     """What console ``name`` (``memconsole0``, or just ``memconsole``) was given this boot."""
     recorded = kernel.printk.recorded
     for con in recorded:
@@ -88,7 +88,7 @@ def _received(kernel, name: str) -> bytes | None:  # type: ignore[no-untyped-def
 
 # -- reading a stopped kernel ----------------------------------------------------------------
 
-async def read_file(kernel, path: str, live: bool) -> bytes:  # type: ignore[no-untyped-def]
+async def read_file(kernel, path: str, live: bool) -> bytes:
     """Read ``path``; a stopped kernel's file is read as a debugger would, with a time limit.
 
     File handlers reach their kernel through ``current``; Kernel.read_file binds it when
@@ -130,7 +130,7 @@ class ScenarioRun:
         self.current_step: tuple[int, Step] | None = None
         self.current_boot = 0
 
-    def fail(self, loc, title: str, *details: str) -> None:  # type: ignore[no-untyped-def]
+    def fail(self, loc, title: str, *details: str) -> None:
         self.result.failures.append(Failure(loc, title, tuple(details)))
 
     def log(self, line: str) -> None:
@@ -316,7 +316,7 @@ class ScenarioRun:
         except _Stop as exc:
             self.fail(step.loc, f"{where}: {step.describe()}: {exc}")
 
-    def _errno_check(self, step, ret: int, what: str) -> None:  # type: ignore[no-untyped-def]
+    def _errno_check(self, step, ret: int, what: str) -> None:
         from ksim.errno import errorcode
         from ksim.module_loader import strerror
         expected = step.errno.upper().lstrip("-") if step.errno else None
@@ -410,7 +410,7 @@ class ScenarioRun:
                 "bad": ksim.NOTIFY_BAD}[step.returns]
         prefix = _level_prefix(step.level)
 
-        async def call(nb, action, data):  # type: ignore[no-untyped-def]
+        async def call(nb, action, data):
             await ksim.printk(prefix + "notifier %s called (%s, action %d)\n", step.name,
                               step.chain, action)
             return code
@@ -426,7 +426,7 @@ class ScenarioRun:
             from ksim.errno import errorcode
             raise _Stop(f"registration returned {ret} ({errorcode.get(-ret, '?')})")
 
-    def corrupt(self, step: CorruptStep, kernel, where: str) -> None:  # type: ignore[no-untyped-def]
+    def corrupt(self, step: CorruptStep, kernel, where: str) -> None:
         mem = self.machine.mem  # type: ignore[attr-defined]
         if step.reservation is not None:
             base, size = find_reservation(kernel, step.reservation)
@@ -434,9 +434,9 @@ class ScenarioRun:
             if step.offset >= size:
                 raise _Stop(f"offset {step.offset:#x} is beyond the {what} ({size} bytes)")
         else:
-            base, size = step.address, mem.size - step.address  # type: ignore[operator]
+            base, size = step.address, mem.size - step.address
             what = f"address {base:#x}"
-        start = base + step.offset  # type: ignore[operator]
+        start = base + step.offset
         if step.bytes is not None:
             data = corrupt_bytes(step.bytes)
             length = len(data)
@@ -472,7 +472,7 @@ def _level_prefix(level: str | int | None) -> str:
     return KERN_SOH + str(level_from_name(level))
 
 
-def find_reservation(kernel, name: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def find_reservation(kernel, name: str) -> tuple[int, int]:
     """The boot-memory region module ``name`` reserved on ``kernel``: (base, size).
 
     Found generically: the memblock reservation (other than page 0 and the kernel image) that

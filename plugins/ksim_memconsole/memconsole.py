@@ -67,7 +67,7 @@ class Memconsole(KernelModule):
     # set, so messages printed before the module initialised are not in the buffer (F9).
     con_flags = CON_ENABLED
 
-    def __init__(self, kernel, builtin: bool) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, kernel, builtin: bool) -> None:
         super().__init__(kernel, builtin)
         # mm/bootmem.c globals, exported to the module
         self.memconsole_mem_start: int | None = None  # void *: a *virtual* address
