@@ -40,9 +40,9 @@ def pstore_mkfile(files: list[PstoreFile], record: PstoreRecord) -> int:
     for pos in files:
         if (pos.record.type, pos.record.id, pos.record.psi) == (record.type, record.id, record.psi):
             return -EEXIST
-    name = "%s-%s-%d%s" % (
-        pstore_type_to_name(record.type), record.psi, record.id,
-        ".enc.z" if record.compressed else "",
+    name = (
+        f"{pstore_type_to_name(record.type)}-{record.psi}-{record.id}"
+        f"{'.enc.z' if record.compressed else ''}"
     )[:PSTORE_NAMELEN - 1]
     size = record.size + record.ecc_notice_size
     mtime = Timespec64(record.time.tv_sec, record.time.tv_nsec) if record.time.tv_sec else None

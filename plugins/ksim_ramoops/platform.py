@@ -5,8 +5,9 @@ Linux 6.1 compresses dmesg dumps through the crypto API's ``deflate`` transform
 
 * **writing** (:func:`pstore_compress`): raw deflate, no zlib header, level
   ``Z_DEFAULT_COMPRESSION``, window bits 11, memLevel 8, one ``Z_FINISH`` call into a buffer of
-  the backend's ``bufsize``; a stream that does not fit is an error and the dump is stored
-  uncompressed instead (:func:`copy_kmsg_to_buffer` keeps the header and the newest bytes).
+  the backend's ``bufsize``; a stream that does not fit *with a byte to spare* is an error (a
+  last block that fills the buffer exactly leaves deflate() "finish started"), and the dump is
+  stored uncompressed instead (:func:`copy_kmsg_to_buffer` keeps the header and the newest bytes).
 * **reading** (:func:`decompress_record`): inflate into ``big_oops_buf_sz`` =
   ``zbufsize_deflate(bufsize)`` bytes (``bufsize * 100 / 60`` for ramoops' sizes); a stream
   that does not end inside that space fails, ``pstore: crypto_comp_decompress failed, ret =
@@ -16,12 +17,9 @@ Linux 6.1 compresses dmesg dumps through the crypto API's ``deflate`` transform
 
 6.5 replaced all this with direct zlib calls and different sizes; this module is 6.1 only.
 
-Deviations
-----------
-* Compression uses the host's zlib with the kernel's parameters.  The stream is valid raw
-  deflate that Linux inflates to the same text, but not the kernel's bytes: lib/zlib_deflate
-  is an older zlib that also ends a block whenever its 4096-symbol estimate says so
-  (``zlib_tr_tally``), so its blocks, and thus the compressed size, differ.
+The compressor is the kernel's own (:mod:`ksim.zlib_deflate`, an old zlib whose block
+boundaries differ from a current zlib's), so a compressed dump has Linux's exact bytes; its
+workspace lives as long as the compression setup, as the crypto transform's does.
 """
 
 from __future__ import annotations
@@ -33,6 +31,7 @@ from typing import Final
 import attrs
 
 from ksim.errno import EEXIST, EINVAL
+from ksim.zlib_deflate import DeflateWorkspace, crypto_deflate_compress as zlib_crypto_compress
 from ksim_ramoops.pstore import PSTORE_TYPE_DMESG, PSTORE_TYPE_MAX, PstoreRecord
 
 __all__ = [
@@ -68,7 +67,7 @@ KMSG_DUMP_EMERG: Final = 3
 KMSG_DUMP_SHUTDOWN: Final = 4
 
 # crypto/deflate.c
-DEFLATE_DEF_LEVEL: Final = -1  # Z_DEFAULT_COMPRESSION
+DEFLATE_DEF_LEVEL: Final = -1  # Z_DEFAULT_COMPRESSION, what ksim.zlib_deflate uses
 DEFLATE_DEF_WINBITS: Final = 11
 DEFLATE_DEF_MEMLEVEL: Final = 8  # MAX_MEM_LEVEL in include/linux/zconf.h
 # A raw stream's distances reach at most 32 KiB back; inflating with the widest window accepts
@@ -132,16 +131,10 @@ def zbufsize_deflate(size: int) -> int:
     return (size * 100) // cmpr
 
 
-def crypto_deflate_compress(src: bytes, dlen: int) -> bytes | int:
-    """``crypto_comp_compress`` with "deflate": the stream, or -EINVAL if it needs more than ``dlen``."""
-    c = zlib.compressobj(
-        DEFLATE_DEF_LEVEL, zlib.DEFLATED, -DEFLATE_DEF_WINBITS, DEFLATE_DEF_MEMLEVEL,
-        zlib.Z_DEFAULT_STRATEGY,
-    )
-    out = c.compress(src) + c.flush(zlib.Z_FINISH)
-    if len(out) > dlen:
-        return -EINVAL  # deflate() stopped short of Z_STREAM_END
-    return out
+def crypto_deflate_compress(workspace: DeflateWorkspace, src: bytes, dlen: int) -> bytes | int:
+    """``crypto_comp_compress`` with "deflate": the kernel's stream, or -EINVAL if it needs ``dlen`` or more."""
+    out = zlib_crypto_compress(workspace, src, dlen)
+    return -EINVAL if out is None else out
 
 
 def crypto_deflate_decompress(src: bytes, dlen: int) -> bytes | int:
@@ -164,14 +157,25 @@ def crypto_deflate_decompress(src: bytes, dlen: int) -> bytes | int:
     return out
 
 
+def _new_workspace() -> DeflateWorkspace:
+    # deflate_comp_init(): zlib_deflateInit2(..., -DEFLATE_DEF_WINBITS, DEFLATE_DEF_MEMLEVEL, ...)
+    return DeflateWorkspace(-DEFLATE_DEF_WINBITS, DEFLATE_DEF_MEMLEVEL)
+
+
 @attrs.define
 class PstoreCompression:
-    """The compression state pstore keeps once a dmesg-capable backend registers."""
+    """The compression state pstore keeps once a dmesg-capable backend registers (``tfm``,
+    ``big_oops_buf_sz``)."""
 
     big_oops_buf_sz: int
     name: str = "deflate"
-    compress: Callable[[bytes, int], bytes | int] = crypto_deflate_compress
-    decompress: Callable[[bytes, int], bytes | int] = crypto_deflate_decompress
+    workspace: DeflateWorkspace = attrs.field(factory=_new_workspace, repr=False)
+
+    def compress(self, src: bytes, dlen: int) -> bytes | int:
+        return crypto_deflate_compress(self.workspace, src, dlen)
+
+    def decompress(self, src: bytes, dlen: int) -> bytes | int:
+        return crypto_deflate_decompress(src, dlen)
 
 
 def allocate_buf_for_compression(bufsize: int, log: Callable[[int, str], None] | None = None) -> PstoreCompression | None:
