@@ -30,6 +30,7 @@ Deviations
 
 from __future__ import annotations
 
+import zlib
 from typing import Final
 
 import attrs
@@ -719,12 +720,6 @@ class _Deflate:
         send_bits(lcode[END_BLOCK], llen[END_BLOCK])
 
 
-def _adler32(data: bytes) -> int:
-    import zlib
-
-    return zlib.adler32(data)
-
-
 def zlib_deflate_stream(ws: DeflateWorkspace, data: bytes, level: int = Z_DEFAULT_COMPRESSION) -> bytes:
     """The complete stream ``zlib_deflate(Z_FINISH)`` writes for ``data`` (given room enough)."""
     d = _Deflate(ws, level, data)
@@ -736,7 +731,7 @@ def zlib_deflate_stream(ws: DeflateWorkspace, data: bytes, level: int = Z_DEFAUL
         d.out += header.to_bytes(2, "big")
     d.deflate_slow()
     if not ws.noheader:
-        d.out += _adler32(data).to_bytes(4, "big")
+        d.out += zlib.adler32(data).to_bytes(4, "big")  # zlib_adler32 over the input
     return bytes(d.out)
 
 

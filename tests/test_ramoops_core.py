@@ -144,6 +144,23 @@ def test_R8_ecc_regions_decode_exactly_as_linux_showed_them(name):
     assert result.image_after == (gzip.decompress(after.read_bytes()) if after.exists() else region)
 
 
+def test_R8_R7_random_ram_is_claimed_with_ten_ratelimited_header_messages():
+    """Garbage in every header: uncorrectable, re-signed and zapped; the message is ratelimited to 10."""
+    import json
+    import random
+
+    case = OWN / "garbage"
+    region = random.Random(2026).randbytes(MiB)
+    result = decode(region, ecc=1)
+    assert result.files == ()
+    assert list(result.messages) == (case / "messages.txt").read_text().splitlines()
+    assert result.messages.count("ramoops: uncorrectable error in header") == 10
+    after = bytearray(region)
+    for offset, hexbytes in json.loads((case / "region-after.json").read_text())["changed"]:
+        after[offset:offset + len(hexbytes) // 2] = bytes.fromhex(hexbytes)
+    assert result.image_after == bytes(after)
+
+
 def test_R8_ecc_notices_and_repairs_of_the_corrupt_region():
     """What a user reads: the ECC lines, the header messages, and RAM repaired in place."""
     region = gzip.decompress((OWN / "ecc-corrupt" / "region.bin.gz").read_bytes())

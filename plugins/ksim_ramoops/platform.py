@@ -20,6 +20,13 @@ Linux 6.1 compresses dmesg dumps through the crypto API's ``deflate`` transform
 The compressor is the kernel's own (:mod:`ksim.zlib_deflate`, an old zlib whose block
 boundaries differ from a current zlib's), so a compressed dump has Linux's exact bytes; its
 workspace lives as long as the compression setup, as the crypto transform's does.
+
+Deviations
+----------
+* Inflating uses the host's zlib.  Every valid stream inflates to the same bytes as with
+  lib/zlib_inflate, and so did the damaged ones tried against the real kernel (an
+  uncorrectable ECC block that still inflated, to garbage); a corrupt stream on which the two
+  inflaters disagree (fail versus garbage) remains possible in principle.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ is not).  The dump area is ``mem_size - console_size - ftrace_size - pmsg_size``
 even number (``ALIGN_DOWN(zone_sz, 2)`` in 6.1), so with 1 MiB and 16 KiB records the 63 zones
 are 0x4040 bytes, not 0x4000.  Module parameters always set ``RAMOOPS_FLAG_FTRACE_PER_CPU``:
 the ftrace area is split into ``nr_cpu_ids`` zones the same way, with signature
-``LINUX_VERSION_CODE`` (6.1.x: 0x06010n, capped at patch level 255).
+``LINUX_VERSION_CODE`` (0x0601c0 for 6.1.192; the patch level is capped at 255).
 
 A dmesg record starts with ``====<sec>.<usec>-<C|D>\\n`` (:func:`ramoops_write_kmsg_hdr`);
 reading parses it with the kernel's ``sscanf`` rules (:func:`ramoops_read_kmsg_hdr`): both
