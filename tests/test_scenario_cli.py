@@ -113,7 +113,7 @@ def test_filter_and_seed_override(tree: Path, capsys: pytest.CaptureFixture[str]
 def test_schema_is_json_and_lists_the_steps(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    steps = {key.removeprefix("step_") for key in schema["$defs"] if key.startswith("step_")}
+    steps = {key.removeprefix("step_") for key in schema["definitions"] if key.startswith("step_")}
     assert steps == {"printk", "spawn", "irq", "oops", "panic", "write", "cat", "insmod",
                      "rmmod", "corrupt", "sleep", "notifier", "sys_reboot", "expect"}
 

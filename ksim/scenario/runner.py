@@ -17,21 +17,31 @@ from __future__ import annotations
 import random
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 import trio
 import trio.testing
 
+import ksim
+from ksim.current import set_current
+from ksim.errno import EAGAIN, ENOENT, KernelError, errorcode
+from ksim.kernel import KERNEL_IMAGE_START
+from ksim.locking import Deadlock
+from ksim.machine import Machine
+from ksim.module_loader import strerror
+from ksim.plugins import load_plugins
+from ksim.printk import KERN_SOH, level_from_name
 from ksim.scenario.concurrency import (
     BootConcurrency, ConcurrencyError, attach_checkers, boot_seed, detach_checkers,
 )
 from ksim.scenario.expect import Failure, Seen, check
-from ksim.scenario.loader import corrupt_bytes, parse_duration, parse_priority
 from ksim.scenario.model import (
     Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, IrqStep, NotifierStep,
     OopsStep, PanicStep, PluginRef, PrintkStep, RmmodStep, Scenario, SleepStep, SpawnStep, Step,
-    SysRebootStep, WriteStep,
+    SysRebootStep, WriteStep, corrupt_bytes, parse_duration, parse_priority,
 )
 
 PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
@@ -67,7 +77,6 @@ def _plugin_classes(refs: tuple[PluginRef, ...], path: tuple[str, ...]) -> list[
     for ref in refs:
         key = (ref.name, path)
         if key not in _plugin_cache:
-            from ksim.plugins import load_plugins
             _plugin_cache[key] = load_plugins([ref.name], path)[0]
         out.append(_plugin_cache[key])
     return out
@@ -96,11 +105,26 @@ async def read_file(kernel, path: str, live: bool) -> bytes:  # type: ignore[no-
     """
     if live:
         return await kernel.read_file(path)
-    from ksim.errno import EAGAIN, KernelError
     with trio.move_on_after(READ_TIMEOUT):
         return await kernel.read_file(path)
     raise KernelError(EAGAIN, f"{path}: the read blocked (on a lock the stopped kernel "
                               "holds?)")
+
+
+# -- the steps, by type -------------------------------------------------------------------
+
+_S = TypeVar("_S", bound=Step)
+_Executor = Callable[[Any, Any, Any, str], Awaitable[None]]
+_EXECUTORS: dict[type[Step], _Executor] = {}
+
+
+def executes(cls: type[_S]) -> Callable[[_Executor], _Executor]:
+    """Register the method that runs steps of type ``cls`` (one per step type)."""
+    def register(fn: _Executor) -> _Executor:
+        assert cls not in _EXECUTORS, f"two executors for {cls.__name__}"
+        _EXECUTORS[cls] = fn
+        return fn
+    return register
 
 
 # -- one boot --------------------------------------------------------------------------------
@@ -136,7 +160,6 @@ class ScenarioRun:
         self.result.log.append(line)
 
     async def run(self) -> None:
-        from ksim import Machine
         spec = self.sc.machine
         ram_file = None
         if spec.ram_file:
@@ -181,7 +204,6 @@ class ScenarioRun:
             cmdline = (cmdline + " memtest").strip()
         run = _BootRun(boot)
         checkers: list[object] = []
-        from ksim.locking import Deadlock
         try:
             async with machine.boot(cmdline, classes, builtin=builtin, power=power) as k:
                 run.kernel = k
@@ -251,8 +273,6 @@ class ScenarioRun:
         self.result.failures.extend(check(exp, seen, where))
 
     async def observe(self, exp: Expectation, run: _BootRun, live: bool) -> Seen:
-        from ksim.errno import ENOENT, KernelError
-        from ksim.module_loader import strerror
         k = run.kernel
         outcome = k.outcome if live else run.outcome
         context = [f"the boot's outcome: {outcome}"
@@ -316,8 +336,6 @@ class ScenarioRun:
             self.fail(step.loc, f"{where}: {step.describe()}: {exc}")
 
     def _errno_check(self, step, ret: int, what: str) -> None:  # type: ignore[no-untyped-def]
-        from ksim.errno import errorcode
-        from ksim.module_loader import strerror
         expected = step.errno.upper().lstrip("-") if step.errno else None
         if ret >= 0:
             if expected:
@@ -331,80 +349,102 @@ class ScenarioRun:
                         f"({strerror(ret)})")
 
     async def _execute(self, step: Step, run: _BootRun, where: str) -> None:
-        import ksim
-        from ksim.errno import KernelError
-        k = run.kernel
-        if isinstance(step, PrintkStep):
-            prefix = _level_prefix(step.level)
-            end = "\n" if step.newline else ""
-            for i in range(step.count):
-                await ksim.printk(prefix + "%s" + end, step.text.replace("{i}", str(i)))
-        elif isinstance(step, SpawnStep):
-            assert run.conc is not None
-            run.conc.spawn(step, _level_prefix(step.level))
-            if step.wait:
-                await self.settle(run, step, where)
-        elif isinstance(step, IrqStep):
-            assert run.conc is not None
-            run.conc.queue_irqs(step, _level_prefix(step.level))
-            if step.wait:
-                await self.settle(run, step, where)
-        elif isinstance(step, OopsStep):
-            try:
-                await ksim.die(step.message, step.err, function=step.function)
-            except ksim.TaskKilled as exc:
-                self.log(f"{where}: oops: {exc}; the next steps run in a new shell")
-                from ksim.current import set_current
-                set_current(k.new_task("sh"))
-        elif isinstance(step, PanicStep):
-            await ksim.panic("%s", step.message)
-        elif isinstance(step, WriteStep):
-            value = step.value
-            text = ("1" if value else "0") if isinstance(value, bool) else str(value)
-            try:
-                await k.write_file(step.path, text + ("\n" if step.newline else ""))
-                ret = 0
-            except KernelError as exc:
-                ret = exc.errno
-            self._errno_check(step, ret, f"write {text!r} to {step.path}")
-        elif isinstance(step, CatStep):
-            try:
-                data = await k.read_file(step.path)
-                ret = 0
-            except KernelError as exc:
-                data, ret = b"", exc.errno
-            self._errno_check(step, ret, f"cat {step.path}")
-            if ret >= 0:
-                text = data.decode("utf-8", errors="replace")
-                self.log(f"{where}: cat {step.path} ({len(data)} bytes):")
-                self.result.log.extend("  | " + line for line in text.splitlines())
-        elif isinstance(step, InsmodStep):
-            ret = await ksim.insmod(step.name, dict(step.params))
-            self._errno_check(step, ret, f"insmod: ERROR: could not insert module {step.name}.ko")
-        elif isinstance(step, RmmodStep):
-            ret = await ksim.rmmod(step.name)
-            self._errno_check(step, ret, f"rmmod: ERROR: could not remove module {step.name}")
-        elif isinstance(step, CorruptStep):
-            self.corrupt(step, k, where)
-        elif isinstance(step, SleepStep):
-            await trio.sleep(parse_duration(step.duration))
-        elif isinstance(step, NotifierStep):
-            await self.notifier(step)
-        elif isinstance(step, SysRebootStep):
-            if step.mode == "restart":
-                await ksim.kernel_restart(step.cmd)
-            elif step.mode == "halt":
-                await ksim.kernel_halt()
-            else:
-                await ksim.kernel_power_off()
-        elif isinstance(step, ExpectStep):
-            for exp in step.expectations:
-                await self.expect(exp, run, f"{where}, {step.loc.line}:{step.loc.col}", live=True)
-        else:
-            raise AssertionError(f"unhandled step {step.kind}")
+        await _EXECUTORS[type(step)](self, step, run, where)
 
-    async def notifier(self, step: NotifierStep) -> None:
-        import ksim
+    @executes(PrintkStep)
+    async def printk(self, step: PrintkStep, run: _BootRun, where: str) -> None:
+        prefix = _level_prefix(step.level)
+        end = "\n" if step.newline else ""
+        for i in range(step.count):
+            await ksim.printk(prefix + "%s" + end, step.text.replace("{i}", str(i)))
+
+    @executes(SpawnStep)
+    async def spawn(self, step: SpawnStep, run: _BootRun, where: str) -> None:
+        assert run.conc is not None
+        run.conc.spawn(step, _level_prefix(step.level))
+        if step.wait:
+            await self.settle(run, step, where)
+
+    @executes(IrqStep)
+    async def irq(self, step: IrqStep, run: _BootRun, where: str) -> None:
+        assert run.conc is not None
+        run.conc.queue_irqs(step, _level_prefix(step.level))
+        if step.wait:
+            await self.settle(run, step, where)
+
+    @executes(OopsStep)
+    async def oops(self, step: OopsStep, run: _BootRun, where: str) -> None:
+        k = run.kernel
+        try:
+            await ksim.die(step.message, step.err, function=step.function)
+        except ksim.TaskKilled as exc:
+            self.log(f"{where}: oops: {exc}; the next steps run in a new shell")
+            set_current(k.new_task("sh"))
+
+    @executes(PanicStep)
+    async def panic(self, step: PanicStep, run: _BootRun, where: str) -> None:
+        await ksim.panic("%s", step.message)
+
+    @executes(WriteStep)
+    async def write(self, step: WriteStep, run: _BootRun, where: str) -> None:
+        k = run.kernel
+        value = step.value
+        text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        try:
+            await k.write_file(step.path, text + ("\n" if step.newline else ""))
+            ret = 0
+        except KernelError as exc:
+            ret = exc.errno
+        self._errno_check(step, ret, f"write {text!r} to {step.path}")
+
+    @executes(CatStep)
+    async def cat(self, step: CatStep, run: _BootRun, where: str) -> None:
+        k = run.kernel
+        try:
+            data = await k.read_file(step.path)
+            ret = 0
+        except KernelError as exc:
+            data, ret = b"", exc.errno
+        self._errno_check(step, ret, f"cat {step.path}")
+        if ret >= 0:
+            text = data.decode("utf-8", errors="replace")
+            self.log(f"{where}: cat {step.path} ({len(data)} bytes):")
+            self.result.log.extend("  | " + line for line in text.splitlines())
+
+    @executes(InsmodStep)
+    async def insmod(self, step: InsmodStep, run: _BootRun, where: str) -> None:
+        ret = await ksim.insmod(step.name, dict(step.params))
+        self._errno_check(step, ret, f"insmod: ERROR: could not insert module {step.name}.ko")
+
+    @executes(RmmodStep)
+    async def rmmod(self, step: RmmodStep, run: _BootRun, where: str) -> None:
+        ret = await ksim.rmmod(step.name)
+        self._errno_check(step, ret, f"rmmod: ERROR: could not remove module {step.name}")
+
+    @executes(CorruptStep)
+    async def corrupt_step(self, step: CorruptStep, run: _BootRun, where: str) -> None:
+        self.corrupt(step, run.kernel, where)
+
+    @executes(SleepStep)
+    async def sleep(self, step: SleepStep, run: _BootRun, where: str) -> None:
+        await trio.sleep(parse_duration(step.duration))
+
+    @executes(SysRebootStep)
+    async def sys_reboot(self, step: SysRebootStep, run: _BootRun, where: str) -> None:
+        if step.mode == "restart":
+            await ksim.kernel_restart(step.cmd)
+        elif step.mode == "halt":
+            await ksim.kernel_halt()
+        else:
+            await ksim.kernel_power_off()
+
+    @executes(ExpectStep)
+    async def expect_now(self, step: ExpectStep, run: _BootRun, where: str) -> None:
+        for exp in step.expectations:
+            await self.expect(exp, run, f"{where}, {step.loc.line}:{step.loc.col}", live=True)
+
+    @executes(NotifierStep)
+    async def notifier(self, step: NotifierStep, run: _BootRun, where: str) -> None:
         code = {"done": ksim.NOTIFY_DONE, "ok": ksim.NOTIFY_OK, "stop": ksim.NOTIFY_STOP,
                 "bad": ksim.NOTIFY_BAD}[step.returns]
         prefix = _level_prefix(step.level)
@@ -422,7 +462,6 @@ class ScenarioRun:
         else:
             ret = await ksim.register_reboot_notifier(nb)
         if ret:
-            from ksim.errno import errorcode
             raise _Stop(f"registration returned {ret} ({errorcode.get(-ret, '?')})")
 
     def corrupt(self, step: CorruptStep, kernel, where: str) -> None:  # type: ignore[no-untyped-def]
@@ -467,7 +506,6 @@ class ScenarioRun:
 def _level_prefix(level: str | int | None) -> str:
     if level is None:
         return ""
-    from ksim.printk import KERN_SOH, level_from_name
     return KERN_SOH + str(level_from_name(level))
 
 
@@ -478,7 +516,6 @@ def find_reservation(kernel, name: str) -> tuple[int, int]:  # type: ignore[no-u
     contains an address the module instance holds, as a virtual (direct-map) or physical
     address.  Nothing here knows which attribute a given module uses.
     """
-    from ksim.kernel import KERNEL_IMAGE_START
     if kernel is None:
         raise _Stop("there is no earlier boot")
     mod = kernel.module_instances.get(name)
