@@ -38,6 +38,30 @@ def test_scenarios_are_collected_per_seed_and_failures_read_like_the_cli(
     result.stdout.fnmatch_lines(["lib.yaml::passes PASSED*"])
 
 
+PARTLY = """\
+name: sometimes
+verdict:
+  question: "Is the level 7?"
+  answer: partly
+  why: "it depends on the seed"
+  observe: {file: /proc/sys/kernel/printk, equals: "7\\t4\\t1\\t7\\n"}
+seeds: [1, 2]
+boots: [{cmdline: "loglevel=7"}]
+"""
+
+
+def test_a_partly_verdict_is_judged_on_all_seeds_as_its_own_item(
+        pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", partly=PARTLY)
+    result = pytester.runpytest_inprocess("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "partly.yaml::sometimes[[]verdict[]] FAILED*",
+        "*partly.yaml:2:1: verdict: the answer is 'partly' (the observation holds on some seeds "
+        "but not all), but it held on 2 of 2 seeds",
+    ])
+
+
 def test_an_invalid_file_is_a_collection_error(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", broken="name: x\nboots:\n  - steps: [{printf: hi}]\n")
     result = pytester.runpytest_inprocess()

@@ -120,9 +120,11 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     from ksim.scenario.report import Reporter, write_json, write_junit
     from ksim.scenario.runner import PASS, run_scenario
-    progress = sys.stdout.isatty() and not args.no_progress
-    reporter = Reporter(len(items), verbose=args.verbose, progress=progress)
+    tty = sys.stdout.isatty()
+    reporter = Reporter(len(items), verbose=args.verbose, progress=tty and not args.no_progress,
+                        table=tty)
     start = time.perf_counter()
+    contradicted = []
     try:
         for sc, seed in items:
             reporter.starting(sc.name)
@@ -130,6 +132,7 @@ def run_command(args: argparse.Namespace) -> int:
             reporter.add(result)
             if args.exitfirst and result.status != PASS:
                 break
+        contradicted = reporter.verdict_failures()
     finally:
         wall = time.perf_counter() - start
         reporter.finish(wall)
@@ -142,7 +145,8 @@ def run_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"ksim run: cannot write results: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    ok = all(r.status == PASS for r in results) and len(results) == len(items)
+    ok = all(r.status == PASS for r in results) and len(results) == len(items) \
+        and not contradicted
     return EXIT_PASS if ok else EXIT_FAIL
 
 

@@ -90,6 +90,8 @@ class ScenarioFile(pytest.File):
             for seed in seeds:
                 label = name + (f"[seed={seed}]" if len(seeds) > 1 else "")
                 yield ScenarioItem.from_parent(self, name=label, scenario=sc, seed=seed)
+            if sc.verdict is not None and sc.verdict.answer == "partly" and override is None:
+                yield VerdictItem.from_parent(self, name=f"{name}[verdict]", scenario=sc)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):  # type: ignore[no-untyped-def,override]
         if isinstance(excinfo.value, ScenarioInvalidError):
@@ -110,7 +112,13 @@ class ScenarioItem(pytest.Item):
         from ksim.scenario.report import failure_text
         from ksim.scenario.runner import PASS, run_scenario
         result = run_scenario(self.scenario, self.seed)
+        self.config.stash.setdefault(_RESULTS, {})[(id(self.scenario), self.seed)] = result
         self.user_properties.append(("virtual_s", result.virtual))
+        verdict = self.scenario.verdict
+        if verdict is not None:
+            self.user_properties += [("verdict.question", verdict.question),
+                                     ("verdict.answer", verdict.answer),
+                                     ("verdict.observed", result.observed)]
         if result.status != PASS:
             raise ScenarioFailed(failure_text(result))
 
@@ -121,6 +129,46 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.scenario.loc.line - 1, f"scenario: {self.name}"
+
+
+_RESULTS = pytest.StashKey[dict]()
+
+
+class VerdictItem(pytest.Item):
+    """A ``partly`` verdict, judged on all the scenario's seeds together.
+
+    It uses the seed items' results when they ran in this process, and runs the seeds that
+    did not (under pytest-xdist they may have run on another worker).
+    """
+
+    obj = None
+
+    def __init__(self, *, scenario: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.scenario = scenario
+
+    def runtest(self) -> None:
+        from ksim.scenario.report import tally_verdicts
+        from ksim.scenario.runner import run_scenario
+        done = self.config.stash.get(_RESULTS, {})
+        results = [done.get((id(self.scenario), seed)) or run_scenario(self.scenario, seed)
+                   for seed in self.scenario.seeds]
+        [tally] = tally_verdicts(results)
+        self.user_properties += [("verdict.question", tally.verdict.question),
+                                 ("verdict.answer", tally.verdict.answer),
+                                 ("verdict.held", tally.fraction())]
+        problem = tally.problem()
+        if problem is not None:
+            raise ScenarioFailed(f"FAIL  {self.scenario.file}: {self.scenario.name} [verdict]\n"
+                                 f"    {tally.verdict.loc}: verdict: {problem}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):  # type: ignore[no-untyped-def,override]
+        if isinstance(excinfo.value, ScenarioFailed):
+            return excinfo.value.text
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.scenario.loc.line - 1, f"verdict: {self.name}"
 
 
 # -- fixtures for Python tests ---------------------------------------------------------------

@@ -60,11 +60,22 @@ class Result:
     wall: float = 0.0
     log: list[str] = attrs.Factory(list)
     checks: int = 0
+    observed: bool | None = None  # whether the verdict's observation held (None: not reached)
+    observation: list[Failure] = attrs.Factory(list)  # why it did not hold
+
+    @property
+    def id(self) -> str:
+        """A stable name of this (scenario, seed) item: ``FILE::NAME[seed=N]``."""
+        return item_id(self.scenario, self.seed)
 
     @property
     def label(self) -> str:
         seeds = self.scenario.seeds
         return self.scenario.name + (f" [seed={self.seed}]" if len(seeds) > 1 else "")
+
+
+def item_id(sc: Scenario, seed: int) -> str:
+    return f"{sc.file}::{sc.name}[seed={seed}]"
 
 
 # -- plugins ---------------------------------------------------------------------------------
@@ -242,7 +253,31 @@ class ScenarioRun:
         for exp in boot.expect:
             self.current_step = None
             await self.expect(exp, run, where, live=False)
+        verdict = sc.verdict
+        if verdict is not None and boot.index == (verdict.boot or len(sc.boots)):
+            await self.observe_verdict(run, where)
         self.prev_kernel = k
+
+    async def observe_verdict(self, run: _BootRun, where: str) -> None:
+        """Check the verdict's observation; it fails the run only if it contradicts the answer.
+
+        ``holds`` is contradicted by one seed where the observation does not hold, ``fails``
+        by one where it does; ``partly`` only by all the seeds together (the caller's tally).
+        """
+        verdict = self.sc.verdict
+        assert verdict is not None
+        failures: list[Failure] = []
+        for exp in verdict.observe:
+            failures += check(exp, await self.observe(exp, run, live=False), f"{where} (verdict)")
+        self.result.observed = not failures
+        self.result.observation = failures
+        if verdict.answer == "holds" and failures:
+            self.fail(verdict.loc, "verdict: the answer is 'holds' (on every seed), but on this "
+                                   "seed the observation did not hold",
+                      *[line for f in failures for line in f.render()])
+        elif verdict.answer == "fails" and not failures:
+            self.fail(verdict.loc, "verdict: the answer is 'fails' (on no seed), but on this "
+                                   "seed the observation held")
 
     def log_boot(self, run: _BootRun, cmdline: str) -> None:
         k = run.kernel
