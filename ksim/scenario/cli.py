@@ -37,6 +37,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      help="stop after the first scenario that does not pass")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar, even on a terminal")
+    run.add_argument("--ram-files-anywhere", action="store_true",
+                     help="let a scenario's kept RAM file (machine.ram_file with "
+                          "keep_ram_file: true) live outside the scenario's folder; a "
+                          "'corrupt' step then writes wherever that file is")
     schema = sub.add_parser("schema", help="print the JSON Schema of the scenario format",
                             description="Print a JSON Schema (draft 2020-12) of the scenario "
                                         "format, for editors to validate and complete.")
@@ -98,7 +102,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"ksim run: {exc}", file=sys.stderr)
         return EXIT_INVALID
     try:
-        scenarios = load_paths(args.paths)
+        scenarios = load_paths(args.paths, ram_files_anywhere=args.ram_files_anywhere)
     except ScenarioInvalid as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -128,7 +132,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         for sc, seed in items:
             reporter.starting(sc.name)
-            result = run_scenario(sc, seed)
+            result = run_scenario(sc, seed, ram_files_anywhere=args.ram_files_anywhere)
             reporter.add(result)
             if args.exitfirst and result.status != PASS:
                 break

@@ -1123,85 +1123,143 @@ assert set(_MATCHER_VALUES) == set(typing.get_args(typing.get_type_hints(
     model.MatcherSpec)["values"]))
 
 
-# -- limits before parsing ----------------------------------------------------------------
+# -- limits before and while parsing ------------------------------------------------------
+
+class _TooBig(Exception):
+    """A limit of the YAML itself, found while parsing: stops the load at once."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
 
 def _prescan(text: str, file: str) -> list[Problem]:
-    """Problems that must stop a file before ruamel builds anything from it."""
+    """Problems that must stop a file before ruamel reads it: size, characters, flow depth."""
+    if len(text) > MAX_FILE_BYTES:
+        return [Problem(Loc(file, 0, 0), f"larger than {MAX_FILE_BYTES >> 10} KiB (the limit "
+                                         "for a scenario file)")]
     problems = []
     for m in _CONTROL.finditer(text):
-        line = text.count("\n", 0, m.start()) + 1
-        col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
-        problems.append(Problem(Loc(file, line, col), f"control character U+{ord(m.group()):04X}"
-                                " is not allowed in a YAML file (inside double quotes, write "
-                                f"it as \\x{ord(m.group()):02x} if it is meant)"
-                                if ord(m.group()) < 0x100 else
-                                f"character U+{ord(m.group()):04X} is not allowed in a YAML "
-                                "file"))
+        line, col = _line_col(text, m.start())
+        code = ord(m.group())
+        problems.append(Problem(Loc(file, line, col), (
+            f"control character U+{code:04X} is not allowed in a YAML file (inside double "
+            f"quotes, write it as \\x{code:02x} if it is meant)") if code < 0x100 else
+            f"character U+{code:04X} is not allowed in a YAML file"))
         if len(problems) >= 10:
             break
     if problems:
         return problems
-    from ruamel.yaml.error import YAMLError
+    # ruamel's scanner reads a run of opening brackets ahead in quadratic time, so flow
+    # nesting is bounded on the text (outside quotes and comments) before it sees it.
+    if text.count("[") + text.count("{") > MAX_NESTING:
+        at = _flow_too_deep(text)
+        if at is not None:
+            line, col = _line_col(text, at)
+            return [Problem(Loc(file, line, col), f"nested more than {MAX_NESTING} levels deep "
+                                                  "(the limit)")]
+    return []
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+_FLOW_TOKEN = re.compile(r"""'(?:[^']|'')*'?|"(?:[^"\\]|\\.)*"?|(?:^|(?<=\s))#[^\n]*|[\[{\]}]""",
+                         re.MULTILINE)
+
+
+def _flow_too_deep(text: str) -> int | None:
+    """The offset of the first bracket nested deeper than MAX_NESTING, if any."""
+    depth = 0
+    for m in _FLOW_TOKEN.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return m.start()
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+    return None
+
+
+def _checking_parser(file: str) -> type:
+    """ruamel's round-trip parser, checking each event as the composer takes it.
+
+    It bounds the nesting depth, the nodes once aliases are expanded, and the digits of an
+    integer (Python refuses to convert 4,300 and more) in the same pass that builds the
+    document: a limit stops the load at the event that crossed it, located.
+    """
     from ruamel.yaml.events import (
         AliasEvent, CollectionEndEvent, CollectionStartEvent, DocumentStartEvent, ScalarEvent,
     )
-    stack: list[list[Any]] = []  # open collections: [expanded nodes so far, anchor]
-    sizes: dict[str, int] = {}
-    total = 0
+    from ruamel.yaml.parser import RoundTripParser
 
-    def at(event: Any) -> Loc:
-        mark = event.start_mark
-        return Loc(file, mark.line + 1, mark.column + 1)
+    class CheckingParser(RoundTripParser):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            self.ksim_stack: list[list[Any]] = []  # open collections: [nodes so far, anchor]
+            self.ksim_sizes: dict[str, int] = {}
+            self.ksim_total = 0
 
-    try:
-        for event in _yaml().parse(text):
-            size = 0
+        def get_event(self) -> Any:
+            event = super().get_event()
+            self.ksim_check(event)
+            return event
+
+        def ksim_stop(self, event: Any, message: str) -> None:
+            mark = event.start_mark
+            raise _TooBig(Problem(Loc(file, mark.line + 1, mark.column + 1), message))
+
+        def ksim_check(self, event: Any) -> None:
+            stack = self.ksim_stack
             if isinstance(event, DocumentStartEvent):
-                total = 0
-            elif isinstance(event, CollectionStartEvent):
+                self.ksim_total = 0
+                return
+            if isinstance(event, CollectionStartEvent):
                 if len(stack) >= MAX_NESTING:
-                    return [Problem(at(event), f"nested more than {MAX_NESTING} levels deep "
-                                               "(the limit)")]
+                    self.ksim_stop(event, f"nested more than {MAX_NESTING} levels deep (the "
+                                          "limit)")
                 stack.append([1, event.anchor])
-                continue
+                size = 1
             elif isinstance(event, CollectionEndEvent):
-                size, anchor = stack.pop()
+                count, anchor = stack.pop()
                 if anchor is not None:
-                    sizes[anchor] = size
+                    self.ksim_sizes[anchor] = count
+                if stack:
+                    stack[-1][0] += count
+                return  # its nodes were counted as they came
             elif isinstance(event, ScalarEvent):
                 size = 1
                 if event.anchor is not None:
-                    sizes[event.anchor] = 1
+                    self.ksim_sizes[event.anchor] = 1
                 value = event.value
                 if event.style is None and event.tag is None and len(value) > MAX_INT_DIGITS \
                         and _YAML_INT.fullmatch(value) and any(c.isdigit() for c in value):
-                    return [Problem(at(event), f"an integer of {len(value):,} characters: an "
-                                               f"integer here is at most {MAX_INT:,} (a 64-bit "
-                                               "word, the limit)")]
+                    self.ksim_stop(event, f"an integer of {len(value):,} characters: an integer "
+                                          f"here is at most {MAX_INT:,} (a 64-bit word, the "
+                                          "limit)")
             elif isinstance(event, AliasEvent):
-                size = sizes.get(event.anchor, 1)
+                size = self.ksim_sizes.get(event.anchor, 1)
             else:
-                continue
-            if stack:
+                return
+            if stack and not isinstance(event, CollectionStartEvent):
                 stack[-1][0] += size
-                grown = stack[-1][0]
-            else:
-                total += size
-                grown = total
-            if grown > MAX_NODES or (stack and sum(s[0] for s in stack) > 2 * MAX_NODES):
-                return [Problem(at(event), f"more than {MAX_NODES:,} YAML nodes once aliases "
-                                           "are expanded (the limit)")]
-    except YAMLError:
-        return []  # a syntax error: the load reports it with its position
-    return []
+            self.ksim_total += size
+            if self.ksim_total > MAX_NODES:
+                self.ksim_stop(event, f"more than {MAX_NODES:,} YAML nodes once aliases are "
+                                      "expanded (the limit)")
+
+    return CheckingParser
 
 
 # -- entry points ------------------------------------------------------------------------------
 
-def _yaml() -> Any:
+def _yaml(file: str = "<scenario>") -> Any:
     from ruamel.yaml import YAML
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
+    yaml.Parser = _checking_parser(file)
     return yaml
 
 
@@ -1214,7 +1272,9 @@ def load_text(text: str, file: str = "<scenario>", base_dir: Path | None = None,
     if problems:
         raise ScenarioInvalid(problems)
     try:
-        docs = list(_yaml().load_all(text))
+        docs = list(_yaml(file).load_all(text))
+    except _TooBig as exc:
+        raise ScenarioInvalid([exc.problem]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = d.loc(mark.line, mark.column) if mark else Loc(file, 1, 1)
@@ -1275,7 +1335,7 @@ def read_scenario_file(path: Path) -> str:
     finally:
         os.close(fd)
     if len(data) > MAX_FILE_BYTES:
-        raise ScenarioInvalid([Problem(where, f"larger than {MAX_FILE_BYTES >> 20} MiB (the "
+        raise ScenarioInvalid([Problem(where, f"larger than {MAX_FILE_BYTES >> 10} KiB (the "
                                               "limit for a scenario file)")])
     try:
         return data.decode("utf-8")

@@ -64,13 +64,13 @@ MAX_SEED = (1 << 64) - 1
 MAX_COUNT = 100_000  # messages of one printk/spawn step (threads x count), interrupts of an irq
 MAX_THREADS = 1024  # threads of one spawn step
 MAX_BOOTS = 1000  # boots of one scenario
-MAX_STEPS = 10_000  # steps of one boot
+MAX_STEPS = 5_000  # steps of one boot
 MAX_SECONDS = 1e9  # virtual seconds of a sleep or a timeout (about 31 years)
 MAX_INT = (1 << 64) - 1  # an integer in a scenario is at most a 64-bit word
 MAX_PCT_DEPTH = 1000
-MAX_FILE_BYTES = 1 << 20  # a scenario file
+MAX_FILE_BYTES = 256 << 10  # a scenario file (the largest in the library is 6K)
 MAX_NESTING = 64  # nested YAML collections
-MAX_NODES = 200_000  # YAML nodes once aliases are expanded
+MAX_NODES = 10_000  # YAML nodes once aliases are expanded (the library's largest file has 496)
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s)?\s*$")
 
 

@@ -42,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _is_scenario_file(path: Path) -> bool:
-    if path.suffix not in (".yaml", ".yml"):
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():  # never open a FIFO
         return False
     try:
         with open(path, "rb") as f:
@@ -77,9 +77,9 @@ def _rel(path: Path, config: pytest.Config) -> str:
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from ksim.scenario.loader import ScenarioInvalid, load_text
-        text = self.path.read_text(encoding="utf-8")
+        from ksim.scenario.loader import ScenarioInvalid, load_text, read_scenario_file
         try:
+            text = read_scenario_file(self.path)
             scenarios = load_text(text, _rel(self.path, self.config), self.path.parent)
         except ScenarioInvalid as exc:
             raise ScenarioInvalidError("\n".join(str(p) for p in exc.problems)) from None

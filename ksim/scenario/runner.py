@@ -15,9 +15,11 @@ outcome is ``hang``, as the core names a stuck machine); expectations then look 
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,10 +40,11 @@ from ksim.scenario.concurrency import (
     BootConcurrency, ConcurrencyError, attach_checkers, boot_seed, detach_checkers,
 )
 from ksim.scenario.expect import Failure, Seen, check
+from ksim.scenario.loader import ram_file_problem
 from ksim.scenario.model import (
-    Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, IrqStep, NotifierStep,
-    OopsStep, PanicStep, PluginRef, PrintkStep, RmmodStep, Scenario, SleepStep, SpawnStep, Step,
-    SysRebootStep, WriteStep, corrupt_bytes, parse_duration, parse_priority,
+    Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, IrqStep, MachineSpec,
+    NotifierStep, OopsStep, PanicStep, PluginRef, PrintkStep, RmmodStep, Scenario, SleepStep,
+    SpawnStep, Step, SysRebootStep, WriteStep, corrupt_bytes, parse_duration, parse_priority,
 )
 
 PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
@@ -140,6 +143,10 @@ def executes(cls: type[_S]) -> Callable[[_Executor], _Executor]:
 
 # -- one boot --------------------------------------------------------------------------------
 
+class _RamFileRefused(Exception):
+    """The scenario's RAM file would be outside the places a scenario may write to."""
+
+
 class _Stop(Exception):
     """A step could not do its job: a failure, and the boot's remaining steps go on."""
 
@@ -155,11 +162,13 @@ class _BootRun:
 
 
 class ScenarioRun:
-    def __init__(self, scenario: Scenario, seed: int, result: Result) -> None:
+    def __init__(self, scenario: Scenario, seed: int, result: Result, *,
+                 ram_files_anywhere: bool = False) -> None:
         self.sc = scenario
         self.seed = seed
         self.result = result
-        self.machine = None
+        self.ram_files_anywhere = ram_files_anywhere
+        self.machine: Machine | None = None
         self.prev_kernel = None
         self.current_step: tuple[int, Step] | None = None
         self.current_boot = 0
@@ -170,12 +179,44 @@ class ScenarioRun:
     def log(self, line: str) -> None:
         self.result.log.append(line)
 
+    @contextmanager
+    def ram_file(self) -> Iterator[str | None]:
+        """Where this run's RAM lives: nowhere (anonymous), or a file and its ``.cold`` journal.
+
+        Without ``keep_ram_file`` the file is made in a temporary folder and removed with its
+        journal after the run; with it, the file stays in the scenario's folder (and an
+        existing one makes the first boot warm).  A kept file must resolve inside that folder
+        unless the caller lifts the confinement (``ksim run --ram-files-anywhere``).
+        """
+        spec = self.sc.machine
+        if not spec.ram_file:
+            yield None
+            return
+        name = spec.ram_file.replace("{seed}", str(self.seed))
+        if spec.keep_ram_file:
+            base = Path(self.sc.file).resolve().parent
+            problem = None if self.ram_files_anywhere else ram_file_problem(
+                spec.ram_file, self.seed, base)
+            if problem is not None:
+                raise _RamFileRefused(f"machine.ram_file: {problem}")
+            path = base / name
+            self.log(f"RAM file {path} (kept, with its journal {path.name}.cold)")
+            yield str(path)
+            return
+        with tempfile.TemporaryDirectory(prefix="ksim-ram-") as folder:
+            self.log(f"RAM file {Path(name).name} in a temporary folder (removed after the run;"
+                     " keep_ram_file: true keeps it beside the scenario)")
+            yield str(Path(folder) / Path(name).name)
+
     async def run(self) -> None:
         spec = self.sc.machine
-        ram_file = None
-        if spec.ram_file:
-            ram_file = str(Path(self.sc.file).resolve().parent
-                           / spec.ram_file.replace("{seed}", str(self.seed)))
+        try:
+            with self.ram_file() as ram_file:
+                await self.run_machine(spec, ram_file)
+        except _RamFileRefused as exc:
+            self.fail(self.sc.loc, str(exc))
+
+    async def run_machine(self, spec: MachineSpec, ram_file: str | None) -> None:
         self.machine = Machine(spec.ram, cpus=spec.cpus, ram_file=ram_file, seed=self.seed,
                                numa=spec.numa, record_consoles=self.sc.records_consoles())
         try:
@@ -528,7 +569,10 @@ class ScenarioRun:
         else:
             seed = self.seed if step.seed is None else step.seed
             rng = random.Random(f"{seed}:{step.loc.line}:{step.loc.col}")
-            bits = rng.sample(range(length * 8), min(step.flips, length * 8))  # type: ignore[arg-type]
+            if step.flips > length * 8:  # type: ignore[operator]
+                raise _Stop(f"{step.flips:,} flips in {length} bytes: at most {length * 8:,}, "
+                            "the region's bits")
+            bits = rng.sample(range(length * 8), step.flips)  # type: ignore[arg-type]
             flipped = []
             for bit in sorted(bits):
                 addr = start + bit // 8
@@ -596,9 +640,9 @@ def _crash_summary(exc: BaseException) -> list[str]:
     return lines
 
 
-async def _run(sc: Scenario, seed: int, result: Result) -> None:
+async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool) -> None:
     t0 = trio.current_time()
-    runner = ScenarioRun(sc, seed, result)
+    runner = ScenarioRun(sc, seed, result, ram_files_anywhere=ram_files_anywhere)
     try:
         await runner.run()
     except (KeyboardInterrupt, SystemExit):
@@ -621,14 +665,18 @@ async def _run(sc: Scenario, seed: int, result: Result) -> None:
         result.virtual = trio.current_time() - t0
 
 
-def run_scenario(sc: Scenario, seed: int | None = None) -> Result:
-    """Run one scenario with one seed (default: its first) and say how it went."""
+def run_scenario(sc: Scenario, seed: int | None = None, *,
+                 ram_files_anywhere: bool = False) -> Result:
+    """Run one scenario with one seed (default: its first) and say how it went.
+
+    ``ram_files_anywhere`` lets a kept RAM file live outside the scenario's folder.
+    """
     seed = sc.seeds[0] if seed is None else seed
     result = Result(sc, seed)
     start = time.perf_counter()
     clock = trio.testing.MockClock(autojump_threshold=0)
     try:
-        trio.run(_run, sc, seed, result, clock=clock)
+        trio.run(_run, sc, seed, result, ram_files_anywhere, clock=clock)
     finally:
         result.wall = time.perf_counter() - start
     if result.status != ERROR and result.failures:
