@@ -91,3 +91,69 @@ def test_machine_and_kernel_fixtures_run_on_virtual_time(pytester: pytest.Pytest
     """)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_a_stop_of_the_kernel_is_an_outcome_the_test_expects(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(stopper='''
+        from ksim import KernelModule
+        class Stopper(KernelModule):
+            name = "stopper"
+    ''')
+    pytester.makepyfile(test_stops='''
+        import pytest, trio
+        from ksim import panic, printk
+
+        @pytest.mark.trio
+        @pytest.mark.ksim(outcome="halt")
+        async def test_expected_panic(kernel):
+            await panic("boom")
+
+        @pytest.mark.trio
+        @pytest.mark.ksim(outcome="restart", cmdline="panic=1")
+        async def test_panic_restarts(kernel):
+            await panic("boom")
+
+        @pytest.mark.trio
+        async def test_unexpected_panic(kernel):
+            await panic("boom")
+
+        @pytest.mark.trio
+        @pytest.mark.ksim(outcome="restart")
+        async def test_wrong_outcome(kernel):
+            await panic("boom")
+
+        @pytest.mark.trio
+        @pytest.mark.ksim(outcome="halt")
+        async def test_panic_in_a_kernel_thread(kernel):
+            async def oops():
+                await panic("from a thread")
+            kernel._nursery.start_soon(oops)
+            await trio.sleep(3600)
+            raise AssertionError("the test body ends when the kernel stops")
+
+        @pytest.mark.trio
+        async def test_plain_assert(kernel):
+            assert 1 == 2
+
+        @pytest.mark.trio
+        @pytest.mark.ksim(plugins=["stopper"], plugin_path=".")
+        async def test_plugin_path(kernel):
+            assert "stopper" in kernel.module_instances
+    ''')
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=4, failed=3)
+    result.stdout.fnmatch_lines([
+        "*test_expected_panic PASSED*",
+        "*test_panic_restarts PASSED*",
+        "*test_unexpected_panic FAILED*",
+        "*test_wrong_outcome FAILED*",
+        "*test_panic_in_a_kernel_thread PASSED*",
+        "*test_plain_assert FAILED*",
+        "*test_plugin_path PASSED*",
+        "the kernel stopped during the test: halt (panic: 'boom'); a test that expects it says "
+        "@pytest.mark.ksim(outcome='halt')",
+        "expected the kernel to stop with outcome 'restart', but it stopped with 'halt' "
+        "(panic: 'boom')",
+        ">       assert 1 == 2",
+    ])
+    assert "ExceptionGroup" not in result.stdout.str()

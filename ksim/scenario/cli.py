@@ -8,13 +8,58 @@ selected — and then nothing runs.  Never a Python traceback.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
 import sys
 import time
+from typing import TextIO
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+
+
+class _Stdout(io.TextIOBase):
+    """stdout that survives its reader going away (``ksim run ... | head -1``).
+
+    Once the pipe is closed, output is discarded (and fd 1 pointed at /dev/null, so the
+    interpreter's last flush cannot fail either) while the run goes on to its real exit
+    status: a closed stdout never turns a failure into success.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed_by_reader = False
+
+    def _lost(self) -> None:
+        self.closed_by_reader = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def write(self, text: str) -> int:
+        if not self.closed_by_reader:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._lost()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_by_reader:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._lost()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -126,7 +171,7 @@ def run_command(args: argparse.Namespace) -> int:
     from ksim.scenario.runner import PASS, run_scenario
     tty = sys.stdout.isatty()
     reporter = Reporter(len(items), verbose=args.verbose, progress=tty and not args.no_progress,
-                        table=tty)
+                        table=tty, stream=_Stdout(sys.stdout))
     start = time.perf_counter()
     contradicted = []
     try:
@@ -156,8 +201,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 def schema_command(args: argparse.Namespace) -> int:
     from ksim.scenario.schema import schema
-    json.dump(schema(), sys.stdout, indent=args.indent)
-    sys.stdout.write("\n")
+    out = _Stdout(sys.stdout)
+    out.write(json.dumps(schema(), indent=args.indent) + "\n")
+    out.flush()
     return EXIT_PASS
 
 

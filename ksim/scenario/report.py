@@ -8,6 +8,7 @@ observation held; a tally that contradicts the answer is a failure of the run.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -285,11 +286,11 @@ class Reporter:
     """Prints one line per result (details under failures); a progress bar on a terminal."""
 
     def __init__(self, total: int, *, verbose: bool = False, progress: bool = False,
-                 table: bool = False, stream: TextIO | None = None) -> None:
+                 table: bool = False, stream: TextIO | io.TextIOBase | None = None) -> None:
         self.total = total
         self.verbose = verbose
         self.table = table or verbose
-        self.stream = stream or sys.stdout
+        self.stream: TextIO | io.TextIOBase = stream or sys.stdout
         self.results: list[Result] = []
         self._progress: Any = None
         self._task: Any = None
