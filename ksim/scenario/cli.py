@@ -76,6 +76,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      help="run every selected scenario with seed N only")
     run.add_argument("--junit", metavar="FILE", help="also write JUnit XML results to FILE")
     run.add_argument("--json", metavar="FILE", help="also write JSON results to FILE")
+    run.add_argument("--ktap", metavar="FILE",
+                     help="also write KTAP (version 1, as KUnit; kunit.py parse reads it) to "
+                          "FILE; '-' writes it to stdout and the usual report to stderr")
+    run.add_argument("--shard", metavar="I/N", type=_shard,
+                     help="run only shard I of N (1 <= I <= N) of the (scenario, seed) items: "
+                          "item k of the run goes to shard k mod N + 1, so shards 1..N together "
+                          "are exactly the whole run")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="show what happened (boots, cat output) for passing scenarios too")
     run.add_argument("-x", "--exitfirst", action="store_true",
@@ -90,6 +97,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                             description="Print a JSON Schema (draft 2020-12) of the scenario "
                                         "format, for editors to validate and complete.")
     schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", text)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, got {text[:40]!r}")
+    return int(m.group(1)), int(m.group(2))
 
 
 _WORD = re.compile(r"\(|\)|[^\s()]+")
@@ -134,7 +148,8 @@ def _check_output(path: str | None, option: str) -> str | None:
 
 def run_command(args: argparse.Namespace) -> int:
     from ksim.scenario.loader import ScenarioInvalid, load_paths
-    for message in (_check_output(args.junit, "--junit"), _check_output(args.json, "--json")):
+    for message in (_check_output(args.junit, "--junit"), _check_output(args.json, "--json"),
+                    _check_output(None if args.ktap == "-" else args.ktap, "--ktap")):
         if message:
             print(message, file=sys.stderr)
             return EXIT_INVALID
@@ -167,11 +182,17 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"ksim run: no scenario selected in {where}"
               + (f" by -k {args.keyword!r}" if args.keyword else ""), file=sys.stderr)
         return EXIT_INVALID
-    from ksim.scenario.report import Reporter, write_json, write_junit
+    total = len(items)
+    shard = args.shard or (1, 1)
+    items = items[shard[0] - 1::shard[1]]
+    from ksim.scenario.report import Reporter, write_json, write_junit, write_ktap
     from ksim.scenario.runner import PASS, run_scenario
-    tty = sys.stdout.isatty()
+    human = sys.stderr if args.ktap == "-" else sys.stdout
+    tty = human.isatty()
     reporter = Reporter(len(items), verbose=args.verbose, progress=tty and not args.no_progress,
-                        table=tty, stream=_Stdout(sys.stdout))
+                        table=tty, stream=_Stdout(human))
+    if args.shard:
+        reporter.note(f"shard {shard[0]}/{shard[1]}: {len(items)} of {total} items")
     start = time.perf_counter()
     contradicted = []
     try:
@@ -190,7 +211,9 @@ def run_command(args: argparse.Namespace) -> int:
         if args.junit:
             write_junit(results, wall, args.junit)
         if args.json:
-            write_json(results, wall, args.json)
+            write_json(results, wall, args.json, shard, total)
+        if args.ktap:
+            write_ktap(results, args.ktap, items[len(results):])
     except OSError as exc:
         print(f"ksim run: cannot write results: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 import sys
+import textwrap
+import typing
 from collections.abc import Sequence
 from typing import Any, TextIO
 from xml.etree import ElementTree as ET
@@ -280,6 +282,80 @@ def _classname(sc: Scenario) -> str:
     return sc.file.removesuffix(".yaml").removesuffix(".yml").replace("/", ".")
 
 
+# -- KTAP ---------------------------------------------------------------------------------
+
+KTAP_INDENT = "    "  # one subtest level, as KUnit prints it (KUNIT_SUBTEST_INDENT)
+
+
+def _ktap_name(text: str) -> str:
+    """A KTAP description cannot hold '#' (it starts the directive) nor a line break."""
+    return " ".join(text.replace("#", "_").split())
+
+
+def _ktap_diag(lines: Sequence[str], indent: str) -> list[str]:
+    return [f"{indent}# {line}".rstrip() for line in lines]
+
+
+def to_ktap(results: Sequence[Result], not_run: Sequence[tuple[Scenario, int]] = ()) -> str:
+    """The results as KTAP version 1 (Documentation/dev-tools/ktap.rst), read by ``kunit.py
+    parse``: one test per scenario, with one subtest per seed; a failure's details, and a
+    contradicted verdict, as diagnostic lines before the result line; seeds that did not run
+    (``-x``) as ``ok N seed=S # SKIP``."""
+    scenarios: dict[int, tuple[Scenario, list[tuple[int, Result | None]]]] = {}
+    for res in results:
+        scenarios.setdefault(id(res.scenario), (res.scenario, []))[1].append((res.seed, res))
+    for sc, seed in not_run:
+        scenarios.setdefault(id(sc), (sc, []))[1].append((seed, None))
+    tallies = {id(t.scenario): t for t in tally_verdicts(results)}
+    out = ["KTAP version 1", f"1..{len(scenarios)}"]
+    sub = KTAP_INDENT
+    for number, (key, (sc, seeds)) in enumerate(scenarios.items(), start=1):
+        name = _ktap_name(f"{sc.file}: {sc.name}")
+        out += [f"{sub}KTAP version 1", f"{sub}# Subtest: {name}", f"{sub}1..{len(seeds)}"]
+        failed = 0
+        counts = {"pass": 0, "fail": 0, "skip": 0}
+        for case, (seed, r) in enumerate(seeds, start=1):
+            if r is None:
+                out.append(f"{sub}ok {case} seed={seed} # SKIP not run (the run stopped "
+                           "early, -x)")
+                counts["skip"] += 1
+                continue
+            if r.status == PASS:
+                out.append(f"{sub}ok {case} seed={seed}")
+                counts["pass"] += 1
+                continue
+            failed += 1
+            counts["fail"] += 1
+            details = textwrap.dedent("\n".join(result_details(r))).splitlines()
+            out += _ktap_diag([line for line in details if line.strip()], sub)
+            directive = f" # ERROR {_ktap_name(r.error or '')}" if r.status == ERROR else ""
+            out.append(f"{sub}not ok {case} seed={seed}{directive}")
+        tally = tallies.get(key)
+        if tally is not None:
+            out.append(f"# {name}: verdict: {tally.verdict.question} {tally.verdict.answer}, "
+                       f"held on {tally.fraction()} seeds")
+            if tally.agrees is False:
+                failed += 1
+                out.append(f"# {name}: verdict contradicted: {tally.problem()}")
+        out.append(f"# {name}: pass:{counts['pass']} fail:{counts['fail']} "
+                   f"skip:{counts['skip']} total:{len(seeds)}")
+        all_skipped = counts["skip"] == len(seeds)
+        out.append(("not ok" if failed else "ok") + f" {number} {name}"
+                   + (" # SKIP not run" if all_skipped else ""))
+    return "\n".join(out) + "\n"
+
+
+def write_ktap(results: Sequence[Result], path: str,
+               not_run: Sequence[tuple[Scenario, int]] = ()) -> None:
+    text = to_ktap(results, not_run)
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 # -- the terminal --------------------------------------------------------------------------
 
 class Reporter:
@@ -299,13 +375,16 @@ class Reporter:
             from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeElapsedColumn)
-            self._console = Console(file=self.stream, highlight=False)
+            self._console = Console(file=typing.cast(TextIO, self.stream), highlight=False)
             self._progress = Progress(TextColumn("[bold]ksim run"), BarColumn(bar_width=24),
                                       MofNCompleteColumn(), TimeElapsedColumn(),
                                       TextColumn("{task.description}"),
                                       console=self._console, transient=True)
             self._task = self._progress.add_task("", total=total)
             self._progress.start()
+
+    def note(self, line: str) -> None:
+        self._print([line])
 
     def starting(self, label: str) -> None:
         if self._progress is not None:
