@@ -154,7 +154,7 @@ class _Stop(Exception):
 @attrs.define
 class _BootRun:
     boot: Boot
-    kernel: object = None
+    kernel: Any = None  # the boot's Kernel
     outcome: str = "running"
     step_index: int | None = None  # the step running when the kernel stopped
     finished: bool = False
@@ -168,8 +168,8 @@ class ScenarioRun:
         self.seed = seed
         self.result = result
         self.ram_files_anywhere = ram_files_anywhere
-        self.machine: Machine | None = None
-        self.prev_kernel = None
+        self.machine: Any = None  # the Machine, while run() runs
+        self.prev_kernel: Any = None
         self.current_step: tuple[int, Step] | None = None
         self.current_boot = 0
 
@@ -356,7 +356,7 @@ class ScenarioRun:
         subject = exp.subject
         if subject == "file":
             try:
-                data = await read_file(k, exp.target, live)
+                data = await read_file(k, exp.target or "", live)
             except KernelError as exc:
                 return Seen(error=f"cannot read {exp.target}: {strerror(exc.errno)}"
                                   + (f" ({exc.message})" if exc.errno not in (-ENOENT,) and
@@ -373,13 +373,13 @@ class ScenarioRun:
                 if port < len(k.serial.output):
                     return Seen(text=k.serial_output(port), label=name)
                 return Seen(text="", label=name, context=[f"the machine has no {name}"])
-            data = _received(k, name)
-            if data is None:
+            received = _received(k, name)
+            if received is None:
                 names = [con.label for con in k.consoles.recorded]
                 return Seen(text="", label=f"console {name}", context=[
                     f"console {name!r} was never registered on this boot (consoles that "
                     f"were: {', '.join(names) or 'none'})"])
-            return Seen(text=data.decode("utf-8", errors="replace"), data=data,
+            return Seen(text=received.decode("utf-8", errors="replace"), data=received,
                         label=f"console {name}")
         if subject == "panicked":
             return Seen(scalar=k.panicked, context=context)
@@ -548,9 +548,11 @@ class ScenarioRun:
             if step.offset >= size:
                 raise _Stop(f"offset {step.offset:#x} is beyond the {what} ({size} bytes)")
         else:
-            base, size = step.address, mem.size - step.address  # type: ignore[operator]
+            assert step.address is not None  # the loader requires address or reservation
+            base, size = step.address, mem.size - step.address
             what = f"address {base:#x}"
-        start = base + step.offset  # type: ignore[operator]
+        start = base + step.offset
+        length: int
         if step.bytes is not None:
             data = corrupt_bytes(step.bytes)
             length = len(data)
