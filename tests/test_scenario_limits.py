@@ -80,6 +80,10 @@ def ksim(*args: str) -> subprocess.CompletedProcess[str]:
      "t.yaml:2:17: steps: 5,001 steps: at most 5,000 per boot (the limit)"),
     ("name: x\nboots: [" + ",".join(["{}"] * 1001) + "]\n",
      "t.yaml:2:8: boots: 1,001 boots: at most 1,000 (the limit)"),
+    ("name: x\n? [a]: 1\nboots: [{}]\n",  # found by tests/fuzz_scenarios.py: a TypeError
+     "t.yaml:2:3: a key is a plain value, not a mapping or a list"),
+    ("name: x\na: &a {b: 1}\n*a : 2\nboots: [{}]\n",
+     "t.yaml:3:1: a key is a plain value, not a mapping or a list"),
 ])
 def test_each_limit_is_a_located_error_that_names_it(text: str, expected: str) -> None:
     assert expected in problems(text)

@@ -1191,14 +1191,15 @@ def _checking_parser(file: str) -> type:
     document: a limit stops the load at the event that crossed it, located.
     """
     from ruamel.yaml.events import (
-        AliasEvent, CollectionEndEvent, CollectionStartEvent, DocumentStartEvent, ScalarEvent,
+        AliasEvent, CollectionEndEvent, CollectionStartEvent, DocumentStartEvent,
+        MappingStartEvent, ScalarEvent,
     )
     from ruamel.yaml.parser import RoundTripParser
 
     class CheckingParser(RoundTripParser):  # type: ignore[misc]
         def __init__(self, *args: Any, **kw: Any) -> None:
             super().__init__(*args, **kw)
-            self.ksim_stack: list[list[Any]] = []  # open collections: [nodes so far, anchor]
+            self.ksim_stack: list[list[Any]] = []  # the open collections
             self.ksim_sizes: dict[str, int] = {}
             self.ksim_total = 0
 
@@ -1216,18 +1217,23 @@ def _checking_parser(file: str) -> type:
             if isinstance(event, DocumentStartEvent):
                 self.ksim_total = 0
                 return
+            key = bool(stack) and stack[-1][2] and stack[-1][3]  # this node is a mapping key
             if isinstance(event, CollectionStartEvent):
                 if len(stack) >= MAX_NESTING:
                     self.ksim_stop(event, f"nested more than {MAX_NESTING} levels deep (the "
                                           "limit)")
-                stack.append([1, event.anchor])
+                if key:
+                    self.ksim_stop(event, "a key is a plain value, not a mapping or a list")
+                # [nodes so far, anchor, is a mapping, expecting its next key]
+                stack.append([1, event.anchor, isinstance(event, MappingStartEvent), True])
                 size = 1
             elif isinstance(event, CollectionEndEvent):
-                count, anchor = stack.pop()
+                count, anchor, _, _ = stack.pop()
                 if anchor is not None:
                     self.ksim_sizes[anchor] = count
                 if stack:
                     stack[-1][0] += count
+                    stack[-1][3] = not stack[-1][3]
                 return  # its nodes were counted as they came
             elif isinstance(event, ScalarEvent):
                 size = 1
@@ -1241,10 +1247,13 @@ def _checking_parser(file: str) -> type:
                                           "limit)")
             elif isinstance(event, AliasEvent):
                 size = self.ksim_sizes.get(event.anchor, 1)
+                if key and size > 1:
+                    self.ksim_stop(event, "a key is a plain value, not a mapping or a list")
             else:
                 return
             if stack and not isinstance(event, CollectionStartEvent):
                 stack[-1][0] += size
+                stack[-1][3] = not stack[-1][3]
             self.ksim_total += size
             if self.ksim_total > MAX_NODES:
                 self.ksim_stop(event, f"more than {MAX_NODES:,} YAML nodes once aliases are "
@@ -1284,8 +1293,8 @@ def load_text(text: str, file: str = "<scenario>", base_dir: Path | None = None,
             message = f"{message} ({exc.context} at line {exc.context_mark.line + 1})"
         message = message.replace("found duplicate key", "duplicate key")
         raise ScenarioInvalid([Problem(loc, f"invalid YAML: {message}")]) from None
-    except (YAMLError, ValueError, RecursionError) as exc:
-        # ValueError: a value ruamel cannot convert (an integer of a base it does not bound)
+    except (YAMLError, ValueError, TypeError, RecursionError) as exc:
+        # ValueError: a value ruamel cannot convert; TypeError: an unhashable key it let by
         raise ScenarioInvalid([Problem(Loc(file, 1, 1), f"invalid YAML: {str(exc)[:200]}")]) \
             from None
     loader = _Loader(d, base_dir or Path(file).resolve().parent, ram_files_anywhere)
