@@ -50,10 +50,13 @@ from ksim.preempt import (
     preempt_disable, preempt_enable,
 )
 from ksim.printk import (
-    KERN_ALERT, KERN_CONT, KERN_CRIT, KERN_DEBUG, KERN_DEFAULT, KERN_EMERG, KERN_ERR, KERN_INFO,
-    KERN_NOTICE, KERN_WARNING, kmsg_dump_register, kmsg_dump_unregister, pr_alert, pr_cont,
-    pr_crit, pr_debug, pr_emerg, pr_err, pr_info, pr_notice, pr_warn, printk, printk_deferred,
-    register_console, unregister_console,
+    KERN_ALERT, KERN_CONT, KERN_CRIT, KERN_DEBUG, KERN_DEFAULT, KERN_EMERG, KERN_ERR,
+    KERN_INFO, KERN_NOTICE, KERN_WARNING, KMSG_DUMP_EMERG, KMSG_DUMP_MAX, KMSG_DUMP_OOPS,
+    KMSG_DUMP_PANIC, KMSG_DUMP_SHUTDOWN, KMSG_DUMP_UNDEF, KmsgDumper, KmsgDumpIter,
+    console_lock, console_trylock, console_unlock, kmsg_dump_get_buffer, kmsg_dump_register,
+    kmsg_dump_rewind, kmsg_dump_unregister, pr_alert, pr_cont, pr_crit, pr_debug, pr_emerg,
+    pr_err, pr_info, pr_notice, pr_warn, printk, printk_deferred, register_console,
+    unregister_console,
 )
 from ksim.reboot import (
     emergency_restart, kernel_halt, kernel_power_off, kernel_restart, reboot_notifier_list,
@@ -70,10 +73,12 @@ __all__ = [
     "CON_PRINTBUFFER", "Console",
     # kernel/printk
     "KERN_ALERT", "KERN_CONT", "KERN_CRIT", "KERN_DEBUG", "KERN_DEFAULT", "KERN_EMERG",
-    "KERN_ERR", "KERN_INFO", "KERN_NOTICE", "KERN_WARNING", "kmsg_dump_register",
-    "kmsg_dump_unregister", "pr_alert", "pr_cont", "pr_crit", "pr_debug", "pr_emerg", "pr_err",
-    "pr_info", "pr_notice", "pr_warn", "printk", "printk_deferred", "register_console",
-    "unregister_console",
+    "KERN_ERR", "KERN_INFO", "KERN_NOTICE", "KERN_WARNING", "KMSG_DUMP_EMERG", "KMSG_DUMP_MAX",
+    "KMSG_DUMP_OOPS", "KMSG_DUMP_PANIC", "KMSG_DUMP_SHUTDOWN", "KMSG_DUMP_UNDEF",
+    "KmsgDumpIter", "KmsgDumper", "console_lock", "console_trylock", "console_unlock",
+    "kmsg_dump_get_buffer", "kmsg_dump_register", "kmsg_dump_rewind", "kmsg_dump_unregister",
+    "pr_alert", "pr_cont", "pr_crit", "pr_debug", "pr_emerg", "pr_err", "pr_info", "pr_notice",
+    "pr_warn", "printk", "printk_deferred", "register_console", "unregister_console",
     # lib/cmdline.c
     "memparse", "simple_strtoul",
     # current

@@ -21,15 +21,21 @@ class CPU:
     """One simulated CPU.
 
     ``preempt_count`` counts preempt_disable() nesting (spinlocks, RCU read sections, atomic
-    notifier walks); ``hardirq_count`` counts nested interrupt handlers.  The kernel packs both
-    into one word; two fields are clearer and cost nothing here.
+    notifier walks); ``hardirq_count`` counts nested interrupt handlers and ``nmi_count`` NMI
+    handlers.  The kernel packs them into one word; separate fields are clearer and cost
+    nothing here.
     """
 
     id: int
     irqs_enabled: bool = True
     preempt_count: int = 0
     hardirq_count: int = 0
+    nmi_count: int = 0  # nested NMI handlers (0 or 1: NMIs do not nest on x86)
     rcu_read_lock_nesting: int = 0
+    # printk_safe: a printk from here is only stored (console drivers, console_lock paths)
+    printk_context: int = 0
     online: bool = True
+    # stop_this_cpu(): halted for good by the panic path; its thread never runs again
+    stopped: bool = False
     # Locks held by code running on this CPU, in acquisition order (checkers read it).
     held_locks: list[LockBase] = attrs.Factory(list)

@@ -56,6 +56,7 @@ from ksim.current import _current as _current_var
 from ksim.current import Task, maybe_current_kernel
 from ksim.kern_levels import KERN_ERR
 from ksim.locking import LockBase, Mutex, RwSemaphore
+from ksim.locking.semaphore import Semaphore
 from ksim.locking.lockdep import capture, format_where
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ _SKIP_FILES = frozenset({_mm.virt_read.__code__.co_filename,
                          sys._getframe().f_code.co_filename})
 _RULE = "=" * 66
 _EMPTY: frozenset[LockBase] = frozenset()
+# Locks held by a task rather than a CPU (console_sem among them: console drivers rely on it).
+_SLEEPING = (Mutex, RwSemaphore, Semaphore)
 
 
 class _Ctx:
@@ -122,8 +125,8 @@ class RaceDetector:
         self._irq_ctx: dict[Task, _Ctx] = {}
         # spinlocks taken inside a hardirq handler and not yet released
         self._irq_locks: set[LockBase] = set()
-        # task -> {sleeping lock: [exclusive holds, shared holds]}
-        self._sleeping: dict[Task, dict[LockBase, list[int]]] = {}
+        # (task, in hardirq) -> {sleeping lock: [exclusive holds, shared holds]}
+        self._sleeping: dict[tuple[Task, bool], dict[LockBase, list[int]]] = {}
         self._reported: set[frozenset[tuple[int, int]]] = set()
         self._kernel: Kernel | None = None
         self._subscribed = False
@@ -164,20 +167,22 @@ class RaceDetector:
     def lock_event(self, event: str, lock: LockBase, flags: int = 0) -> None:
         if event == "acquired":
             task = _current_var.get()
-            if type(lock) is Mutex or type(lock) is RwSemaphore:
-                holds = self._sleeping.setdefault(task, {}).setdefault(lock, [0, 0])
+            if type(lock) in _SLEEPING:
+                # keyed by context: a console_sem an interrupt handler took protects it
+                key = (task, task.cpu.hardirq_count > 0)
+                holds = self._sleeping.setdefault(key, {}).setdefault(lock, [0, 0])
                 holds[1 if type(lock) is RwSemaphore and lock.owner is not task else 0] += 1
             elif task.cpu.hardirq_count:
                 self._irq_locks.add(lock)
         elif event == "release":
-            if type(lock) is Mutex or type(lock) is RwSemaphore:
+            if type(lock) in _SLEEPING:
                 task = _current_var.get()
-                self._drop_sleeping(task, lock)
+                self._drop_sleeping((task, task.cpu.hardirq_count > 0), lock)
             elif self._irq_locks:
                 self._irq_locks.discard(lock)
 
-    def _drop_sleeping(self, task: Task, lock: LockBase) -> None:
-        held = self._sleeping.get(task)
+    def _drop_sleeping(self, key: tuple[Task, bool], lock: LockBase) -> None:
+        held = self._sleeping.get(key)
         holds = held.get(lock) if held else None
         if holds is None:  # released by another task: find the holder
             for held in self._sleeping.values():
@@ -211,7 +216,7 @@ class RaceDetector:
         else:
             excl = []
         shared = []
-        held = None if irq else self._sleeping.get(task)
+        held = self._sleeping.get((task, irq))
         if held:
             for lock, (n_excl, n_shared) in held.items():
                 if n_excl:
@@ -241,7 +246,7 @@ class RaceDetector:
             ctx = self._ctx(task, irq)
         # Without any lock held, even the owner's accesses are remembered: if the next
         # context also holds none, nothing ever protected the data (the lockless ring).
-        lockless = not cpu.held_locks and not (not irq and self._sleeping.get(task))
+        lockless = not cpu.held_locks and not self._sleeping.get((task, irq))
         shadow = self._shadow
         access: _Access | None = None
         locks: frozenset[LockBase] = _EMPTY
@@ -294,7 +299,7 @@ class RaceDetector:
                 size: int) -> _Access:
         cpu = task.cpu
         spin = cpu.held_locks
-        if irq or self._irq_locks or self._sleeping.get(task):
+        if irq or self._irq_locks or self._sleeping.get((task, irq)):
             locks_w, locks_r = self._locksets(task, irq)
             locks = locks_w if write else locks_r
         else:  # the common case: only this CPU's spinlocks

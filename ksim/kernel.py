@@ -10,7 +10,8 @@ kernel file that owns it in Linux and written only there: ``printk`` (kernel/pri
 ``panic`` (kernel/panic.c), ``init`` (init/main.c), ``smp`` (kernel/smp.c), ``e820``,
 ``memtest``, ``kaslr``, ``memblock`` and ``layout`` (the memory map), ``module``
 (kernel/module/main.c), ``locking`` and ``mm`` (the checkers' hooks), ``sched`` (the
-scheduler backend), ``hangcheck`` (the simulator's early-boot hang detector).  The attributes are declared (``__slots__``): an undeclared one is an
+scheduler backend), ``hangcheck`` (the simulator's early-boot hang detector), ``nmi`` and
+``watchdog`` (arch/x86/kernel/nmi.c's and kernel/watchdog.c's knobs).  The attributes are declared (``__slots__``): an undeclared one is an
 error, so no module can grow the kernel a field behind the others' backs.
 """
 
@@ -36,6 +37,7 @@ from ksim.memory import MemoryLayout, PhysMem
 from ksim.memtest import MemtestState
 from ksim.mm import MmState
 from ksim.module_loader import ModuleState
+from ksim.nmi import NmiState
 from ksim.notifier import StandardChains
 from ksim.panic import PanicState
 from ksim.params import KernelParam
@@ -44,7 +46,7 @@ from ksim.sched import TrioBackend
 from ksim.serial import SerialPorts
 from ksim.smp import SmpState
 from ksim.vsprintf import Formatter
-from ksim.watchdog import HangCheck
+from ksim.watchdog import HangCheck, WatchdogState
 
 if TYPE_CHECKING:
     from ksim.machine import Machine
@@ -73,6 +75,7 @@ class Kernel:
     __slots__ = ("machine", "mem", "seed", "boot_kind", "printk", "vsprintf", "serial",
                  "chains", "vfs", "reports", "panic", "init", "smp", "e820", "memtest", "kaslr",
                  "layout", "memblock", "module", "locking", "mm", "sched", "params", "hangcheck",
+                 "nmi", "watchdog",
                  "_next_pid", "idle_task", "init_task", "outcome", "outcome_detail",
                  "_nursery", "_t0", "_clock", "work_ns")
 
@@ -106,6 +109,8 @@ class Kernel:
         # Every kernel_param this boot knows: the core's, then built-in modules' (P5).
         self.params: list[KernelParam] = bind_core_params(self)
         self.hangcheck = HangCheck(self)
+        self.nmi = NmiState()
+        self.watchdog = WatchdogState()
         self._next_pid = 0
         self.idle_task = self.new_task("swapper/0")
         self.init_task = self.idle_task  # pid 1 once rest_init() runs

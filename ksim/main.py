@@ -38,7 +38,7 @@ from ksim.smp import smp_init
 
 # The core's other object files that declare boot options, parameters or files (ksim.init):
 # importing them links their entries into the tables, as the linker does for vmlinux.
-from ksim import console, e820, kaslr, memtest, vsprintf  # noqa: E402,F401  isort: skip
+from ksim import console, e820, kaslr, memtest, nmi, vsprintf, watchdog  # noqa: E402,F401  isort: skip
 from ksim.locking import lockdep_proc  # noqa: E402,F401  isort: skip
 
 if TYPE_CHECKING:

@@ -146,32 +146,40 @@ MEMCPY_CHUNK = 64  # a cache line: the unit in which another CPU can see a copy 
 async def memcpy_to(dst: int, data: bytes) -> None:
     """``memcpy(dst, data, len)`` into RAM at a kernel virtual address.
 
-    Under the deterministic scheduler each cache-line chunk is a preemption point, so a copy
-    that no lock protects really can interleave with another CPU's.
+    Under the deterministic scheduler each cache-line chunk is a preemption point (before
+    it is written), so a copy that no lock protects really can interleave with another
+    CPU's, and the other CPUs can see (and stop, on the panic path) a CPU in the middle of
+    the critical section a lock around the copy makes.
     """
     kernel = current_kernel()
     sched = kernel.sched
-    if not sched.preemptible_copies or len(data) <= MEMCPY_CHUNK:
+    if not sched.preemptible_copies:
         kernel.mem.write(_phys(kernel, dst, len(data), True), data)
+        return
+    if len(data) <= MEMCPY_CHUNK:
+        if data:
+            await sched.preempt_point()
+            kernel.mem.write(_phys(kernel, dst, len(data), True), data)
         return
     view = memoryview(data)
     for off in range(0, len(data), MEMCPY_CHUNK):
+        await sched.preempt_point()
         chunk = view[off:off + MEMCPY_CHUNK]
         kernel.mem.write(_phys(kernel, dst + off, len(chunk), True), chunk)
-        if off + MEMCPY_CHUNK < len(data):
-            await sched.preempt_point()
 
 
 async def memcpy_from(src: int, n: int) -> bytes:
     """``memcpy(buf, src, n)`` out of RAM, chunked like :func:`memcpy_to`."""
     kernel = current_kernel()
     sched = kernel.sched
-    if not sched.preemptible_copies or n <= MEMCPY_CHUNK:
+    if not sched.preemptible_copies or n <= 0:
+        return kernel.mem.read(_phys(kernel, src, n, False), n)
+    if n <= MEMCPY_CHUNK:
+        await sched.preempt_point()
         return kernel.mem.read(_phys(kernel, src, n, False), n)
     out = bytearray()
     for off in range(0, n, MEMCPY_CHUNK):
+        await sched.preempt_point()
         size = min(MEMCPY_CHUNK, n - off)
         out += kernel.mem.read(_phys(kernel, src + off, size, False), size)
-        if off + size < n:
-            await sched.preempt_point()
     return bytes(out)

@@ -22,16 +22,16 @@ import attrs
 import trio
 
 from ksim.bug import TAINT_DIE, TAINT_ORDER, Report, add_taint, cpu_pid_line
-from ksim.current import KernelGlobal, current, current_kernel
+from ksim.current import KernelGlobal, current, current_kernel, smp_processor_id
 from ksim.errno import EINVAL
 from ksim.fs import ProcOps, text_reader
 from ksim.init import core_param, early_param, kernel_file
 from ksim.notifier import DIE_OOPS, NOTIFY_STOP, AtomicNotifierHead, atomic_notifier_call_chain
 from ksim.preempt import in_interrupt, local_irq_disable, preempt_disable
 from ksim.printk import KERN_ALERT, KERN_DEFAULT, KERN_EMERG, KERN_INFO, KERN_WARNING, \
-    console_flush_on_panic, kmsg_dump, printk
+    KMSG_DUMP_OOPS, KMSG_DUMP_PANIC, console_flush_on_panic, kmsg_dump, printk
 from ksim.reboot import MachineHalt, emergency_restart
-from ksim.smp import smp_send_stop
+from ksim.smp import crash_smp_send_stop, panic_smp_self_stop, smp_send_stop
 from ksim.sysctl import proc_dointvec
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ class PanicState:
     panic_depth: int = 0  # nested panic() calls on the panic CPU
     oops_count: int = 0  # die_counter
     oops_in_progress: int = 0  # bust_spinlocks() (K1)
+    panic_cpu: int = -1  # the CPU that won the panic (PANIC_CPU_INVALID: none)
+    crash_kexec_post_notifiers: bool = False
     taints: str = ""  # tainted_mask, as the flag letters set (K7)
     # __die_header() saves the registers of the boot's first oops for the summary lines.
     oops_exec_summary: list[str] | None = None
@@ -58,6 +60,7 @@ class PanicState:
 
 core_param("panic", "int", 0o644, "panic.panic_timeout")
 core_param("pause_on_oops", "int", 0o644, "panic.pause_on_oops")
+core_param("crash_kexec_post_notifiers", "bool", 0o644, "panic.crash_kexec_post_notifiers")
 
 
 @early_param("oops")
@@ -120,11 +123,38 @@ async def dump_stack(frames: list[str]) -> None:
 
 
 async def panic(fmt: str, *args: object) -> None:
-    """Stop the kernel with a message (K2).  Never returns."""
+    """Stop the kernel with a message, in 6.1's order (K2).  Never returns.
+
+    One CPU wins ``panic_cpu``; a second CPU that panics stops itself, and a nested panic on
+    the winner carries on.  The other CPUs are stopped (smp_send_stop), the panic notifiers
+    run (N14), then kmsg_dump(PANIC), then every pending record is flushed to the consoles
+    whoever holds the console lock, and the machine waits ``panic=`` seconds of virtual time
+    and restarts, restarts at once (negative), or halts with the trailer (0).
+    """
     kernel = current_kernel()
     state = kernel.panic
     local_irq_disable()
     preempt_disable()
+    this_cpu = smp_processor_id()
+    if state.panic_cpu == -1:
+        state.panic_cpu = this_cpu
+    elif state.panic_cpu != this_cpu:
+        await panic_smp_self_stop()
+    await _panic_on_this_cpu(kernel, fmt, args)
+
+
+async def nmi_panic(msg: str) -> None:
+    """``nmi_panic()``: panic from NMI context, unless another CPU panics already (then this
+    one stops, as nmi_panic_self_stop does)."""
+    state = current_kernel().panic
+    if state.panic_cpu == -1:
+        await panic("%s", msg)
+    elif state.panic_cpu != smp_processor_id():
+        await panic_smp_self_stop()
+
+
+async def _panic_on_this_cpu(kernel: Kernel, fmt: str, args: tuple[object, ...]) -> None:
+    state = kernel.panic
     state.panic_depth += 1
     text = kernel.vsprintf.format(fmt, args) if args else fmt
     text = text[:PANIC_BUF - 1]
@@ -140,22 +170,42 @@ async def panic(fmt: str, *args: object) -> None:
         raise MachineHalt(text)
     if TAINT_DIE not in state.taints and state.oops_in_progress <= 1:
         await dump_stack(["dump_stack_lvl+0x49/0x63", "panic+0x11c/0x2f0"])
-    smp_send_stop()
+    # Without a crash kernel loaded __crash_kexec() returns at once (before the notifiers,
+    # or after kmsg_dump with crash_kexec_post_notifiers); only how the CPUs stop differs.
+    if state.crash_kexec_post_notifiers:
+        await crash_smp_send_stop()
+    else:
+        await smp_send_stop()
     if state.panic_depth == 1:
         await atomic_notifier_call_chain(kernel.chains.panic_notifier_list, 0, text)
-    await kmsg_dump("panic")
+    await kmsg_dump(KMSG_DUMP_PANIC)
+    await console_unblank(kernel)
+    debug_locks_off(kernel)
     await console_flush_on_panic(kernel.printk)
     timeout = state.panic_timeout
     if timeout > 0:
         await printk(KERN_EMERG + "Rebooting in %d seconds..\n", timeout)
-        await console_flush_on_panic(kernel.printk)
-        await trio.sleep(timeout)
+        await kernel.sched.spin_delay(timeout)  # mdelay() in 100 ms steps
     if timeout != 0:
-        emergency_restart()
+        await emergency_restart()
     await printk(KERN_EMERG + "---[ end Kernel panic - not syncing: %s ]---\n", text)
-    await console_flush_on_panic(kernel.printk)
     kernel.printk.suppress_printk = True
     raise MachineHalt(text)
+
+
+async def console_unblank(kernel: Kernel) -> None:
+    """``console_unblank()``: every registered console that can unblank does (K2 step 12)."""
+    for con in list(kernel.printk.console_drivers):
+        if con.unblank is not None:
+            await con.unblank(con)
+
+
+def debug_locks_off(kernel: Kernel) -> None:
+    """lockdep switches itself off for the rest of the boot (L8)."""
+    for obs in kernel.locking.observers:
+        off = getattr(obs, "debug_locks_off", None)
+        if off is not None:
+            off()
 
 
 def _registers(rng: random.Random) -> list[str]:
@@ -224,7 +274,7 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
     lines = alert + [pgd] + header + regs + trace + ["CR2: 0000000000000000"]
     kernel.reports.append(Report("oops", message, "\n".join(lines)))
     await printk(KERN_WARNING + "---[ end trace 0000000000000000 ]---\n")
-    await kmsg_dump("oops")
+    await kmsg_dump(KMSG_DUMP_OOPS)
     # __die_header() saves the registers of the *first* oops only: later summaries repeat them.
     if state.oops_exec_summary is None:
         state.oops_exec_summary = regs

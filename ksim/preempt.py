@@ -37,8 +37,15 @@ def in_irq() -> bool:
 in_hardirq = in_irq
 
 
+def in_nmi() -> bool:
+    """True inside an NMI handler."""
+    return current_cpu().nmi_count > 0
+
+
 def in_interrupt() -> bool:
-    return current_cpu().hardirq_count > 0
+    """Hardirq or NMI context (softirqs are not simulated)."""
+    cpu = current_cpu()
+    return cpu.hardirq_count > 0 or cpu.nmi_count > 0
 
 
 def irqs_disabled() -> bool:
@@ -48,7 +55,8 @@ def irqs_disabled() -> bool:
 def in_atomic() -> bool:
     """True where sleeping is forbidden: preemption off, interrupts off or in an interrupt."""
     cpu = current_cpu()
-    return cpu.preempt_count > 0 or cpu.hardirq_count > 0 or not cpu.irqs_enabled
+    return (cpu.preempt_count > 0 or cpu.hardirq_count > 0 or cpu.nmi_count > 0
+            or not cpu.irqs_enabled)
 
 
 def local_irq_save() -> bool:
@@ -81,6 +89,21 @@ def rcu_read_unlock() -> None:
     cpu = current_cpu()
     cpu.rcu_read_lock_nesting -= 1
     cpu.preempt_count -= 1
+
+
+@contextmanager
+def nmi_context(cpu: CPU | None = None) -> Iterator[None]:
+    """Run the block as an NMI handler on ``cpu``: taken whatever the interrupt flag, with
+    interrupts off inside (nmi_enter()); undone on the way out."""
+    cpu = cpu or current_cpu()
+    saved = cpu.irqs_enabled
+    cpu.irqs_enabled = False
+    cpu.nmi_count += 1
+    try:
+        yield
+    finally:
+        cpu.nmi_count -= 1
+        cpu.irqs_enabled = saved
 
 
 @contextmanager

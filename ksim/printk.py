@@ -27,7 +27,7 @@ Rule ids (C3..C16) refer to docs/linux-rules.md.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -37,8 +37,8 @@ from ksim.console import (
     CON_BOOT, CON_BRL, CON_CONSDEV, CON_ENABLED, CON_EXTENDED, CON_PRINTBUFFER,
     MAX_CMDLINECONSOLES, Console, ConsoleCmdline, parse_console_option,
 )
-from ksim.current import current, current_kernel, maybe_current_kernel
-from ksim.errno import EINVAL, ENODEV
+from ksim.current import Task, current, current_kernel, maybe_current_kernel
+from ksim.errno import EBUSY, EINVAL, ENODEV
 from ksim.fs import ProcFile, ProcOps, text_reader
 from ksim.init import core_param, early_param, kernel_file, require_async, setup
 from ksim.kern_levels import (
@@ -49,6 +49,8 @@ from ksim.kern_levels import (
     LOGLEVEL_DEBUG, LOGLEVEL_DEFAULT, LOGLEVEL_EMERG, LOGLEVEL_ERR, LOGLEVEL_INFO,
     LOGLEVEL_NOTICE, LOGLEVEL_WARNING, MESSAGE_LOGLEVEL_DEFAULT, level_from_name,
 )
+from ksim.locking.semaphore import Semaphore, accept_transfer, down, down_trylock, transfer, \
+    up
 from ksim.printk_ringbuffer import LOG_BUF_LEN_DEFAULT, LOG_CONT, LOG_NEWLINE, LogBuffer, \
     PrintkRecord
 
@@ -62,20 +64,21 @@ __all__ = [
     "KERN_ERR", "KERN_INFO", "KERN_NOTICE", "KERN_SOH", "KERN_WARNING", "LEVEL_NAMES",
     "LOGLEVEL_ALERT", "LOGLEVEL_CRIT", "LOGLEVEL_DEBUG", "LOGLEVEL_DEFAULT", "LOGLEVEL_EMERG",
     "LOGLEVEL_ERR", "LOGLEVEL_INFO", "LOGLEVEL_NOTICE", "LOGLEVEL_WARNING",
+    "KMSG_DUMP_EMERG", "KMSG_DUMP_MAX", "KMSG_DUMP_OOPS", "KMSG_DUMP_PANIC",
+    "KMSG_DUMP_SHUTDOWN", "KMSG_DUMP_UNDEF", "KmsgDumpIter", "KmsgDumper",
     "LOG_BUF_LEN_DEFAULT", "LOG_LINE_MAX", "MESSAGE_LOGLEVEL_DEFAULT", "Printk", "PrintkRecord",
-    "console_flush_on_panic", "console_unlock", "format_time", "kmsg_dump", "kmsg_dump_register",
-    "kmsg_dump_unregister", "level_from_name", "pr_alert", "pr_cont", "pr_crit", "pr_debug",
-    "pr_emerg", "pr_err", "pr_info", "pr_notice", "pr_warn", "printk", "printk_deferred",
-    "record_kmsg_text", "record_print_text", "register_console", "setup_log_buf",
-    "unregister_console",
+    "console_flush_on_panic", "console_lock", "console_trylock", "console_unlock",
+    "format_time", "kmsg_dump", "kmsg_dump_get_buffer", "kmsg_dump_register",
+    "kmsg_dump_rewind", "kmsg_dump_unregister", "level_from_name", "pr_alert", "pr_cont",
+    "pr_crit", "pr_debug", "pr_emerg", "pr_err", "pr_info", "pr_notice", "pr_warn", "printk",
+    "printk_deferred", "record_kmsg_text", "record_print_text", "register_console",
+    "setup_log_buf", "unregister_console",
 ]
 
 CONSOLE_LOG_MAX = 1024
 PREFIX_MAX = 32  # !CONFIG_PRINTK_CALLER
 LOG_LINE_MAX = CONSOLE_LOG_MAX - PREFIX_MAX  # the largest record vprintk_store() reserves
 LOG_BUF_LEN_MAX = 1 << 31
-
-KmsgDumper = Callable[[str], Awaitable[None]]
 
 
 def format_time(ts_nsec: int) -> str:
@@ -129,8 +132,10 @@ class Printk:
                  "default_console_loglevel", "ignore_loglevel", "printk_time",
                  "suppress_printk", "log", "new_log_buf_len", "clock_ns", "_cont",
                  "console_drivers", "console_cmdline", "preferred_console", "keep_bootcon",
-                 "console_locked", "syslog_seq", "record", "recorded", "_text_cache",
-                 "dumpers")
+                 "console_sem", "console_locked", "console_may_schedule", "console_owner",
+                 "console_waiter", "console_waiter_event", "syslog_seq", "record",
+                 "recorded", "_text_cache", "dumpers", "always_kmsg_dump",
+                 "irq_work_pending")
 
     def __init__(self, clock_ns: Callable[[], int]) -> None:
         self.console_loglevel = CONSOLE_LOGLEVEL_DEFAULT
@@ -151,13 +156,22 @@ class Printk:
         self.console_cmdline: list[ConsoleCmdline] = []
         self.preferred_console = -1
         self.keep_bootcon = False
-        self.console_locked = False  # console_sem
+        # The console lock (console_sem) and the printing hand-off (6.1): the task inside a
+        # console write (console_owner) and the one spinning to take over (console_waiter).
+        self.console_sem = Semaphore("console_lock")
+        self.console_locked = False
+        self.console_may_schedule = False
+        self.console_owner: Task | None = None
+        self.console_waiter: Task | None = None
+        self.console_waiter_event: Any = None
+        self.irq_work_pending = False  # defer_console_output(): output left to irq_work
         self.syslog_seq = 0  # syslog(2) READ position; ksim has no syslog reader (C4g)
         # ksim: keep what each console receives in Console.received (tests, scenarios).
         self.record = False
         self.recorded: list[Console] = []  # consoles recorded on this boot, even if gone since
         self._text_cache: tuple[int, bool, bytes] = (-1, False, b"")
         self.dumpers: list[KmsgDumper] = []
+        self.always_kmsg_dump = False  # printk.always_kmsg_dump
 
     # -- store ----------------------------------------------------------------------------
     def vprintk_store(self, facility: int, level: int, text: str, caller_id: str) -> None:
@@ -304,11 +318,29 @@ def _caller_id() -> str:
 _current_task = current  # printk's hot path reads the task once and takes what it needs
 
 
-def printk_deferred(fmt: str, *args: object) -> None:
-    """Store a message without printing it now; consoles catch up at the next flush.
+def defer_console_output(kernel: Kernel) -> None:
+    """Leave the printing to irq_work (6.1's defer_console_output): the scheduler raises it
+    as an interrupt on this CPU; without one, the next printk prints what is pending."""
+    kernel.printk.irq_work_pending = True
+    raise_irq_work = getattr(kernel.sched, "raise_irq_work", None)
+    if raise_irq_work is not None:
+        raise_irq_work(current().cpu.id)
 
-    For code that cannot await.  Outside a running kernel the message is dropped, as an
-    early-boot printk before the log exists would be.
+
+async def wake_up_klogd_work_func() -> None:
+    """The irq_work: print what was deferred, if the console lock is free."""
+    pk = current_kernel().printk
+    if pk.irq_work_pending:
+        pk.irq_work_pending = False
+        await print_pending(pk)
+
+
+def printk_deferred(fmt: str, *args: object) -> None:
+    """Store a message and leave the printing to irq_work (``printk_deferred``): for code
+    that cannot await or must not take the console lock.
+
+    Outside a running kernel the message is dropped, as an early-boot printk before the log
+    exists would be.
     """
     kernel = maybe_current_kernel()
     if kernel is None:
@@ -318,7 +350,10 @@ def printk_deferred(fmt: str, *args: object) -> None:
 
 
 async def printk(fmt: str, *args: object) -> None:
-    """Store the message, then print every pending record if the console lock is free (C6)."""
+    """Store the message, then print every pending record if the console lock can be had
+    (C6): vprintk_emit() with preemption off around console_trylock_spinning() and
+    console_unlock().  From an NMI or inside the console code (printk_safe) the message is
+    only stored, its output deferred."""
     task = _current_task()
     kernel = task.kernel
     if kernel is None:
@@ -328,9 +363,22 @@ async def printk(fmt: str, *args: object) -> None:
     pk = kernel.printk
     pk.vprintk_store(0, LOGLEVEL_DEFAULT, kernel.vsprintf.format(fmt, args) if args else fmt,
                      "C%d" % cpu.id if cpu.hardirq_count else task.caller_tag)
+    if cpu.printk_context or cpu.nmi_count:
+        defer_console_output(kernel)
+        return
     await kernel.sched.preempt_point()  # stored, console lock not yet tried
-    if not pk.console_locked and pk.console_drivers:
-        await console_flush_all(pk)  # console_trylock() succeeded: print what is pending
+    if not pk.console_drivers:
+        return
+    cpu.preempt_count += 1
+    try:
+        if not down_trylock(pk.console_sem):  # console_trylock(), inline: the common case
+            pk.console_locked = True
+            pk.console_may_schedule = False
+            await console_unlock(pk)
+        elif await console_trylock_spinning(kernel):
+            await console_unlock(pk)
+    finally:
+        cpu.preempt_count -= 1
 
 
 def _pr(level: str, name: str) -> Callable[..., Awaitable[None]]:
@@ -353,71 +401,203 @@ pr_cont = _pr(KERN_CONT, "pr_cont")
 
 
 # -- printing: the console lock (C6) ----------------------------------------------------------
+#
+# 6.1's rules: whoever holds console_sem prints every pending record to every usable console
+# before letting go; a printk that finds it held leaves its record to the holder, unless the
+# holder is inside a console write and nobody waits yet, in which case it spins (interrupts
+# off) until that write ends and the holder hands it the lock (console_owner/console_waiter);
+# each console write runs with local interrupts off (printk_safe), and a printk from there, or
+# from an NMI, is only stored (its output deferred to irq_work).
 
-async def console_unlock(pk: Printk) -> None:
-    """``console_trylock() ... console_unlock()``: print what is pending, or leave it to the
-    holder of the console lock."""
-    if pk.console_locked or not pk.console_drivers:
-        return
-    await console_flush_all(pk)
+def console_trylock() -> int:
+    """``console_trylock()``: 1 if this context now holds the console lock, else 0."""
+    pk = current_kernel().printk
+    if down_trylock(pk.console_sem):
+        return 0
+    pk.console_locked = True
+    pk.console_may_schedule = False
+    return 1
+
+
+async def console_lock() -> None:
+    """``console_lock()``: sleep until the console lock is ours (might_sleep first)."""
+    pk = current_kernel().printk
+    await down(pk.console_sem)
+    pk.console_locked = True
+    pk.console_may_schedule = True
+
+
+def _console_unlock_sem(pk: Printk) -> None:
+    """``__console_unlock()``: drop the lock itself (nothing printed)."""
+    pk.console_locked = False
+    up(pk.console_sem)
+
+
+def panic_in_progress(kernel: Kernel) -> bool:
+    return kernel.panic.panic_cpu >= 0
+
+
+async def console_trylock_spinning(kernel: Kernel) -> bool:
+    """Take the console lock, or take it over from a printing CPU (6.1's hand-off).
+
+    If the holder is inside a console write and nobody waits yet, become the waiter and spin
+    with interrupts off until that write ends: the holder then passes the lock here instead
+    of printing our record itself, so no CPU prints for ever while others keep printk-ing.
+    """
+    pk = kernel.printk
+    if console_trylock():
+        return True
+    if panic_in_progress(kernel):
+        return False
+    task = current()
+    cpu = task.cpu
+    flags = cpu.irqs_enabled
+    cpu.irqs_enabled = False
+    cpu.printk_context += 1
+    owner = pk.console_owner
+    if pk.console_waiter is not None or owner is None or owner is task:
+        cpu.printk_context -= 1
+        cpu.irqs_enabled = flags
+        return False
+    pk.console_waiter = task
+    event = kernel.sched.new_event(task, "console_owner", spin=True)
+    pk.console_waiter_event = event
+    await event.wait()  # the owner clears console_waiter on hand-off
+    cpu.printk_context -= 1
+    cpu.irqs_enabled = flags
+    accept_transfer(pk.console_sem)
+    pk.console_locked = True
+    pk.console_may_schedule = False
+    return True
+
+
+def _console_lock_spinning_disable_and_check(pk: Printk) -> bool:
+    """After a record's write: clear console_owner; hand the lock to a spinning waiter."""
+    pk.console_owner = None
+    waiter = pk.console_waiter
+    if waiter is None:
+        return False
+    pk.console_waiter = None
+    transfer(pk.console_sem, waiter)
+    event, pk.console_waiter_event = pk.console_waiter_event, None
+    if event is not None:
+        event.set()
+    return True
+
+
+async def print_pending(pk: Printk) -> None:
+    """``if (console_trylock()) console_unlock();``: print what is pending unless someone
+    holds the console lock (who will print it)."""
+    if pk.console_drivers and console_trylock():
+        await console_unlock(pk)
+
+
+def _abandon_console_lock_in_panic(kernel: Kernel, task_cpu: int) -> bool:
+    """A CPU other than the panicking one lets the consoles go (6.1)."""
+    cpu = kernel.panic.panic_cpu
+    return cpu >= 0 and cpu != task_cpu
+
+
+async def console_unlock(pk: Printk | None = None) -> None:
+    """``console_unlock()``: print every pending record to every usable console, then
+    release the console lock; if records arrived meanwhile and the lock is free again, go
+    on (C6).  Returns early if the lock was handed to a waiter."""
+    if pk is None:
+        pk = current_kernel().printk
+    do_cond_resched = pk.console_may_schedule
+    while True:
+        pk.console_may_schedule = False
+        flushed, next_seq, handover = await console_flush_all(pk, do_cond_resched)
+        if not handover:
+            _console_unlock_sem(pk)
+        if not flushed:
+            return
+        if not (next_seq < pk.log.next_seq and console_trylock()):
+            return
 
 
 async def console_flush_on_panic(pk: Printk) -> None:
-    """Print everything pending, whoever holds the console lock (K2 step 12)."""
+    """Print everything pending, whoever holds the console lock (K2 step 12): try the lock,
+    then unlock regardless, as 6.1 does (an up() of a lock a stopped CPU still holds)."""
     pk.flush_partial()
-    holder = pk.console_locked
-    try:
-        await console_flush_all(pk)
-    finally:
-        pk.console_locked = holder
+    console_trylock()
+    pk.console_may_schedule = False
+    await console_unlock(pk)
 
 
-async def console_flush_all(pk: Printk) -> None:
-    """console_flush_all() under the console lock: one record per console per round, until
-    none progresses.
+async def console_flush_all(pk: Printk, do_cond_resched: bool) -> tuple[bool, int, bool]:
+    """``console_flush_all()``: one record per usable console per round, until none
+    progresses; returns (a console was usable, the highest console seq, handed over).
 
-    A console whose cursor fell behind the oldest record adds the gap to ``dropped``; the
-    ``** N printk messages dropped **`` line goes out just before the next record that
-    console actually prints, and never to an extended console (C6, C13).
+    Each record is ``console_emit_next_record()``: a console whose cursor fell behind the
+    oldest record adds the gap to ``dropped`` and writes ``** N printk messages dropped **``
+    before the next record it prints (never to an extended console, C6, C13); the write runs
+    with local interrupts off and ``console_owner`` set, and afterwards a spinning waiter is
+    handed the lock.
     """
-    pk.console_locked = True
-    try:
-        log = pk.log
-        progress = True
-        while progress:
-            progress = False
-            for con in tuple(pk.console_drivers):
-                seq = con.seq
-                if seq >= log.next_seq or not con.flags & CON_ENABLED or con.write is None:
-                    continue
-                progress = True
-                if seq < log.first_seq:
-                    con.dropped += log.first_seq - seq
-                    seq = log.first_seq
-                record = log.get(seq)
+    log = pk.log
+    kernel = current_kernel()
+    task = current()
+    cpu = task.cpu
+    next_seq = 0
+    any_usable = False
+    while True:
+        any_progress = False
+        for con in tuple(pk.console_drivers):
+            if not con.flags & CON_ENABLED or con.write is None:
+                continue
+            any_usable = True
+            seq = con.seq
+            if seq >= log.next_seq:
+                if seq > next_seq:
+                    next_seq = seq
+                continue
+            if seq < log.first_seq:
+                con.dropped += log.first_seq - seq
+                seq = con.seq = log.first_seq
+            record = log.get(seq)
+            # C6 (and the per-console loglevel), inline: this runs for every record
+            skip = record is None
+            if not skip and not pk.ignore_loglevel:
+                limit = pk.console_loglevel
+                if con.loglevel and limit != CONSOLE_LOGLEVEL_MOTORMOUTH:
+                    limit = con.loglevel
+                skip = record.level >= limit  # type: ignore[union-attr]
+            if skip:
                 con.seq = seq + 1
-                if record is None:
-                    continue
-                # C6 (and the per-console loglevel), inline: this runs for every record
-                if not pk.ignore_loglevel:
-                    limit = pk.console_loglevel
-                    if con.loglevel and limit != CONSOLE_LOGLEVEL_MOTORMOUTH:
-                        limit = con.loglevel
-                    if record.level >= limit:
-                        continue
+            else:
                 extended = bool(con.flags & CON_EXTENDED)
+                flags = cpu.irqs_enabled
+                cpu.irqs_enabled = False  # printk_safe_enter_irqsave()
+                cpu.printk_context += 1
+                pk.console_owner = task  # console_lock_spinning_enable()
                 if con.dropped and not extended:
                     line = b"** %d printk messages dropped **\n" % con.dropped
                     con.dropped = 0
                     await _write(con, line)
-                data = pk.console_text(record, extended)
+                data = pk.console_text(record, extended)  # type: ignore[arg-type]
                 nowait = con.write_nowait
                 if nowait is not None and con.received is None:
                     nowait(con, data)  # the UART: a plain call, no coroutine to build
                 else:
                     await _write(con, data)
-    finally:
-        pk.console_locked = False
+                con.seq = seq + 1
+                handover = _console_lock_spinning_disable_and_check(pk)
+                cpu.printk_context -= 1
+                cpu.irqs_enabled = flags  # printk_safe_exit_irqrestore()
+                if flags:
+                    await kernel.sched.irq_window()
+                if handover:
+                    return False, next_seq, True
+            if con.seq > next_seq:
+                next_seq = con.seq
+            any_progress = True
+            if _abandon_console_lock_in_panic(kernel, cpu.id):
+                return False, next_seq, False
+            if do_cond_resched:
+                await kernel.sched.preempt_point()  # cond_resched()
+        if not any_progress:
+            return any_usable, next_seq, False
 
 
 async def _write(con: Console, data: bytes) -> None:
@@ -478,7 +658,7 @@ async def register_console(con: Console) -> None:
     if con in pk.console_drivers:
         # C4a: WARN(), i.e. the cut-here splat and taint W, then ignore the call.
         warn("console '%s%d' already registered" % (con.name, con.index))
-        await console_unlock(pk)
+        await print_pending(pk)
         return
     consoles = pk.console_drivers
     bootcon = any(c.flags & CON_BOOT for c in consoles)
@@ -492,7 +672,7 @@ async def register_console(con: Console) -> None:
         if head is None or head.device is None or head.flags & CON_BOOT:
             await _try_enable_default_console(con)
     if await _try_enable_preferred_console(pk, con) != 0 or con.flags & CON_BRL:
-        await console_unlock(pk)
+        await print_pending(pk)
         return
     if pk.record and con.received is None:
         con.received = bytearray()
@@ -500,6 +680,7 @@ async def register_console(con: Console) -> None:
     replaces_bootcons = bootcon and (con.flags & (CON_CONSDEV | CON_BOOT)) == CON_CONSDEV
     if replaces_bootcons:
         con.flags &= ~CON_PRINTBUFFER  # C4h: no second replay of the same boot messages
+    await console_lock()  # the list changes under the console lock
     if not consoles:
         con.flags |= CON_CONSDEV
         consoles.insert(0, con)
@@ -512,9 +693,9 @@ async def register_console(con: Console) -> None:
     # register_console); records lost since then are announced as dropped (C6, C13).
     con.seq = pk.syslog_seq if con.flags & CON_PRINTBUFFER else pk.log.next_seq
     con.dropped = 0
+    await console_unlock(pk)  # prints the backlog to a CON_PRINTBUFFER console
     await printk(KERN_INFO + "printk: %sconsole [%s%d] enabled\n",
                  "boot" if con.flags & CON_BOOT else "", con.name, con.index)
-    await console_unlock(pk)
     if replaces_bootcons and not pk.keep_bootcon:
         for old in [c for c in consoles if c.flags & CON_BOOT]:
             await unregister_console(old)
@@ -530,23 +711,56 @@ async def unregister_console(con: Console) -> int:
     pk = current_kernel().printk
     await printk(KERN_INFO + "printk: %sconsole [%s%d] disabled\n",
                  "boot" if con.flags & CON_BOOT else "", con.name, con.index)
+    await console_lock()
     con.flags &= ~CON_ENABLED
-    if con not in pk.console_drivers:
-        return -ENODEV
-    pk.console_drivers.remove(con)
-    if con.flags & CON_CONSDEV:
-        con.flags &= ~CON_CONSDEV
-        if pk.console_drivers:
-            pk.console_drivers[0].flags |= CON_CONSDEV
-    return 0
+    ret = -ENODEV
+    if con in pk.console_drivers:
+        ret = 0
+        pk.console_drivers.remove(con)
+        if con.flags & CON_CONSDEV:
+            con.flags &= ~CON_CONSDEV
+            if pk.console_drivers:
+                pk.console_drivers[0].flags |= CON_CONSDEV
+    await console_unlock(pk)
+    return ret
 
 
-# -- kmsg_dump (R2a) --------------------------------------------------------------------------
+# -- kmsg_dump (R2a, R11) ----------------------------------------------------------------------
+
+# enum kmsg_dump_reason (include/linux/kmsg_dump.h, 6.1)
+KMSG_DUMP_UNDEF = 0
+KMSG_DUMP_PANIC = 1
+KMSG_DUMP_OOPS = 2
+KMSG_DUMP_EMERG = 3
+KMSG_DUMP_SHUTDOWN = 4
+KMSG_DUMP_MAX = 5
+
+
+@attrs.define(eq=False)
+class KmsgDumper:
+    """``struct kmsg_dumper``: ``dump(dumper, reason)`` is awaited for every dump whose
+    reason is at most ``max_reason`` (UNDEF: up to OOPS, or everything with
+    ``printk.always_kmsg_dump``)."""
+
+    dump: Callable[[KmsgDumper, int], Awaitable[None]]
+    max_reason: int = KMSG_DUMP_UNDEF
+
+
+@attrs.define
+class KmsgDumpIter:
+    """``struct kmsg_dump_iter``: where a dumper reads from (``kmsg_dump_rewind``)."""
+
+    cur_seq: int = 0
+    next_seq: int = 0
+
 
 def kmsg_dump_register(dumper: KmsgDumper) -> int:
-    """Add a dumper: ``dumper(reason)`` is awaited on each oops and panic."""
-    require_async(dumper, "the kmsg dumper")
-    current_kernel().printk.dumpers.append(dumper)
+    """Add a dumper; -EBUSY if it is registered already."""
+    require_async(dumper.dump, "the kmsg dumper")
+    dumpers = current_kernel().printk.dumpers
+    if dumper in dumpers:
+        return -EBUSY
+    dumpers.append(dumper)
     return 0
 
 
@@ -558,10 +772,53 @@ def kmsg_dump_unregister(dumper: KmsgDumper) -> int:
     return 0
 
 
-async def kmsg_dump(reason: str) -> None:
-    """``kmsg_dump(reason)``: let every registered dumper save the log."""
-    for dumper in list(current_kernel().printk.dumpers):
-        await dumper(reason)
+async def kmsg_dump(reason: int) -> None:
+    """``kmsg_dump(reason)``: every registered dumper whose max_reason admits ``reason``."""
+    pk = current_kernel().printk
+    for dumper in list(pk.dumpers):
+        max_reason = dumper.max_reason
+        if max_reason == KMSG_DUMP_UNDEF:
+            max_reason = KMSG_DUMP_MAX if pk.always_kmsg_dump else KMSG_DUMP_OOPS
+        if reason > max_reason:
+            continue
+        await dumper.dump(dumper, reason)
+
+
+def kmsg_dump_rewind(it: KmsgDumpIter) -> None:
+    """Reset the iterator to the whole log still in the buffer."""
+    log = current_kernel().printk.log
+    it.cur_seq = log.first_seq
+    it.next_seq = log.next_seq
+
+
+def kmsg_dump_get_buffer(it: KmsgDumpIter, syslog: bool, size: int) -> bytes | None:
+    """The newest records between ``cur_seq`` and ``next_seq`` that fit in ``size`` bytes,
+    oldest first, as syslog-format (``<N>[ time] text``) or plain lines; moves ``next_seq``
+    back past them, so the next call returns the chunk before.  None when nothing is left
+    (or ``size`` holds no record)."""
+    pk = current_kernel().printk
+    log = pk.log
+    if it.cur_seq < log.first_seq:
+        it.cur_seq = log.first_seq
+    if it.cur_seq >= it.next_seq:
+        return None
+    texts: list[bytes] = []
+    total = 0
+    seq = it.next_seq - 1
+    while seq >= it.cur_seq:
+        record = log.get(seq)
+        if record is not None:
+            text = record_print_text(record, syslog=syslog, time=pk.printk_time).encode(
+                errors="surrogatepass")
+            if total + len(text) > size:
+                break
+            texts.append(text)
+            total += len(text)
+        seq -= 1
+    if not texts:
+        return None
+    it.next_seq = seq + 1
+    return b"".join(reversed(texts))
 
 
 # -- boot options (C9, C10, C13, C16) ---------------------------------------------------------
@@ -627,6 +884,7 @@ async def console_setup(value: str) -> int:
 
 
 core_param("printk.time", "bool", 0o644, "printk.printk_time")
+core_param("printk.always_kmsg_dump", "bool", 0o644, "printk.always_kmsg_dump")
 core_param("printk.ignore_loglevel", "bool", 0o644, "printk.ignore_loglevel")
 
 

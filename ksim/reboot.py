@@ -15,7 +15,7 @@ from ksim.notifier import SYS_HALT, SYS_POWER_OFF, SYS_RESTART, BlockingNotifier
     NotifierBlock, \
     blocking_notifier_call_chain, blocking_notifier_chain_register, \
     blocking_notifier_chain_unregister
-from ksim.printk import KERN_EMERG, printk
+from ksim.printk import KERN_EMERG, KMSG_DUMP_EMERG, kmsg_dump, printk
 
 __all__ = ["MachineHalt", "MachineHang", "MachinePowerOff", "MachineRestart", "MachineStop",
            "SYSTEM_BOOTING", "SYSTEM_HALT", "SYSTEM_POWER_OFF", "SYSTEM_RESTART",
@@ -84,9 +84,11 @@ async def kernel_power_off() -> None:
     raise MachinePowerOff("Power down")
 
 
-def emergency_restart() -> None:
-    """Reset now, from any context (the panic path, N15): no notifiers, nothing printed."""
+async def emergency_restart() -> None:
+    """Reset now, from any context (the panic path, N15): kmsg_dump(EMERG) for the dumpers
+    that want it, then the reset: no reboot notifiers, no device shutdown, nothing printed."""
     kernel = current_kernel()
+    await kmsg_dump(KMSG_DUMP_EMERG)
     kernel.init.system_state = SYSTEM_RESTART
     kernel.printk.flush_partial()
     raise MachineRestart("emergency")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ksim.bug import add_report, caller_location, cpu_pid_line
+from ksim.cpu import CPU
 from ksim.current import Task, current, current_kernel, reset_current, set_current
 from ksim.preempt import in_atomic
 
@@ -63,12 +64,33 @@ class TrioBackend:
     async def preempt_point(self) -> None:
         """Nothing else may run here: trio switches tasks only where they wait."""
 
+    irq_window = preempt_point  # no interrupts are raised without the scheduler
+
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
+
+    spin_delay = sleep  # mdelay(): nothing else shares a CPU here
 
     @staticmethod
     def new_event(task: Task, what: object = None, spin: bool = False) -> trio.Event:
         return trio.Event()
+
+    # The panic path's CPU stop: without the deterministic scheduler threads are trio
+    # tasks, which cannot be frozen; the CPUs are marked stopped and offline only.
+    @staticmethod
+    def halt_cpu(cpu: CPU) -> None:
+        cpu.stopped = True
+        cpu.online = False
+
+    def send_stop_ipi(self, cpus: list[CPU]) -> None:
+        for cpu in cpus:
+            self.halt_cpu(cpu)
+
+    send_stop_nmi = send_stop_ipi
+
+    @staticmethod
+    async def freeze_current() -> None:
+        await trio.sleep_forever()
 
 
 def might_sleep(where: str | None = None) -> bool:

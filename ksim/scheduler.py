@@ -34,6 +34,7 @@ import bisect
 import contextvars
 import heapq
 import types
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,10 @@ from ksim.bug import add_report
 from ksim.cpu import CPU
 from ksim.locking.common import Deadlock
 from ksim.current import Task, current, maybe_current_kernel, set_current
-from ksim.preempt import hardirq_context
+from ksim.nmi import default_do_nmi
+from ksim.preempt import hardirq_context, nmi_context
+from ksim.printk import wake_up_klogd_work_func
+from ksim.watchdog import lockup_detected
 from ksim.reboot import MachineHang
 from ksim.strategy import Recorder, Strategy, encode_schedule
 
@@ -56,6 +60,7 @@ RUNNING = "running"
 BLOCKED = "blocked"
 SLEEPING = "sleeping"
 DONE = "done"
+FROZEN = "frozen"  # its CPU was stopped (the panic path): it never runs again, holding its CPU
 
 _OFF_CPU = frozenset((BLOCKED, DONE, SLEEPING))
 _SWITCH = object()  # what a simulated thread yields to the driver: "another thread runs now"
@@ -72,6 +77,8 @@ def _forward(trap: object) -> Any:
     """Hand a trio trap that a simulated thread yielded up to trio, and its answer back."""
     return (yield trap)
 IrqHandler = Callable[[int, int], Awaitable[None]]
+NmiHandler = Callable[[int, int], Awaitable[None]]
+CoreIrq = Callable[[], Awaitable[None]]
 POINT_NS = 50  # modelled cost of the work between two preemption points, in virtual ns
 
 
@@ -124,13 +131,14 @@ class SchedEvent:
             self._waiter = None
 
     async def wait(self) -> None:
-        if self._is_set:
-            return
         thread = self._sched.current_thread()
-        if thread is None:
+        if thread is None and not self._is_set:
             raise RuntimeError("SchedEvent.wait() outside a simulated thread")
-        self._waiter = thread
-        await self._sched.block(thread, self._what, spinning=self._spin)
+        while not self._is_set:
+            self._waiter = thread
+            # A spinning CPU still takes NMIs, and interrupts if they are enabled: the
+            # scheduler wakes the spinner for them, it takes them, and spins on.
+            await self._sched.block(thread, self._what, spinning=self._spin)  # type: ignore[arg-type]
 
 
 class Scheduler:
@@ -153,10 +161,21 @@ class Scheduler:
         self.runnable: list[SimThread] = []  # wanting the baton; kept in tid order
         self.running: SimThread | None = None
         self.cpu_curr: list[SimThread | None] = [None] * len(kernel.cpus)
-        self.pending_irqs = [0] * len(kernel.cpus)
+        ncpus = len(kernel.cpus)
+        self.pending_irqs = [0] * ncpus
         self.irq_budget = irq_budget
         self.irq_handler = irq_handler
         self.irqs_delivered = 0
+        # NMIs: raised at seeded points (``nmi_budget``) or by the kernel itself (the
+        # hard-lockup detector, the panic path's stop NMI); taken whatever the interrupt flag.
+        self.pending_nmis: list[deque[NmiHandler | None]] = [deque() for _ in range(ncpus)]
+        self.nmi_budget = 0
+        self.nmi_handler: NmiHandler | None = None
+        self.nmis_delivered = 0
+        # The kernel's own interrupts (irq_work's self-IPI, the watchdog's timer), each with
+        # its handler; and the panic path's REBOOT_VECTOR stop IPI.
+        self.pending_core_irqs: list[deque[CoreIrq]] = [deque() for _ in range(ncpus)]
+        self.pending_stop = [False] * ncpus
         self.points = 0
         self.switches = 0
         self.verdict: str | None = None
@@ -166,12 +185,13 @@ class Scheduler:
         self._wakeup = trio.Event()
         self._all_done = trio.Event()
         self._started = False
+        self.dead = False  # the driver has exited: the machine stopped
 
     # -- threads ------------------------------------------------------------------------------
     def spawn(self, fn: Callable[..., Awaitable[object]], *args: object, name: str,
               cpu: int = 0) -> Task:
         kernel = self.kernel
-        if kernel._nursery is None:
+        if kernel._nursery is None or self.dead:
             raise RuntimeError("the kernel is not running")
         if not self._started:
             self._started = True
@@ -190,9 +210,14 @@ class Scheduler:
         self._wakeup.set()
         return task
 
+    def is_live(self, thread: SimThread) -> bool:
+        """Still part of the run: not finished, not frozen on a stopped CPU."""
+        return thread.state != DONE and thread.state != FROZEN and not thread.cpu.stopped
+
     async def join(self) -> None:
-        """Wait (from outside the simulated threads) until every thread has finished."""
-        if self.threads and not all(t.state == DONE for t in self.threads):
+        """Wait (from outside the simulated threads) until every thread has finished (or
+        was frozen on a stopped CPU)."""
+        if any(self.is_live(t) for t in self.threads):
             await self._all_done.wait()
 
     # -- the driver -----------------------------------------------------------------------------
@@ -211,11 +236,13 @@ class Scheduler:
                 if self._timers:
                     await self._wait_for_timer()
                     continue
-                if any(t.state in (BLOCKED, RUNNABLE) for t in self.threads):
-                    self._deadlock()
+                if any(self.is_live(t) and t.state in (BLOCKED, RUNNABLE) for t in self.threads):
+                    await self._stuck()
+                    continue
                 self._wakeup = trio.Event()
                 await self._wakeup.wait()
         finally:
+            self.dead = True
             for thread in self.threads:
                 if thread.coro is not None and thread.state != DONE:
                     thread.state = DONE
@@ -256,7 +283,10 @@ class Scheduler:
         self._leave_cpu(thread)
         if self.running is thread:
             self.running = None
-        if all(t.state == DONE for t in self.threads):
+        self._check_all_done()
+
+    def _check_all_done(self) -> None:
+        if not any(self.is_live(t) for t in self.threads):
             self._all_done.set()
 
     async def _wait_for_timer(self) -> None:
@@ -267,7 +297,8 @@ class Scheduler:
         now = trio.current_time()
         while self._timers and self._timers[0][0] <= now:
             _, _, thread = heapq.heappop(self._timers)
-            self._add_runnable(thread)
+            if thread.state == SLEEPING:
+                self._add_runnable(thread)
 
     def current_thread(self) -> SimThread | None:
         thread = current().thread
@@ -294,6 +325,8 @@ class Scheduler:
         cands = []
         for t in self.runnable:
             cpu = t.cpu
+            if cpu.stopped:
+                continue
             occupant = cpu_curr[cpu.id]
             if (occupant is None or occupant is t
                     or (occupant.state in _OFF_CPU and not occupant.spinning)
@@ -322,8 +355,6 @@ class Scheduler:
             self._run(self.strategy.pick(cands, running))
             return
         self.running = None
-        if not self._timers and any(t.state in (BLOCKED, RUNNABLE) for t in self.threads):
-            self._deadlock()
 
     # -- preemption points --------------------------------------------------------------------
     async def preempt_point(self) -> None:
@@ -339,9 +370,14 @@ class Scheduler:
             target = strategy.irq(len(self.cpu_curr))
             if target is not None:
                 self.irq_budget -= 1
-                self.pending_irqs[target] += 1
-        if self.pending_irqs[cpu.id] and cpu.irqs_enabled and not cpu.hardirq_count:
-            await self._deliver_irq(thread, cpu)
+                self.raise_irq(target)
+        if self.nmi_budget:
+            strategy.point = self.points
+            target = strategy.nmi(len(self.cpu_curr))
+            if target is not None:
+                self.nmi_budget -= 1
+                self.raise_nmi(target)
+        await self._take_interrupts(thread, cpu)
         cands = self._candidates(thread)
         nxt = strategy.pick(cands, thread) if len(cands) > 1 else thread
         if nxt is thread:
@@ -350,6 +386,48 @@ class Scheduler:
         self._add_runnable(thread)
         self._run(nxt)
         await _to_driver()
+
+    async def irq_window(self) -> None:
+        """Interrupts were just enabled again: what became pending while they were off is
+        taken now, as the CPU does at its ``sti``/``popf``, before the next instruction (the
+        printk path calls this where it restores the interrupt flag; a driver's
+        ``spin_unlock_irqrestore`` is a plain call, so it takes them at its next point)."""
+        thread = current().thread
+        if thread is None or thread is not self.running:
+            return
+        cpu = thread.cpu
+        i = cpu.id
+        if self.pending_stop[i] or self.pending_core_irqs[i] or self.pending_irqs[i] \
+                or self.pending_nmis[i]:
+            await self._take_interrupts(thread, cpu)
+
+    async def _take_interrupts(self, thread: SimThread, cpu: CPU) -> None:
+        """What the CPU takes at this point: an NMI whatever the interrupt flag; with
+        interrupts enabled, the panic path's stop IPI, printk's irq_work, one interrupt."""
+        if self.pending_nmis[cpu.id] and not cpu.nmi_count:
+            await self._deliver_nmi(thread, cpu)
+        if not cpu.irqs_enabled or cpu.hardirq_count or cpu.nmi_count:
+            return
+        if self.pending_stop[cpu.id]:
+            await self._stop_this_cpu(thread)
+        core = self.pending_core_irqs[cpu.id]
+        while core:
+            handler = core.popleft()
+            with hardirq_context(cpu):
+                await handler()
+        if self.pending_irqs[cpu.id]:
+            await self._deliver_irq(thread, cpu)
+
+    def _poke(self, cpu: int) -> None:
+        """Something is pending for ``cpu``: a CPU spinning there takes it now (an NMI at
+        once, anything else if its interrupts are enabled)."""
+        occupant = self.cpu_curr[cpu]
+        if occupant is not None and occupant.state == BLOCKED and occupant.spinning:
+            c = occupant.cpu
+            if self.pending_nmis[cpu] and not c.nmi_count or (
+                    c.irqs_enabled and not c.hardirq_count and not c.nmi_count):
+                self._add_runnable(occupant)
+                self._wakeup.set()
 
     def raise_irq(self, cpu: int) -> None:
         """Raise an interrupt on ``cpu`` now (outside the strategy's own injections).
@@ -360,6 +438,26 @@ class Scheduler:
         if not 0 <= cpu < len(self.pending_irqs):
             raise ValueError(f"no CPU {cpu} (the machine has {len(self.pending_irqs)})")
         self.pending_irqs[cpu] += 1
+        self._poke(cpu)
+
+    def raise_nmi(self, cpu: int, handler: NmiHandler | None = None) -> None:
+        """Raise an NMI on ``cpu``: handled at its next preemption point, even with
+        interrupts disabled, by ``handler``, else ``nmi_handler``, else as an unknown NMI
+        (ksim.nmi)."""
+        if not 0 <= cpu < len(self.pending_nmis):
+            raise ValueError(f"no CPU {cpu} (the machine has {len(self.pending_nmis)})")
+        self.pending_nmis[cpu].append(handler)
+        self._poke(cpu)
+
+    def raise_core_irq(self, cpu: int, handler: CoreIrq) -> None:
+        """An interrupt of the kernel's own on ``cpu`` (a timer, irq_work's self-IPI)."""
+        if handler not in self.pending_core_irqs[cpu]:
+            self.pending_core_irqs[cpu].append(handler)
+            self._poke(cpu)
+
+    def raise_irq_work(self, cpu: int) -> None:
+        """irq_work's self-IPI: printk's deferred output, printed from an interrupt."""
+        self.raise_core_irq(cpu, wake_up_klogd_work_func)
 
     async def _deliver_irq(self, thread: SimThread, cpu: CPU) -> None:
         self.pending_irqs[cpu.id] -= 1
@@ -377,9 +475,74 @@ class Scheduler:
             if self.trace is not None:
                 self.trace.irq_end(cpu.id, number)  # type: ignore[attr-defined]
 
+    async def _deliver_nmi(self, thread: SimThread, cpu: CPU) -> None:
+        handler = self.pending_nmis[cpu.id].popleft() or self.nmi_handler or default_do_nmi
+        self.nmis_delivered += 1
+        number = self.nmis_delivered
+        if self.trace is not None:
+            self.trace.irq_begin(cpu.id, number, nmi=True)  # type: ignore[attr-defined]
+        try:
+            with nmi_context(cpu):
+                await handler(number, cpu.id)
+        finally:
+            if self.trace is not None:
+                self.trace.irq_end(cpu.id, number)  # type: ignore[attr-defined]
+
+    # -- stopping CPUs (the panic path) ---------------------------------------------------------
+    def halt_cpu(self, cpu: CPU) -> None:
+        """stop_this_cpu() on ``cpu``: halted for good, its thread frozen where it is (the
+        locks it holds stay held); nothing bound to it ever runs again."""
+        cpu.stopped = True
+        cpu.online = False
+        cpu.irqs_enabled = False
+        self.pending_stop[cpu.id] = False
+        occupant = self.cpu_curr[cpu.id]
+        if occupant is not None and occupant.state in (RUNNABLE, BLOCKED, SLEEPING):
+            if occupant.state == RUNNABLE:
+                self.runnable.remove(occupant)
+            occupant.state = FROZEN
+        self._check_all_done()
+        self._wakeup.set()
+
+    def send_stop_ipi(self, cpus: list[CPU]) -> None:
+        """The REBOOT_VECTOR interrupt: a CPU takes it if its interrupts are enabled (idle,
+        preempted at a point, or spinning with interrupts on); otherwise it is pending."""
+        for cpu in cpus:
+            occupant = self.cpu_curr[cpu.id]
+            if occupant is None or occupant.state == FROZEN:
+                self.halt_cpu(cpu)
+            elif occupant.state != RUNNING and cpu.irqs_enabled and not cpu.hardirq_count \
+                    and not cpu.nmi_count:
+                self.halt_cpu(cpu)
+            else:
+                self.pending_stop[cpu.id] = True
+
+    def send_stop_nmi(self, cpus: list[CPU]) -> None:
+        """The NMI fallback: every CPU stops, whatever it was doing."""
+        for cpu in cpus:
+            self.halt_cpu(cpu)
+
+    async def _stop_this_cpu(self, thread: SimThread) -> None:
+        """The running thread's CPU stops here and now: it never returns."""
+        self.halt_cpu(thread.cpu)
+        thread.state = FROZEN
+        self.running = None
+        self._pass_baton(None)
+        await _to_driver()
+        raise AssertionError("a thread of a stopped CPU ran again")  # pragma: no cover
+
+    async def freeze_current(self) -> None:
+        """panic_smp_self_stop(): the current CPU stops itself for good."""
+        thread = self.current_thread()
+        if thread is None:
+            await trio.sleep_forever()
+            return
+        await self._stop_this_cpu(thread)
+
     # -- blocking and waking --------------------------------------------------------------------
     async def block(self, thread: SimThread, what: object, *, spinning: bool = False) -> None:
-        """``thread`` waits for ``what`` until :meth:`wake`; a spinner keeps its CPU busy."""
+        """``thread`` waits for ``what`` until :meth:`wake`; a spinner keeps its CPU busy and
+        still takes what is pending for its CPU (NMIs; interrupts if they are enabled)."""
         thread.state = BLOCKED
         thread.blocked_on = what
         thread.spinning = spinning
@@ -390,6 +553,8 @@ class Scheduler:
         await _to_driver()
         thread.blocked_on = None
         thread.spinning = False
+        if spinning:
+            await self._take_interrupts(thread, thread.cpu)
 
     def wake(self, thread: SimThread) -> None:
         if thread.state == BLOCKED:
@@ -398,17 +563,27 @@ class Scheduler:
 
     async def sleep(self, seconds: float) -> None:
         """A virtual-time sleep of the current thread (msleep under the scheduler)."""
+        await self._sleep(seconds, spinning=False)
+
+    async def spin_delay(self, seconds: float) -> None:
+        """mdelay()/udelay(): virtual time passes while the thread keeps its CPU busy."""
+        await self._sleep(seconds, spinning=True)
+
+    async def _sleep(self, seconds: float, *, spinning: bool) -> None:
         thread = self.current_thread()
         if thread is None:
             await trio.sleep(seconds)
             return
         thread.state = SLEEPING
-        self._leave_cpu(thread)
+        thread.spinning = spinning
+        if not spinning:
+            self._leave_cpu(thread)
         self._timer_seq += 1
         heapq.heappush(self._timers, (trio.current_time() + seconds, self._timer_seq, thread))
         self.running = None
         self._pass_baton(None)
         await _to_driver()
+        thread.spinning = False
 
     def new_event(self, task: Task, what: object = None,
                   spin: bool = False) -> SchedEvent | trio.Event:
@@ -419,15 +594,25 @@ class Scheduler:
         return SchedEvent(self, what, spin)
 
     # -- verdicts ---------------------------------------------------------------------------------
+    async def _stuck(self) -> None:
+        """Nothing can run and nothing sleeps.  A CPU spinning forever is what the lockup
+        detectors catch (ksim.watchdog); if they do not end the run, it is a deadlock."""
+        spinners = [t for t in self.threads if self.is_live(t) and t.state == BLOCKED
+                    and t.spinning and self.cpu_curr[t.cpu.id] is t]
+        if spinners and await lockup_detected(self.kernel, self, spinners):
+            return
+        self._deadlock()
+
     def _deadlock(self) -> None:
         lines = ["ksim: deadlock: no CPU can make progress"]
         for cpu in self.kernel.cpus:
             held = ", ".join(getattr(lock, "name", "?") for lock in cpu.held_locks) or "none"
             occupant = self.cpu_curr[cpu.id]
-            lines.append(" CPU%d: %s holds [%s]" % (
-                cpu.id, occupant.task.comm if occupant else "idle", held))
+            state = " (stopped)" if cpu.stopped else ""
+            lines.append(" CPU%d%s: %s holds [%s]" % (
+                cpu.id, state, occupant.task.comm if occupant else "idle", held))
         for thread in self.threads:
-            if thread.state == BLOCKED:
+            if thread.state == BLOCKED and self.is_live(thread):
                 lines.append(" %s/%d (cpu %d) waits for %s" % (
                     thread.task.comm, thread.task.pid, thread.task.cpu.id,
                     getattr(thread.blocked_on, "name", thread.blocked_on)))

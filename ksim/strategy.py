@@ -53,18 +53,30 @@ class Strategy:
         """The CPU to raise an interrupt on at this point, or None (no interrupt)."""
         return None
 
+    def nmi(self, nr_cpus: int) -> int | None:
+        """The CPU to raise an NMI on at this point, or None."""
+        return None
+
     def new_thread(self, tid: int) -> None:
         """A thread was created (PCT gives it a priority)."""
 
 
 class _Seeded(Strategy):
-    def __init__(self, seed: int, irq_rate: float = 0.0) -> None:
+    def __init__(self, seed: int, irq_rate: float = 0.0, nmi_rate: float = 0.0) -> None:
         self.rng = random.Random(seed)
         self.irq_rate = irq_rate
+        self.nmi_rate = nmi_rate
+        # NMIs draw from their own generator: adding them leaves every other decision as it was
+        self.nmi_rng = random.Random(f"ksim-nmi:{seed}")
 
     def irq(self, nr_cpus: int) -> int | None:
         if self.irq_rate and self.rng.random() < self.irq_rate:
             return self.rng.randrange(nr_cpus)
+        return None
+
+    def nmi(self, nr_cpus: int) -> int | None:
+        if self.nmi_rate and self.nmi_rng.random() < self.nmi_rate:
+            return self.nmi_rng.randrange(nr_cpus)
         return None
 
 
@@ -147,14 +159,15 @@ class ReplayDivergence(Exception):
     """The replayed program made a choice the recording does not allow."""
 
 
-def encode_irq(cpu: int, point: int) -> int:
-    return -1 - (cpu + IRQ_CPU_SPAN * point)
+def encode_irq(cpu: int, point: int, nmi: bool = False) -> int:
+    return -1 - ((cpu + IRQ_CPU_SPAN * point) * 2 + nmi)
 
 
-def decode_irq(value: int) -> tuple[int, int]:
-    """``(cpu, point)`` of an interrupt decision."""
-    point, cpu = divmod(-1 - value, IRQ_CPU_SPAN)
-    return cpu, point
+def decode_irq(value: int) -> tuple[int, int, bool]:
+    """``(cpu, point, is_nmi)`` of an interrupt decision."""
+    rest, nmi = divmod(-1 - value, 2)
+    point, cpu = divmod(rest, IRQ_CPU_SPAN)
+    return cpu, point, bool(nmi)
 
 
 class Recorder(Strategy):
@@ -178,6 +191,13 @@ class Recorder(Strategy):
             self.decisions.append(encode_irq(cpu, self.point))
         return cpu
 
+    def nmi(self, nr_cpus: int) -> int | None:
+        self.inner.point = self.point
+        cpu = self.inner.nmi(nr_cpus)
+        if cpu is not None:
+            self.decisions.append(encode_irq(cpu, self.point, nmi=True))
+        return cpu
+
     def new_thread(self, tid: int) -> None:
         self.inner.new_thread(tid)
 
@@ -195,10 +215,16 @@ class Replay(Strategy):
         return self.decisions[self.pos] if self.pos < len(self.decisions) else None
 
     def irq(self, nr_cpus: int) -> int | None:
+        return self._interrupt(False)
+
+    def nmi(self, nr_cpus: int) -> int | None:
+        return self._interrupt(True)
+
+    def _interrupt(self, nmi: bool) -> int | None:
         nxt = self._peek()
         if nxt is not None and nxt < 0:
-            cpu, point = decode_irq(nxt)
-            if point == self.point:
+            cpu, point, is_nmi = decode_irq(nxt)
+            if point == self.point and is_nmi == nmi:
                 self.pos += 1
                 return cpu
         return None

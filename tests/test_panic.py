@@ -13,7 +13,7 @@ from ksim import (
 from ksim.current import current_cpu, set_current
 from ksim.notifier import DIE_OOPS, SYS_HALT, SYS_POWER_OFF, SYS_RESTART
 from ksim.panic import TaskKilled
-from ksim.printk import kmsg_dump_register
+from ksim.printk import KMSG_DUMP_PANIC, KmsgDumper, kmsg_dump_register
 
 NULL_DEREF = "BUG: kernel NULL pointer dereference, address: 0000000000000000"
 
@@ -51,15 +51,15 @@ async def test_k2_panic_order_and_lines_with_panic_0(autojump_clock):
     async with Machine("64M").boot("quiet") as k:
         atomic_notifier_chain_register(panic_notifier_list, NotifierBlock(last, INT_MIN))
         atomic_notifier_chain_register(panic_notifier_list, NotifierBlock(note, 10))
-        async def dumper(reason: str) -> None:
+        async def dump(dumper: KmsgDumper, reason: int) -> None:
             dumps.append(reason)
 
-        kmsg_dump_register(dumper)
+        kmsg_dump_register(KmsgDumper(dump))
         await panic("disk %s on fire\n", "sda")
         raise AssertionError("panic returned")  # pragma: no cover
     msg = "disk sda on fire"
     assert k.outcome == "halt" and k.panicked and k.panic_message == msg
-    assert seen == [(0, msg)] and dumps == ["panic"]
+    assert seen == [(0, msg)] and dumps == [KMSG_DUMP_PANIC]
     out = serial_lines(k)  # console_verbose(): everything shows despite quiet
     at = out.index("Kernel panic - not syncing: " + msg)
     assert out[at + 1].startswith("CPU: 0 PID: 2 Comm: sh Not tainted 6.1.0-ksim #1")
@@ -148,10 +148,10 @@ async def test_k2_nested_panic_from_a_notifier_does_not_recurse(autojump_clock):
 
 async def test_k2_panic_in_every_dumper_call_stops_at_the_second_nesting(autojump_clock):
     async with Machine("64M").boot("") as k:
-        async def dumper(reason: str) -> None:
+        async def dump(dumper: KmsgDumper, reason: int) -> None:
             await panic("from dumper")
 
-        kmsg_dump_register(dumper)
+        kmsg_dump_register(KmsgDumper(dump))
         await panic("first")
     assert k.outcome == "halt" and k.panic.panic_depth == 3
     assert k.dmesg().count("Kernel panic - not syncing: from dumper") == 2

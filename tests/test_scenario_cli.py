@@ -115,7 +115,8 @@ def test_schema_is_json_and_lists_the_steps(capsys: pytest.CaptureFixture[str]) 
     schema = json.loads(capsys.readouterr().out)
     steps = {key.removeprefix("step_") for key in schema["definitions"] if key.startswith("step_")}
     assert steps == {"printk", "spawn", "irq", "oops", "panic", "write", "cat", "insmod",
-                     "rmmod", "corrupt", "sleep", "notifier", "sys_reboot", "expect"}
+                     "rmmod", "corrupt", "sleep", "notifier", "sys_reboot", "expect",
+                     "read", "nmi"}
 
 
 def test_the_installed_command_never_prints_a_traceback(tree: Path) -> None:

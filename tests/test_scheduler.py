@@ -243,7 +243,8 @@ def test_an_irq_decision_replays_at_its_own_point_not_earlier():
     """A replay must raise a recorded interrupt at the preemption point it was raised at,
     even when the points before it made no recorded choice (one candidate only)."""
     from ksim.strategy import Recorder, Replay, decode_irq, encode_irq
-    assert decode_irq(encode_irq(3, 1234)) == (3, 1234)
+    assert decode_irq(encode_irq(3, 1234)) == (3, 1234, False)
+    assert decode_irq(encode_irq(3, 1234, nmi=True)) == (3, 1234, True)
     replay = Replay([encode_irq(1, 7)])
     rec = Recorder(replay)
     seen = []

@@ -537,6 +537,10 @@ class Lockdep:
         self._add(lines)
 
     # -- report helpers --------------------------------------------------------------------
+    def debug_locks_off(self) -> None:
+        """``debug_locks_off()`` from outside (the panic path): no further reports."""
+        self.debug_locks = False
+
     def _debug_locks_off(self) -> bool:
         """debug_locks_off(): True if this call turned lockdep off (and so may report).
 

@@ -316,6 +316,8 @@ class Step:
     doc: ClassVar[str] = ""
     machine: ClassVar[bool] = False  # may run while the machine is off (a boot's ``before``)
     ends_boot: ClassVar[bool] = False  # no step after it can run
+    # runs under the deterministic scheduler and may stay in flight (not a sync point)
+    concurrent: ClassVar[bool] = False
     loc: Loc = NOWHERE
 
     def describe(self) -> str:
@@ -332,7 +334,7 @@ class Step:
         return iter(())
 
 
-def _cpu_exists(step: SpawnStep | IrqStep, ctx: StepContext) -> Iterator[str]:
+def _cpu_exists(step: SpawnStep | ReadStep | IrqStep | NmiStep, ctx: StepContext) -> Iterator[str]:
     if isinstance(step.cpu, int) and not 0 <= step.cpu < ctx.cpus:
         yield f"{step.kind}: cpu {step.cpu} does not exist (the machine has {ctx.cpus})"
 
@@ -360,24 +362,62 @@ class SpawnStep(Step):
     kind: ClassVar[str] = "spawn"
     doc: ClassVar[str] = ("start THREADS kernel threads under the deterministic scheduler, each "
                           "printing COUNT messages ({thread} and {i} are replaced), on CPU "
-                          "thread mod ncpus (cpu: any) or on CPU N; wait for them (and every "
-                          "queued interrupt) unless wait is false")
+                          "thread mod ncpus (cpu: any) or on CPU N, and then calling "
+                          "panic(PANIC) if panic is given (with until_held: LOCK, only once "
+                          "another CPU holds the lock of that name, waited for at the "
+                          "thread's preemption points); wait for them (and every queued "
+                          "interrupt) unless wait is false")
+    concurrent: ClassVar[bool] = True
     text: str
     threads: int = attrs.field(default=1, validator=Range(min=1, max=MAX_THREADS))
     count: int = attrs.field(default=1, validator=COUNT)
     level: str | int | None = attrs.field(default=None, validator=LEVEL)
     cpu: str | int = attrs.field(default="any", validator=CPU)
     interval: float = attrs.field(default=0.0, validator=Range(min=0, max=MAX_SECONDS))
+    panic: str | None = None
+    until_held: str | None = None
     wait: bool = True
 
     def describe(self) -> str:
-        return f"spawn {self.threads} threads x {self.count} printk"
+        return (f"spawn {self.threads} threads x {self.count} printk"
+                + (f", then panic {self.panic!r}" if self.panic is not None else "")
+                + (f" once another CPU holds {self.until_held}" if self.until_held else ""))
+
+    def check(self, ctx: StepContext) -> Iterator[str]:
+        yield from _cpu_exists(self, ctx)
+        if self.until_held is not None and self.panic is None:
+            yield "spawn: until_held says when to panic: give panic too"
+        if self.threads * self.count > MAX_COUNT:
+            yield (f"spawn: {self.threads} threads x {self.count} messages is more than "
+                   f"{MAX_COUNT:,} messages (the limit)")
+
+
+@attrs.frozen(kw_only=True)
+class ReadStep(Step):
+    kind: ClassVar[str] = "read"
+    shorthand: ClassVar[str | None] = "path"
+    doc: ClassVar[str] = ("start THREADS reader threads under the deterministic scheduler, each "
+                          "reading PATH COUNT times (one read(2) of SIZE bytes at offset 0 each "
+                          "time), on CPU (thread + 1) mod ncpus from the last (cpu: any) or on "
+                          "CPU N, while the other threads run; every read is kept for the "
+                          "'reads' subject; wait for them unless wait is false")
+    concurrent: ClassVar[bool] = True
+    path: str = attrs.field(validator=ABSOLUTE)
+    threads: int = attrs.field(default=1, validator=Range(min=1, max=MAX_THREADS))
+    count: int = attrs.field(default=10, validator=COUNT)
+    size: int = attrs.field(default=4096, validator=Range(min=1, max=1 << 24))
+    cpu: str | int = attrs.field(default="any", validator=CPU)
+    interval: float = attrs.field(default=0.0, validator=Range(min=0, max=MAX_SECONDS))
+    wait: bool = True
+
+    def describe(self) -> str:
+        return f"read {self.path} x{self.count} by {self.threads} thread(s)"
 
     def check(self, ctx: StepContext) -> Iterator[str]:
         yield from _cpu_exists(self, ctx)
         if self.threads * self.count > MAX_COUNT:
-            yield (f"spawn: {self.threads} threads x {self.count} messages is more than "
-                   f"{MAX_COUNT:,} messages (the limit)")
+            yield (f"read: {self.threads} threads x {self.count} reads is more than "
+                   f"{MAX_COUNT:,} reads (the limit)")
 
 
 @attrs.frozen(kw_only=True)
@@ -388,6 +428,7 @@ class IrqStep(Step):
                           "replaced) at LEVEL, raised at the running threads' preemption points "
                           "(on average once every EVERY points) or, with no thread left, on an "
                           "idle CPU; wait until all are handled unless wait is false")
+    concurrent: ClassVar[bool] = True
     count: int = attrs.field(default=1, validator=COUNT)
     text: str = "irq {i} on cpu {cpu}"
     level: str | int | None = attrs.field(default=None, validator=LEVEL)
@@ -401,6 +442,41 @@ class IrqStep(Step):
 
     def check(self, ctx: StepContext) -> Iterator[str]:
         return _cpu_exists(self, ctx)
+
+
+NmiReason = Literal["unknown", "iochk"]
+
+
+@attrs.frozen(kw_only=True)
+class NmiStep(Step):
+    kind: ClassVar[str] = "nmi"
+    shorthand: ClassVar[str | None] = "count"
+    doc: ClassVar[str] = ("queue COUNT NMIs, raised like irq's interrupts (on average once every "
+                          "EVERY preemption points of the running threads) but taken even with "
+                          "interrupts disabled: with TEXT, a handler claims each and printks "
+                          "TEXT ({i} and {cpu} are replaced) from NMI context (stored, printed "
+                          "later from irq_work); without, nobody claims it and the kernel "
+                          "handles an NMI of REASON (unknown: 'Uhhuh. NMI received for unknown "
+                          "reason', a panic with unknown_nmi_panic; iochk: an I/O check error, "
+                          "a panic with panic_on_io_nmi); wait until all are handled unless "
+                          "wait is false")
+    concurrent: ClassVar[bool] = True
+    count: int = attrs.field(default=1, validator=COUNT)
+    text: str | None = None
+    reason: NmiReason | None = None  # None: unknown, unless text makes it a claimed NMI
+    cpu: str | int = attrs.field(default="any", validator=CPU)
+    every: int = attrs.field(default=50, validator=Range(
+        min=1, max=MAX_INT, below="every must be >= 1 (preemption points per NMI)"))
+    wait: bool = True
+
+    def describe(self) -> str:
+        return f"nmi x{self.count}"
+
+    def check(self, ctx: StepContext) -> Iterator[str]:
+        yield from _cpu_exists(self, ctx)
+        if self.text is not None and self.reason is not None:
+            yield ("nmi: give text (an NMI a handler claims and printks from) or reason (an "
+                   "NMI nobody claims), not both")
 
 
 @attrs.frozen(kw_only=True)
@@ -608,7 +684,7 @@ class ExpectStep(Step):
 
 
 STEP_TYPES: dict[str, type[Step]] = {cls.kind: cls for cls in (
-    PrintkStep, SpawnStep, IrqStep, OopsStep, PanicStep, WriteStep, CatStep, InsmodStep,
+    PrintkStep, SpawnStep, ReadStep, IrqStep, NmiStep, OopsStep, PanicStep, WriteStep, CatStep, InsmodStep,
     RmmodStep, CorruptStep, SleepStep, NotifierStep, SysRebootStep, ExpectStep)}
 # Steps that may run while the machine is off (a boot's ``before`` list).
 MACHINE_STEPS = tuple(kind for kind, cls in STEP_TYPES.items() if cls.machine)
@@ -684,6 +760,11 @@ SUBJECTS: dict[str, SubjectSpec] = {
                         "a debugger would", target="path", target_required=True,
                         example="'- file: /proc/memconsole'", matchers=tuple(MATCHERS)),
     "dmesg": SubjectSpec("the kernel log, as dmesg prints it"),
+    "reads": SubjectSpec("every read the boot's 'read' steps made of PATH, in the order they "
+                         "were made, each after a line '--- read N by THREAD ---' and, if it "
+                         "ended inside a line, followed by '\\ No newline at end of read'",
+                         target="path", target_required=True,
+                         example="'- reads: /proc/memconsole'"),
     "console": SubjectSpec("what console NAME (ttyS0, memconsole0, or a name without index) "
                            "received", target="name", target_required=True,
                            example="'- console: ttyS0'"),
@@ -807,7 +888,7 @@ class Boot:
     @property
     def concurrent(self) -> bool:
         """Whether the boot runs under the deterministic scheduler (it spawns or raises irqs)."""
-        return any(isinstance(s, (SpawnStep, IrqStep)) for s in self.steps)
+        return any(s.concurrent for s in self.steps)
 
     @property
     def checked(self) -> bool:

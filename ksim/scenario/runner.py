@@ -42,7 +42,8 @@ from ksim.setup import KERNEL_IMAGE_START
 from ksim.scenario.expect import Failure, Seen, check
 from ksim.scenario.loader import ram_file_problem
 from ksim.scenario.model import (
-    Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, IrqStep, MachineSpec,
+    Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, IrqStep, MachineSpec, NmiStep,
+    ReadStep,
     NotifierStep, OopsStep, PanicStep, PluginRef, PrintkStep, RmmodStep, Scenario, SleepStep,
     SpawnStep, Step, SysRebootStep, WriteStep, corrupt_bytes, parse_duration, parse_priority,
 )
@@ -266,7 +267,7 @@ class ScenarioRun:
                     if boot.checked:
                         checkers = attach_checkers(k)
                     for i, step in enumerate(boot.steps):
-                        if not isinstance(step, (SpawnStep, IrqStep)):
+                        if not step.concurrent:
                             # A sync point; what is in flight belongs to the steps before.
                             await self.settle(run, step, where)
                         run.step_index = i
@@ -366,6 +367,15 @@ class ScenarioRun:
                         label=exp.target or "")
         if subject == "dmesg":
             return Seen(text=k.dmesg(), label="dmesg")
+        if subject == "reads":
+            reads = run.conc.reads.get(exp.target or "", []) if run.conc is not None else []
+            # a read that ends inside a line says so, as diff does: a torn read is visible
+            text = "".join("--- read %d by %s ---\n%s%s" % (
+                i, name, data.decode("utf-8", errors="replace"),
+                "" if data.endswith(b"\n") or not data else "\n\\ No newline at end of read\n")
+                for i, (name, data) in enumerate(reads, 1))
+            return Seen(text=text, label=f"reads of {exp.target}", items=list(reads),
+                        context=[f"{len(reads)} read(s) of {exp.target} on this boot"])
         if subject == "console":
             name = exp.target or ""
             if name.startswith("ttyS") and name[4:].isdigit() or name == "ttyS":
@@ -441,10 +451,24 @@ class ScenarioRun:
         if step.wait:
             await self.settle(run, step, where)
 
+    @executes(ReadStep)
+    async def read(self, step: ReadStep, run: _BootRun, where: str) -> None:
+        assert run.conc is not None
+        run.conc.read(step)
+        if step.wait:
+            await self.settle(run, step, where)
+
     @executes(IrqStep)
     async def irq(self, step: IrqStep, run: _BootRun, where: str) -> None:
         assert run.conc is not None
         run.conc.queue_irqs(step, _level_prefix(step.level))
+        if step.wait:
+            await self.settle(run, step, where)
+
+    @executes(NmiStep)
+    async def nmi(self, step: NmiStep, run: _BootRun, where: str) -> None:
+        assert run.conc is not None
+        run.conc.queue_nmis(step)
         if step.wait:
             await self.settle(run, step, where)
 

@@ -111,7 +111,7 @@ class Memconsole(KernelModule):
         # ASSUMPTION: the body is lost in the archive; "if (reboot)" restarts the machine the
         # way the panic path itself does, with emergency_restart().
         if self.reboot:
-            emergency_restart()
+            await emergency_restart()
         return NOTIFY_DONE
 
     def _hdr_ptr(self) -> int:
