@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also look for plugins in DIR (repeatable; also "
                               "$KSIM_PLUGIN_PATH)")
     for name, command in sub.choices.items():
+        command.allow_abbrev = False  # a mistyped option gets a did-you-mean, not a guess
         if not command.epilog and name in EPILOGS:
             command.epilog = EPILOGS[name]
         command.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -315,10 +316,12 @@ def _not_run(actions: list[tuple[str, str]], why: str) -> None:
 async def _boot(args: argparse.Namespace) -> int:
     from ksim.machine import Machine
     from ksim.memory import RamFileError
-    from ksim.plugins import load_plugins
     from ksim.units import format_size, parse_ram
     size = parse_ram(args.ram)
-    plugins = load_plugins(args.plugin, args.plugin_path) if args.plugin else []
+    plugins = []
+    if args.plugin:
+        from ksim.plugins import load_plugins
+        plugins = load_plugins(args.plugin, args.plugin_path)
     out = _Out(args.quiet)
     try:
         machine = Machine(size, cpus=args.cpus, ram_file=args.ram_file, seed=args.seed,

@@ -17,11 +17,9 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from types import FrameType
 
@@ -57,6 +55,7 @@ def one_line(message: str, limit: int = LINE_LIMIT) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
+    import difflib  # only when there is a mistake to explain
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -65,6 +64,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def prepare_output(path: str, option: str, command: str) -> str:
     """Check that ``path`` can be written, before the run: create its missing parent folders,
     refuse a folder or a place that cannot be written.  Returns the absolute path."""
+    import tempfile
     where = f"ksim {command}: {option} {shown(path)}"
     if not path:
         raise UsageError(f"{where}: expected a file name")
@@ -94,6 +94,7 @@ def prepare_output(path: str, option: str, command: str) -> str:
 def write_atomic(path: str, data: str | bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename: readers see the old
     file or the new one, never half of one."""
+    import tempfile
     folder = os.path.dirname(os.path.abspath(path))
     fd, temp = tempfile.mkstemp(dir=folder, prefix=".ksim-", suffix=".tmp")
     try:

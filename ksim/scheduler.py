@@ -474,8 +474,9 @@ class Scheduler:
                 t.task.comm, t.task.cpu.id, n, window))
         for t in self.threads:
             if t.state != DONE and t.points == half.get(t.tid, 0):
-                lines.append(" starved: %s (cpu %d) %s, last ran at point %d" % (
-                    t.task.comm, t.task.cpu.id, t.state, t.last_point))
+                lines.append(" starved: %s (cpu %d) %s, %s" % (
+                    t.task.comm, t.task.cpu.id, t.state,
+                    "last ran at point %d" % t.last_point if t.points else "never ran"))
         self.verdict = title
         add_report("livelock", title, lines)
         raise MachineHang(title)

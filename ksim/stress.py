@@ -196,7 +196,9 @@ def run_length(config: StressConfig) -> int:
     key = attrs.evolve(config, strategy="rr")
     if key not in _RUN_LENGTHS:
         plugins = load_plugins(config.plugins, config.plugin_path)
-        first = run_virtual(run_one, key, 0, plugins, RoundRobin(), None, 0)
+        # Checkers observe and add no preemption point: the first run goes without them.
+        first = run_virtual(run_one, attrs.evolve(key, checkers=False), 0, plugins,
+                            RoundRobin(), None, 0)
         _RUN_LENGTHS[key] = max(first.points, 1)
     return _RUN_LENGTHS[key]
 
@@ -249,7 +251,8 @@ async def run_one(config: StressConfig, seed: int, plugins: Sequence[type[Kernel
                     if length:
                         sched.step_budget = step_budget(config, length)
                         sched.budget_note = (f"{LIVELOCK_FACTOR} x the {length} points of this "
-                                             "configuration's first (round-robin) run")
+                                             "configuration's first (round-robin) run, at "
+                                             f"least {MIN_BUDGET}")
                     else:
                         sched.step_budget = _first_run_budget(config)
                         sched.budget_note = (f"{FIRST_RUN_POINTS} points per message and per "

@@ -102,7 +102,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     seeds.add_argument("--seeds", default=None, metavar="A..B",
                        help=f"run seeds A to B inclusive (default {DEFAULT_SEEDS})")
     seeds.add_argument("--seed", type=_number(0, 2 ** 64 - 1), default=None, metavar="N",
-                       help="run seed N only")
+                       help="run seed N only (default: the --seeds range)")
     p.add_argument("--strategy", default="random", metavar="NAME",
                    help="random, pct, pct:DEPTH (1-64; pct is pct:3) or rr (default random)")
     p.add_argument("--replay", metavar="SCHEDULE",

@@ -78,8 +78,8 @@ def parse_ram(value: str | int) -> int:
         raise ValueError(f"invalid size {text}: the kernel image alone needs 4M; give the "
                          "machine at least 8M")
     if size > MAX_RAM:
-        raise ValueError(f"invalid size {text}: more RAM than x86-64 addresses with 4-level "
-                         "paging (64T, MAX_PHYSMEM_BITS 46)")
+        raise ValueError(f"invalid size {text}: at most {format_size(MAX_RAM)} (x86-64's "
+                         "MAX_PHYSMEM_BITS, 46, is the limit)")
     return size
 
 
