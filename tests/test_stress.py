@@ -344,3 +344,10 @@ def test_a_signal_stops_the_workers_and_keeps_what_finished(tmp_path: Path, sign
     assert 0 < len(data["results"]) < 1000
     assert all(r["ok"] for r in data["results"])
     assert len(workers) == 2 and not any(_alive(w) for w in workers)
+
+
+def test_the_documented_lastlog_example_holds_its_invariants_under_stress():
+    examples = str(Path(__file__).resolve().parents[1] / "docs" / "examples")
+    proc = stress("--plugin-path", examples, "--plugin", "lastlog", "--seeds", "0..2",
+                  "--threads", "3", "--messages", "30", "--irq-printk", "4")
+    assert proc.returncode == 0, proc.stdout
