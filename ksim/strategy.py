@@ -171,8 +171,13 @@ def parse_strategy(spec: str) -> tuple[str, int]:
     if name == "pct":
         if not sep:
             return name, 3
-        if arg.isascii() and arg.isdigit() and len(arg) <= 3 and 1 <= int(arg) <= PCT_MAX_DEPTH:
-            return name, int(arg)
+        if arg.isascii() and arg.isdigit():
+            depth = int(arg) if len(arg) <= 6 else PCT_MAX_DEPTH + 1
+            if depth < 1:
+                raise ValueError(f"PCT depth must be at least 1, not {depth}")
+            if depth > PCT_MAX_DEPTH:
+                raise ValueError(f"PCT depth must be at most {PCT_MAX_DEPTH}, not {_shown(arg)}")
+            return name, depth
         raise ValueError(f"the PCT depth must be a whole number from 1 to {PCT_MAX_DEPTH}, not "
                          f"{_shown(arg)} ({STRATEGY_SYNTAX})")
     if name in ("random", "rr") and not sep:

@@ -56,7 +56,7 @@ from ksim.strategy import Replay, ReplayDivergence, RoundRobin, Strategy, decode
 from ksim.vclock import run_virtual
 
 LINE = re.compile(r"^\[\s*\d+\.\d{6}\] (.*)$")
-DROPPED = re.compile(r"^\*\* \d+ printk messages dropped \*\*$")  # console_emit_next_record()
+DROPPED = re.compile(r"^\*\* (\d+) printk messages dropped \*\*$")  # console_emit_next_record()
 STRESS = re.compile(r"^stress (t\d{2,}|irq) (m\d{4,}) ([a-z]+) #([0-9a-f]{4})$")
 READ_EVERY = 16  # a reader reads again after this many preemption points of its own
 READ_SIZE = 1 << 20  # one read(2) of up to this many bytes: one consistent snapshot
@@ -97,6 +97,7 @@ class StressResult:
     digest: str
     wall: float
     details: tuple[str, ...] = ()  # the lines of a deadlock or livelock verdict
+    dropped: int = 0  # messages ttyS0 reported dropped (** N printk messages dropped **)
 
     @property
     def ok(self) -> bool:
@@ -128,6 +129,7 @@ class LineCheck:
         self._tail = ""
         self._number = 0
         self._last: dict[str, int] = {}
+        self.dropped = 0  # messages the console said it dropped
 
     def _problem(self, text: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -153,8 +155,11 @@ class LineCheck:
         number = self._number
         m = LINE.match(line)
         if m is None:
-            if not DROPPED.match(line):
+            dropped = DROPPED.match(line)
+            if dropped is None:
                 self._problem(f"line {number} is torn: {line[:80]!r}")
+            else:
+                self.dropped += int(dropped.group(1))
             return
         body = m.group(1)
         if not body.startswith("stress "):
@@ -276,7 +281,7 @@ async def run_one(config: StressConfig, seed: int, plugins: Sequence[type[Kernel
                         sched.schedule_string() if sched else "",
                         sched.points if sched else 0, sched.switches if sched else 0,
                         sched.irqs_delivered if sched else 0, digest.hexdigest(),
-                        time.perf_counter() - started, tuple(details))
+                        time.perf_counter() - started, tuple(details), serial.dropped)
 
 
 async def _findings(kernel, sched: Scheduler | None, serial: LineCheck, details: list[str],

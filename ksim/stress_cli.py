@@ -241,7 +241,8 @@ def _report_json(config: StressConfig, seeds: range, results: list[StressResult]
         "interrupted_by": signal.Signals(interrupted).name if interrupted else None,
         "results": [{"seed": r.seed, "ok": r.ok, "violations": list(r.violations),
                      "details": list(r.details), "schedule": r.schedule, "points": r.points,
-                     "switches": r.switches, "irqs": r.irqs, "digest": r.digest}
+                     "switches": r.switches, "irqs": r.irqs, "dropped": r.dropped,
+                     "digest": r.digest}
                     for r in results],
     }, indent=1) + "\n"
 
