@@ -94,6 +94,12 @@ class _Parser(argparse.ArgumentParser):
                        "(ksim --help says more)")
         raise UsageError(f"{self.prog}: {message}")
 
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message and (file is None or file is sys.stdout):
+            Stdout.write(message)  # --help | head -1 is still a success
+        elif message:
+            file.write(message)
+
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             print(message, end="", file=sys.stderr)

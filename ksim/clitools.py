@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from types import FrameType
 
 __all__ = ["Stdout", "UsageError", "did_you_mean", "exit_status_for", "ignore_interrupts",
-           "interruptible", "is_interrupt", "one_line", "prepare_output", "shown",
+           "interruptible", "interrupts_ignored", "is_interrupt", "one_line", "prepare_output", "shown",
            "write_atomic"]
 
 SHOWN_LIMIT = 60
@@ -192,6 +192,18 @@ def is_interrupt(exc: BaseException) -> bool:
 def exit_status_for(signum: int) -> int:
     """The shell's convention: 128 + the signal number (SIGINT 130, SIGTERM 143)."""
     return 128 + signum
+
+
+@contextlib.contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """A block that a second Ctrl-C must not cut short (reaping the workers)."""
+    previous = (signal.signal(signal.SIGINT, signal.SIG_IGN),
+                signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def ignore_interrupts() -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ksim.clitools import Stdout, UsageError, did_you_mean, exit_status_for, ignore_interrupts, \
-    interruptible, is_interrupt, prepare_output, shown, write_atomic
+    interruptible, interrupts_ignored, is_interrupt, prepare_output, shown, write_atomic
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -142,52 +142,66 @@ def _worker(config: StressConfig, conn: Connection) -> None:
             conn.send(exc)
 
 
-def _parallel(config: StressConfig, seeds: range, jobs: int) -> Iterator[StressResult]:
-    """Seeds spread over ``jobs`` forked processes, one seed at a time each; results in the
-    order they finish.  However the generator ends (done, an interrupt, an error), every
-    worker is stopped and reaped before it returns."""
-    import multiprocessing
-    from multiprocessing.connection import wait
-    ctx = multiprocessing.get_context("fork")  # the parent's imports and run-length memo
-    todo = iter(seeds)
-    workers: dict[Any, Any] = {}
-    try:
-        for _ in range(min(jobs, len(seeds))):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(config, child), daemon=True)
-            proc.start()
-            child.close()
-            workers[parent] = proc
-            parent.send(next(todo))
+class _Pool:
+    """Seeds spread over ``jobs`` forked processes, one seed at a time each.
+
+    The workers are forked when the pool is made, before any progress-bar thread exists.
+    :meth:`results` yields in the order seeds finish; :meth:`close` (however the sweep ends:
+    done, an interrupt, an error) terminates and reaps every worker still there.
+    """
+
+    def __init__(self, config: StressConfig, seeds: range, jobs: int) -> None:
+        import multiprocessing
+        ctx = multiprocessing.get_context("fork")  # the parent's imports and run-length memo
+        self._todo = iter(seeds)
+        self.workers: dict[Any, Any] = {}
+        try:
+            for _ in range(min(jobs, len(seeds))):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(config, child), daemon=True)
+                proc.start()
+                child.close()
+                self.workers[parent] = proc
+                parent.send(next(self._todo))
+        except BaseException:
+            self.close()
+            raise
+
+    def results(self) -> Iterator[StressResult]:
+        from multiprocessing.connection import wait
+        workers = self.workers
         while workers:
             ready = wait(list(workers) + [p.sentinel for p in workers.values()])
             for conn in [c for c in workers if c in ready]:
                 try:
                     result = conn.recv()
                 except EOFError:
-                    proc = workers[conn]
-                    proc.join()
-                    raise RuntimeError(f"a worker process died (exit status "
-                                       f"{proc.exitcode})") from None
+                    raise self._died(workers[conn]) from None
                 if isinstance(result, BaseException):
                     raise result
                 yield result
-                nxt = next(todo, None)
+                nxt = next(self._todo, None)
                 conn.send(nxt)
                 if nxt is None:
                     workers.pop(conn).join()
             for conn, proc in list(workers.items()):
                 if proc.sentinel in ready and not conn.poll():
-                    proc.join()
-                    raise RuntimeError(f"a worker process died (exit status {proc.exitcode})")
-    finally:
-        for proc in workers.values():
+                    raise self._died(proc)
+
+    @staticmethod
+    def _died(proc: Any) -> RuntimeError:
+        proc.join()
+        return RuntimeError(f"a worker process died (exit status {proc.exitcode})")
+
+    def close(self) -> None:
+        for proc in self.workers.values():
             proc.terminate()
-        for proc in workers.values():
+        for proc in self.workers.values():
             proc.join(5)
             if proc.is_alive():
                 proc.kill()
                 proc.join()
+        self.workers.clear()
 
 
 def _progress(total: int) -> Any:
@@ -364,10 +378,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _sweep(config: StressConfig, seeds: range, jobs: int, results: list[StressResult]) -> None:
-    source = _parallel(config, seeds, jobs) if jobs > 1 and len(seeds) > 1 else \
-        _serial(config, seeds)
-    progress = _progress(len(seeds))
+    pool = _Pool(config, seeds, jobs) if jobs > 1 and len(seeds) > 1 else None
     try:
+        source = pool.results() if pool is not None else _serial(config, seeds)
+        progress = _progress(len(seeds))
         if progress is None:
             for result in source:
                 results.append(result)
@@ -378,9 +392,9 @@ def _sweep(config: StressConfig, seeds: range, jobs: int, results: list[StressRe
                 results.append(result)
                 progress.update(task, advance=1, failed=sum(not r.ok for r in results))
     finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()  # stops and reaps the workers now, not at garbage collection
+        if pool is not None:
+            with interrupts_ignored():  # a second Ctrl-C must not leave workers behind
+                pool.close()
 
 
 __all__ = ["EXIT_STATUSES", "add_parser", "main", "parse_seeds"]

@@ -325,8 +325,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_stops_the_workers_and_keeps_what_finished(tmp_path: Path, signum, status):
+@pytest.mark.parametrize(("signum", "status", "twice"), [
+    (signal.SIGINT, 130, False), (signal.SIGTERM, 143, False), (signal.SIGINT, 130, True)])
+def test_a_signal_stops_the_workers_and_keeps_what_finished(tmp_path: Path, signum, status,
+                                                            twice):
     report = tmp_path / "r.json"
     proc = subprocess.Popen([KSIM, "stress", "--seeds", "0..999", "-j", "2", "--json",
                              str(report)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -338,6 +340,9 @@ def test_a_signal_stops_the_workers_and_keeps_what_finished(tmp_path: Path, sign
         time.sleep(0.05)
     time.sleep(1.5)  # let some seeds finish
     proc.send_signal(signum)
+    if twice:  # an impatient user: the second Ctrl-C must not cut the clean-up short
+        time.sleep(0.01)
+        proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == status, err
     assert err == f"ksim stress: stopped by {signal.Signals(signum).name}\n"
