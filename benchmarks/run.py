@@ -9,7 +9,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-BENCHMARKS = ["bench_printk", "bench_boot", "bench_sched", "bench_scenarios"]
+BENCHMARKS = ["bench_printk", "bench_boot", "bench_sched", "bench_scenarios", "bench_startup",
+              "bench_stress"]
 
 
 def main(names: list[str]) -> None:

@@ -26,6 +26,13 @@ sleeping thread waits on the scheduler's own timer queue; when nothing is runnab
 lets trio's virtual clock advance to the earliest deadline and wakes the sleepers due, in
 (deadline, thread) order.  When nothing can run and nothing sleeps, the run ends with a
 deadlock verdict naming every CPU's held and awaited locks; a run never hangs.
+
+Nor does a run that keeps going without end: a thread that busy-polls for something only a
+lower-priority thread can provide runs forever under a priority strategy (PCT), an interleaving
+livelock.  ``step_budget``, when set, bounds the preemption points of a run; past it the run ends
+with a *livelock verdict*: who ran in the second half of the budget, who was left waiting to run,
+and the budget's reason (``budget_note``).  Whoever installs the scheduler sets the budget from
+its configuration (``ksim stress``: see :func:`ksim.stress.step_budget`).
 """
 
 from __future__ import annotations
@@ -94,6 +101,8 @@ class SimThread:
     context: contextvars.Context | None = None
     blocked_on: object = None
     spinning: bool = False
+    points: int = 0  # preemption points this thread passed (the livelock verdict's "ran")
+    last_point: int = 0  # the scheduler's point counter when it last passed one
 
     def __attrs_post_init__(self) -> None:
         self.cpu = self.task.cpu
@@ -179,6 +188,10 @@ class Scheduler:
         self.points = 0
         self.switches = 0
         self.verdict: str | None = None
+        # The livelock bound (see the module docstring): None runs without one.
+        self.step_budget: int | None = None
+        self.budget_note = ""
+        self._half_budget: dict[int, int] | None = None  # points per thread at budget / 2
         self.trace: object = None  # a ksim.trace.Trace when --trace asked for one
         self._timers: list[tuple[float, int, SimThread]] = []  # (deadline, seq, thread) heap
         self._timer_seq = 0
@@ -362,11 +375,15 @@ class Scheduler:
         if thread is None or thread is not self.running:
             return
         self.points += 1
+        thread.points += 1
+        thread.last_point = self.points
+        if self.step_budget is not None and self.points * 2 >= self.step_budget:
+            self._budget_check()
         self.kernel.work_ns += POINT_NS
         strategy = self.strategy
+        strategy.point = self.points
         cpu = thread.cpu
         if self.irq_budget:
-            strategy.point = self.points
             target = strategy.irq(len(self.cpu_curr))
             if target is not None:
                 self.irq_budget -= 1
@@ -619,6 +636,35 @@ class Scheduler:
         self.verdict = lines[0]
         add_report("deadlock", lines[0], lines)
         raise MachineHang(lines[0])
+
+    def _budget_check(self) -> None:
+        if self._half_budget is None:
+            self._half_budget = {t.tid: t.points for t in self.threads}
+        assert self.step_budget is not None
+        if self.points >= self.step_budget:
+            self._livelock()
+
+    def _livelock(self) -> None:
+        budget = self.step_budget or 0
+        half = self._half_budget or {}
+        title = "ksim: livelock: the run did not end within %d preemption points" % budget
+        lines = [title]
+        if self.budget_note:
+            lines.append(" budget: " + self.budget_note)
+        window = budget - budget // 2
+        ran = sorted(((t.points - half.get(t.tid, 0), t) for t in self.threads
+                      if t.points > half.get(t.tid, 0)), key=lambda e: (-e[0], e[1].tid))
+        for n, t in ran:
+            lines.append(" ran:     %s (cpu %d) %d of the last %d points" % (
+                t.task.comm, t.task.cpu.id, n, window))
+        for t in self.threads:
+            if t.state != DONE and t.points == half.get(t.tid, 0):
+                lines.append(" starved: %s (cpu %d) %s, %s" % (
+                    t.task.comm, t.task.cpu.id, t.state,
+                    "last ran at point %d" % t.last_point if t.points else "never ran"))
+        self.verdict = title
+        add_report("livelock", title, lines)
+        raise MachineHang(title)
 
     def schedule_string(self) -> str:
         return encode_schedule(self.strategy.decisions)

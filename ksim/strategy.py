@@ -6,9 +6,18 @@ and (when interrupts are being injected) whether to raise one.  The strategies:
 * :class:`RandomWalk` — uniform choice among the candidates, seeded;
 * :class:`PCT` — probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010): random
   distinct thread priorities, the highest-priority runnable thread always runs, and ``depth -
-  1`` random change points lower the running thread below everyone; a bug of depth d is
-  found with probability at least 1/(n·k^(d-1));
+  1`` change points, drawn uniformly from the run's ``k`` preemption points, lower the thread
+  running there below everyone; a bug of depth d is found with probability at least
+  1/(n·k^(d-1)).  The guarantee needs k: a change point drawn beyond the run's end never
+  happens, so the caller passes ``steps`` (``ksim stress`` measures it with a first,
+  round-robin run of the same configuration: :func:`ksim.stress.run_length`);
 * :class:`RoundRobin` — switch to the next candidate at every point.
+
+Interrupt injection: a seeded strategy given ``irqs=N`` and ``steps=k`` raises exactly N
+interrupts, at N points drawn uniformly from 1..k (round-robin: one every k/N points); those a
+shorter run never reached are the caller's to raise at its end.  ``irq_rate`` instead raises
+one with that probability at every point (no count promised).  ``nmis=N`` does the same for
+NMIs, from a generator of its own (an NMI is taken whatever the interrupt flag).
 
 Every decision is recorded.  :func:`encode_schedule` packs the decisions into a compact
 string and :class:`Replay` feeds them back, so a failing run reproduces event for event on
@@ -24,6 +33,10 @@ from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
 SCHEDULE_VERSION = "ks2"
+PCT_MAX_DEPTH = 64  # d - 1 change points: real bugs have small depth, and each costs a factor k
+DEFAULT_STEPS = 20000  # k when the caller cannot say (a scenario): see the module docstring
+STRATEGY_SYNTAX = ("expected random, pct, pct:DEPTH (DEPTH a whole number from 1 to "
+                   f"{PCT_MAX_DEPTH}) or rr")
 # An interrupt decision records the CPU and the preemption point it was raised at (ks1 had only
 # the CPU, so a replay could not tell an irq of this point from one a few points on).
 IRQ_CPU_SPAN = 8192  # NR_CPUS on x86-64
@@ -62,21 +75,37 @@ class Strategy:
 
 
 class _Seeded(Strategy):
-    def __init__(self, seed: int, irq_rate: float = 0.0, nmi_rate: float = 0.0) -> None:
+    def __init__(self, seed: int, irq_rate: float = 0.0, *, irqs: int = 0, nmis: int = 0,
+                 steps: int | None = None) -> None:
         self.rng = random.Random(seed)
         self.irq_rate = irq_rate
-        self.nmi_rate = nmi_rate
-        # NMIs draw from their own generator: adding them leaves every other decision as it was
-        self.nmi_rng = random.Random(f"ksim-nmi:{seed}")
+        # Exactly ``irqs`` interrupts and ``nmis`` NMIs at points drawn from 1..steps (their
+        # own generators, so the thread choices of a seed do not depend on how many
+        # interrupts it raises, nor its interrupts on its NMIs).
+        span = max(steps or DEFAULT_STEPS, 1)
+        plan = random.Random(f"ksim-irq:{seed}")
+        self.irq_points = sorted(plan.randint(1, span) for _ in range(irqs))
+        self.irq_cpus = plan
+        nmi_plan = random.Random(f"ksim-nmi:{seed}")
+        self.nmi_points = sorted(nmi_plan.randint(1, span) for _ in range(nmis))
+        self.nmi_cpus = nmi_plan
 
     def irq(self, nr_cpus: int) -> int | None:
+        points = self.irq_points
+        if points:
+            if self.point < points[0]:
+                return None
+            points.pop(0)
+            return self.irq_cpus.randrange(nr_cpus)
         if self.irq_rate and self.rng.random() < self.irq_rate:
             return self.rng.randrange(nr_cpus)
         return None
 
     def nmi(self, nr_cpus: int) -> int | None:
-        if self.nmi_rate and self.nmi_rng.random() < self.nmi_rate:
-            return self.nmi_rng.randrange(nr_cpus)
+        points = self.nmi_points
+        if points and self.point >= points[0]:
+            points.pop(0)
+            return self.nmi_cpus.randrange(nr_cpus)
         return None
 
 
@@ -94,13 +123,17 @@ class PCT(_Seeded):
 
     name = "pct"
 
-    def __init__(self, seed: int, depth: int = 3, steps: int = 20000,
-                 irq_rate: float = 0.0) -> None:
-        super().__init__(seed, irq_rate)
+    def __init__(self, seed: int, depth: int = 3, steps: int = DEFAULT_STEPS,
+                 irq_rate: float = 0.0, *, irqs: int = 0, nmis: int = 0) -> None:
+        super().__init__(seed, irq_rate, irqs=irqs, nmis=nmis, steps=steps)
         self.depth = depth
+        self.steps = steps
         self.priority: dict[int, float] = {}
-        self.change_points = sorted(self.rng.sample(range(1, steps + 1), max(depth - 1, 0)))
-        self.step = 0
+        # The d-1 change points, distinct preemption points of 1..k (k >= d-1 is the caller's
+        # promise; a shorter k keeps as many as fit).
+        steps = max(steps, 1)
+        self.change_points = sorted(self.rng.sample(range(1, steps + 1),
+                                                    min(max(depth - 1, 0), steps)))
         self._next_low = 0  # priorities below every initial one, d-1 .. 1
 
     def new_thread(self, tid: int) -> None:
@@ -108,8 +141,9 @@ class PCT(_Seeded):
         self.priority[tid] = self.depth + self.rng.random()
 
     def pick(self, candidates: Sequence[C], running: C | None) -> C:
-        self.step += 1
-        if running is not None and self.change_points and self.step >= self.change_points[0]:
+        # A change point at point i lowers the thread that ran up to it (at the first decision
+        # from there on: a point where no one else could run asks nothing).
+        if running is not None and self.change_points and self.point >= self.change_points[0]:
             self.change_points.pop(0)
             self._next_low -= 1
             self.priority[running.tid] = self._next_low
@@ -119,10 +153,16 @@ class PCT(_Seeded):
 class RoundRobin(Strategy):
     name = "rr"
 
-    def __init__(self, irq_every: int = 0) -> None:
+    def __init__(self, irq_every: int = 0, *, irqs: int = 0, nmis: int = 0,
+                 steps: int | None = None) -> None:
+        if irqs and not irq_every:
+            irq_every = max((steps or DEFAULT_STEPS) // irqs, 1)
         self.irq_every = irq_every
+        self.nmi_every = max((steps or DEFAULT_STEPS) // nmis, 1) if nmis else 0
         self._points = 0
+        self._nmi_points = 0
         self._next_cpu = 0
+        self._next_nmi_cpu = 0
 
     def pick(self, candidates: Sequence[C], running: C | None) -> C:
         if running is not None:
@@ -139,20 +179,53 @@ class RoundRobin(Strategy):
             return self._next_cpu
         return None
 
+    def nmi(self, nr_cpus: int) -> int | None:
+        self._nmi_points += 1
+        if self.nmi_every and self._nmi_points % self.nmi_every == 0:
+            self._next_nmi_cpu = (self._next_nmi_cpu + 1) % nr_cpus
+            return self._next_nmi_cpu
+        return None
 
-def make_strategy(spec: str, seed: int, irq_rate: float = 0.0) -> Strategy:
-    """``random``, ``pct`` or ``pct:DEPTH``, ``rr``."""
-    name, _, arg = spec.partition(":")
-    if name == "random" and not arg:
-        return RandomWalk(seed, irq_rate)
+
+def _shown(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def parse_strategy(spec: str) -> tuple[str, int]:
+    """``(name, depth)`` of a strategy spec (depth 0 unless PCT); ``ValueError`` saying the
+    syntax otherwise."""
+    name, sep, arg = spec.partition(":")
     if name == "pct":
-        depth = int(arg) if arg else 3
-        if depth < 1:
-            raise ValueError(f"PCT depth must be at least 1, not {depth}")
-        return PCT(seed, depth, irq_rate=irq_rate)
-    if name == "rr" and not arg:
-        return RoundRobin(irq_every=int(1 / irq_rate) if irq_rate else 0)
-    raise ValueError(f"unknown strategy {spec!r}: expected random, pct[:DEPTH] or rr")
+        if not sep:
+            return name, 3
+        if arg.isascii() and arg.isdigit():
+            depth = int(arg) if len(arg) <= 6 else PCT_MAX_DEPTH + 1
+            if depth < 1:
+                raise ValueError(f"PCT depth must be at least 1, not {depth}")
+            if depth > PCT_MAX_DEPTH:
+                raise ValueError(f"PCT depth must be at most {PCT_MAX_DEPTH}, not {_shown(arg)}")
+            return name, depth
+        raise ValueError(f"the PCT depth must be a whole number from 1 to {PCT_MAX_DEPTH}, not "
+                         f"{_shown(arg)} ({STRATEGY_SYNTAX})")
+    if name in ("random", "rr") and not sep:
+        return name, 0
+    raise ValueError(STRATEGY_SYNTAX)
+
+
+def make_strategy(spec: str, seed: int, irq_rate: float = 0.0, *, irqs: int = 0,
+                  nmis: int = 0, steps: int | None = None) -> Strategy:
+    """``random``, ``pct`` or ``pct:DEPTH``, ``rr`` (see :func:`parse_strategy`).
+
+    ``steps`` is the run's expected length in preemption points (PCT's k, and the span the
+    ``irqs`` interrupts are spread over); ``irqs`` the number of interrupts to raise.
+    """
+    name, depth = parse_strategy(spec)
+    if name == "random":
+        return RandomWalk(seed, irq_rate, irqs=irqs, nmis=nmis, steps=steps)
+    if name == "pct":
+        return PCT(seed, depth, steps or DEFAULT_STEPS, irq_rate, irqs=irqs, nmis=nmis)
+    return RoundRobin(irq_every=int(1 / irq_rate) if irq_rate else 0, irqs=irqs, nmis=nmis,
+                      steps=steps)
 
 
 class ReplayDivergence(Exception):
@@ -179,13 +252,22 @@ class Recorder(Strategy):
         self.name = inner.name
         self.decisions: list[int] = []
 
+    def _tell_point(self) -> None:
+        # Down the chain of wrapping strategies (each keeps the one it wraps in ``inner``):
+        # PCT and the interrupt plans count preemption points, not decisions.
+        target: object = self.inner
+        while isinstance(target, Strategy):
+            target.point = self.point
+            target = getattr(target, "inner", None)
+
     def pick(self, candidates: Sequence[C], running: C | None) -> C:
+        self._tell_point()
         chosen = self.inner.pick(candidates, running)
         self.decisions.append(chosen.tid)
         return chosen
 
     def irq(self, nr_cpus: int) -> int | None:
-        self.inner.point = self.point
+        self._tell_point()
         cpu = self.inner.irq(nr_cpus)
         if cpu is not None:
             self.decisions.append(encode_irq(cpu, self.point))

@@ -82,10 +82,14 @@ class Trace:
             if start is not None:
                 self._complete(cpu * 2 + 1, name, start, "lock")
 
-    def write(self, path: str) -> None:
+    def dumps(self) -> str:
+        """The trace-event JSON (closing the slices still open)."""
         for cpu, (name, start) in sorted(self._slices.items()):
             self._complete(cpu * 2, name, start, "run")
         self._slices.clear()
+        return json.dumps({"traceEvents": self.events, "displayTimeUnit": "ns",
+                           "otherData": {"time axis": "scheduler steps (1 step = 1 us)"}})
+
+    def write(self, path: str) -> None:
         with open(path, "w") as f:
-            json.dump({"traceEvents": self.events, "displayTimeUnit": "ns",
-                       "otherData": {"time axis": "scheduler steps (1 step = 1 us)"}}, f)
+            f.write(self.dumps())

@@ -258,3 +258,110 @@ def test_an_irq_decision_replays_at_its_own_point_not_earlier():
 def test_a_schedule_of_an_older_ksim_is_refused_with_a_reason():
     with pytest.raises(ValueError, match="older ksim"):
         decode_schedule("ks1.eJwLAAA")
+
+
+# -- PCT's guarantee and the livelock budget ----------------------------------------------------
+
+async def _planted_depth_2(strategy) -> tuple[bool, int]:
+    """Two threads on two CPUs, ten points each.  Thread ``a`` holds a window open across its
+    sixth and seventh points; the bug is ``b`` running inside it: one ordering constraint
+    beyond who starts first, a bug of depth 2 (found iff ``a`` starts and the change point is
+    one of those two points: probability 2/(n·k), twice the bound)."""
+    async with Machine("16M", cpus=2).boot("") as k:
+        sched = k.sched = Scheduler(k, strategy)
+        state = {"window": False, "found": False}
+
+        async def a() -> None:
+            for i in range(10):
+                state["window"] = i in (5, 6)
+                await preempt_point()
+            state["window"] = False
+
+        async def b() -> None:
+            for _ in range(10):
+                state["found"] = state["found"] or state["window"]
+                await preempt_point()
+
+        k.spawn_thread(a, name="a", cpu=0)
+        k.spawn_thread(b, name="b", cpu=1)
+        await sched.join()
+        return state["found"], sched.points
+
+
+def _binomial_cdf(hits: int, n: int, p: float) -> float:
+    from math import comb
+    return sum(comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(hits + 1))
+
+
+def test_pct_depth_2_finds_a_depth_2_bug_at_least_at_the_papers_bound():
+    """Burckhardt et al. 2010: PCT with depth d finds a bug of depth d with probability at least
+    1/(n·k^(d-1)), k the run's length, when its change points are drawn from the run's own
+    points.  k comes from a first (round-robin) run of the same program, as ksim stress does.
+
+    The seeds are fixed, so the test is deterministic; its statistics say the seeds are not a
+    lucky pick: with the bug's true rate 2/(n·k), 600 runs show fewer than 600/(n·k) finds with
+    probability below 0.1% (binomial).  The same seeds with k = 20000 (change points drawn
+    beyond the run, the old behaviour) find it less often than the bound: the test can fail."""
+    from ksim.vclock import run_virtual
+    _, k = run_virtual(_planted_depth_2, RoundRobin())
+    n, seeds = 2, 600
+    bound = 1 / (n * k)
+    assert _binomial_cdf(int(seeds * bound) - 1, seeds, 2 * bound) < 0.001
+    hits = sum(run_virtual(_planted_depth_2, PCT(seed, depth=2, steps=k))[0]
+               for seed in range(seeds))
+    assert hits / seeds >= bound, (hits, seeds, bound)
+    blind = sum(run_virtual(_planted_depth_2, PCT(seed, depth=2, steps=20000))[0]
+                for seed in range(200))
+    assert blind / 200 < bound, blind
+
+
+async def test_pct_change_points_fall_inside_the_run(autojump_clock):
+    found, k = await _planted_depth_2(RoundRobin())
+    switches = []
+    for seed in range(20):
+        strategy = PCT(seed, depth=3, steps=k)
+        assert all(1 <= p <= k for p in strategy.change_points)
+        async with Machine("16M", cpus=2).boot("") as kern:
+            sched = kern.sched = Scheduler(kern, strategy)
+            for name in ("x", "y"):
+                async def loop() -> None:
+                    for _ in range(10):
+                        await preempt_point()
+                kern.spawn_thread(loop, name=name, cpu=0 if name == "x" else 1)
+            await sched.join()
+        switches.append(sched.switches)
+    assert sum(switches) >= 20  # most seeds switch at a change point
+
+
+class _Greedy(RandomWalk):
+    """Always the highest thread id: an unfair strategy, as PCT is between change points."""
+
+    def pick(self, candidates, running):  # type: ignore[no-untyped-def]
+        return max(candidates, key=lambda c: c.tid)
+
+
+async def test_a_run_past_its_step_budget_ends_with_a_livelock_verdict(autojump_clock):
+    async with Machine("16M", cpus=2).boot("") as k:
+        sched = k.sched = Scheduler(k, _Greedy(0))
+        sched.step_budget = 400
+        sched.budget_note = "a test's"
+        flag = {"set": False}
+
+        async def setter() -> None:
+            flag["set"] = True
+
+        async def poller() -> None:
+            while not flag["set"]:
+                await preempt_point()
+
+        k.spawn_thread(setter, name="setter", cpu=0)
+        k.spawn_thread(poller, name="poller", cpu=1)
+        await sched.join()
+    assert k.outcome == "hang"
+    report = next(r for r in k.reports if r.kind == "livelock")
+    assert report.text.splitlines() == [
+        "ksim: livelock: the run did not end within 400 preemption points",
+        " budget: a test's",
+        " ran:     poller (cpu 1) 200 of the last 200 points",
+        " starved: setter (cpu 0) runnable, never ran"]
+    assert sched.verdict == report.title

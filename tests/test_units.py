@@ -64,3 +64,37 @@ def test_format_size_uses_the_largest_exact_suffix(n: int, text: str) -> None:
 def test_format_size_rejects_negative() -> None:
     with pytest.raises(ValueError):
         format_size(-1)
+
+
+# -- the machine's limits: one rule for the CLI, YAML and the Python API ----------------------
+
+from ksim.units import MAX_RAM, MIN_RAM, NR_CPUS, check_cpus, parse_ram  # noqa: E402
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("7M", "the kernel image alone needs 4M; give the machine at least 8M"),
+    ("8188K", "the kernel image alone needs 4M"),
+    ("12345", "RAM must be a positive multiple of 4096"),
+    ("0", "RAM must be a positive multiple of 4096"),
+    ("100T", "at most 64T (x86-64's MAX_PHYSMEM_BITS, 46, is the limit)"),
+    ("99999999T", "at most 64T"),
+    ("9" * 5000, "digits is no size"),
+])
+def test_ram_outside_the_machines_limits_is_refused_with_the_limit_named(value, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) \
+            as refused:
+        parse_ram(value)
+    assert len(str(refused.value)) < 200  # the value is echoed clipped
+
+
+def test_ram_at_the_limits_is_accepted():
+    assert parse_ram("8M") == MIN_RAM and parse_ram("64T") == MAX_RAM
+    assert parse_ram(64 << 20) == 64 << 20
+
+
+def test_cpus_are_one_to_nr_cpus_as_on_x86_64():
+    assert check_cpus(1) == 1 and check_cpus(NR_CPUS) == 8192
+    with pytest.raises(ValueError, match="at least one CPU"):
+        check_cpus(0)
+    with pytest.raises(ValueError, match=r"more than NR_CPUS \(8192\)"):
+        check_cpus(10 ** 20)

@@ -58,6 +58,17 @@ class Lastlog(KernelModule):
         await printk(KERN_INFO + "lastlog: keeping %d lines\n", self.lines)
         return 0
 
+    async def check_invariants(self) -> list[str]:
+        """For ``ksim stress``: the ring keeps at most ``lines`` lines, each a whole line."""
+        problems = []
+        flags = await spin_lock_irqsave(self.lock)
+        if len(self.ring) > self.lines:
+            problems.append(f"the ring holds {len(self.ring)} lines, more than lines={self.lines}")
+        if any(not line.endswith(b"\n") for line in self.ring):
+            problems.append("a kept line is not a whole line")
+        spin_unlock_irqrestore(self.lock, flags)
+        return problems
+
     async def exit(self) -> None:
         await unregister_console(self.console)
         remove_proc_entry("lastlog", None)

@@ -1,0 +1,43 @@
+"""``ksim stress``: memory per message, against the bytes of the messages themselves.
+
+Issue 14 measured 0.27 KB of growth per message (121 MB at 300,000 messages): the checks kept
+every console line.  They now read console output as it is written and keep only what the
+invariants need (each sender's last index, the first problems).  The figure is the growth of
+the traced Python heap from a run of 8 threads x 1,000 messages to one of 8 x 4,000, per extra
+message; the baseline is the size of one message's console line (what keeping the transcript
+costs, and what ksim/serial.py still keeps of ttyS0).  Target: under 0.1 KB per message.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+from ksim.stress import StressConfig, run_length, run_one, stress_message
+from ksim.vclock import run_virtual
+
+TARGET_KB = 0.1
+
+
+def heap_after_run(messages: int) -> int:
+    config = StressConfig(threads=8, messages=messages, cpus=4)
+    length = run_length(config)
+    tracemalloc.start()
+    try:
+        run_virtual(run_one, config, 0, [], None, None, length)
+        return tracemalloc.get_traced_memory()[1]  # the peak, while the run's state lives
+    finally:
+        tracemalloc.stop()
+
+
+def main() -> None:
+    small, large = heap_after_run(1000), heap_after_run(4000)
+    per_message = (large - small) / (8 * 3000) / 1024
+    line = len("[    0.000000] " + stress_message("t00", 1000) + "\n") / 1024
+    verdict = "PASS" if per_message < TARGET_KB else "MISS"
+    print(f"ksim stress heap growth per message: ksim {per_message:.3f} KB | one console line "
+          f"{line:.3f} KB | ratio {per_message / line:.2f}x (target < {TARGET_KB} KB: "
+          f"{verdict})")
+
+
+if __name__ == "__main__":
+    main()
