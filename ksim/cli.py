@@ -27,12 +27,14 @@ import trio.testing
 from ksim import stress_cli
 from ksim.scenario import cli as scenario_cli
 from ksim.errno import KernelError
+from ksim.firmware import FIRMWARE, FIRMWARE_NAMES
 from ksim.machine import Machine
 from ksim.memory import RamFileError
 from ksim.panic import TaskKilled, die, panic
 from ksim.plugins import PluginError, discover, load, load_plugins
 from ksim.printk import KERN_SOH, level_from_name, printk
 from ksim.units import parse_size
+from ksim.vmlinux import IMAGE_NAMES
 
 EXIT_OK, EXIT_ACTION, EXIT_USAGE, EXIT_HALTED, EXIT_RESTARTED, EXIT_HUNG = 0, 1, 2, 3, 4, 5
 
@@ -67,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--cpus", type=int, default=1, help="number of CPUs (default 1)")
     boot.add_argument("--seed", type=int, default=0, help="seed for everything random")
     boot.add_argument("--cmdline", default="", help="the kernel command line")
+    boot.add_argument("--firmware", default="seabios", choices=FIRMWARE_NAMES,
+                      help="what a reset keeps: " + "; ".join(
+                          f"{fw.name}: {fw.description}" for fw in FIRMWARE.values())
+                      + " (default seabios)")
+    boot.add_argument("--initrd", default="0", metavar="SIZE",
+                      help="an initramfs of SIZE bytes (e.g. 40M) that the boot loader copies "
+                      "to the top of low RAM at every boot (default: none)")
+    boot.add_argument("--kernel", default="ksim", choices=IMAGE_NAMES,
+                      help="the kernel build: ksim (small, the default) or debian (Debian's "
+                      "6.1 image, which needs about 96M of RAM)")
     boot.add_argument("--plugin", action="append", default=[], metavar="NAME",
                       help="build this plugin into the kernel (repeatable)")
     boot.add_argument("--plugin-path", action="append", default=[], metavar="DIR",
@@ -154,10 +166,15 @@ async def _boot(args: argparse.Namespace) -> int:
         raise UsageError(f"ksim boot: --ram: {exc}") from None
     if args.cpus < 1:
         raise UsageError(f"ksim boot: --cpus: a machine needs at least one CPU, not {args.cpus}")
+    try:
+        initrd = parse_size(args.initrd)
+    except ValueError as exc:
+        raise UsageError(f"ksim boot: --initrd: {exc}") from None
     plugins = load_plugins(args.plugin, args.plugin_path)
     out = _Out(args.quiet)
     machine = Machine(size, cpus=args.cpus, ram_file=args.ram_file, seed=args.seed,
-                      serial_sink=out.serial)
+                      serial_sink=out.serial, firmware=args.firmware, initrd=initrd,
+                      kernel=args.kernel)
     try:
         status = EXIT_OK
         async with machine.boot(args.cmdline, plugins) as kernel:

@@ -17,7 +17,7 @@ from typing import Final
 import attrs
 
 from ksim.errno import EBUSY, EFAULT
-from ksim.memory import PAGE_SHIFT, PAGE_SIZE, PFN_DOWN, PFN_PHYS, PFN_UP
+from ksim.memory import PAGE_SHIFT, PAGE_SIZE, PFN_DOWN, PFN_PHYS, PFN_UP, PhysMem
 
 __all__ = [
     "BOOTMEM_DEFAULT",
@@ -121,9 +121,10 @@ class Memblock:
     ``reserve_bootmem_generic`` (M5).  *log* receives the messages the kernel would printk.
     """
 
-    def __init__(self, max_pfn: int, *, log: LogFn = _no_log) -> None:
+    def __init__(self, max_pfn: int, *, log: LogFn = _no_log, mem: PhysMem | None = None) -> None:
         self.max_pfn = max_pfn
         self._log = log
+        self._mem = mem
         self._memory: list[Region] = []
         self._reserved: list[Region] = []
         self._bottom_up = False
@@ -171,6 +172,14 @@ class Memblock:
     def reserved_bytes(self) -> int:
         """memblock_reserved_size(): the ``reserved`` figure of the boot memory report (M6)."""
         return sum(r.size for r in self._reserved)
+
+    def phys_mem_size(self) -> int:
+        """``memblock_phys_mem_size``: the bytes of RAM memblock knows."""
+        return sum(r.size for r in self._memory)
+
+    def free_pages(self) -> int:
+        """What ``memblock_free_all`` hands the buddy allocator: the free ranges' whole pages."""
+        return sum(max(0, PFN_DOWN(end) - PFN_UP(start)) for start, end in self.free_ranges())
 
     def free_ranges(self) -> Iterator[tuple[int, int]]:
         """``for_each_free_mem_range``: half-open ``(start, end)`` ranges of memory - reserved, ascending.
@@ -229,6 +238,27 @@ class Memblock:
 
     def memblock_phys_alloc(self, size: int, align: int) -> int:
         return self.memblock_phys_alloc_range(size, align, 0, MEMBLOCK_ALLOC_ACCESSIBLE)
+
+    def memblock_alloc(self, size: int, align: int, *, min_addr: int = 0,
+                       max_addr: int = MEMBLOCK_ALLOC_ACCESSIBLE, contents: str | None = None,
+                       zero: bool = True) -> int:
+        """The kernel's own allocation (``memblock_alloc_try_nid``): found as
+        :meth:`memblock_phys_alloc_range` finds it, zeroed unless *zero* is false (the ``_raw``
+        variants), then written with *contents* (a fill key: what the kernel puts there) in the
+        machine's RAM.  Returns the physical address, or 0."""
+        if max_addr in (MEMBLOCK_ALLOC_ACCESSIBLE, MEMBLOCK_ALLOC_ANYWHERE) or \
+                max_addr > self.current_limit:
+            max_addr = self.current_limit
+        addr = self.memblock_phys_alloc_range(size, align, min_addr, max_addr)
+        if not addr and min_addr:  # memblock_alloc_internal() retries without the lower limit
+            addr = self.memblock_phys_alloc_range(size, align, 0, max_addr)
+        if addr and self._mem is not None:
+            span = [(addr, addr + size)]
+            if contents is not None:
+                self._mem.fill(span, contents)
+            elif zero:
+                self._mem.scrub(span, 0)
+        return addr
 
     def _find_top_down(self, size: int, align: int, start: int, end: int) -> int:
         for this_start, this_end in reversed(list(self.free_ranges())):

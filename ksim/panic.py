@@ -30,7 +30,7 @@ from ksim.notifier import DIE_OOPS, NOTIFY_STOP, AtomicNotifierHead, atomic_noti
 from ksim.preempt import in_interrupt, local_irq_disable, preempt_disable
 from ksim.printk import KERN_ALERT, KERN_DEFAULT, KERN_EMERG, KERN_INFO, KERN_WARNING, \
     console_flush_on_panic, kmsg_dump, printk
-from ksim.reboot import MachineHalt, emergency_restart
+from ksim.reboot import MachineHalt, apply_panic_reboot_mode, emergency_restart
 from ksim.smp import smp_send_stop
 from ksim.sysctl import proc_dointvec
 
@@ -151,6 +151,7 @@ async def panic(fmt: str, *args: object) -> None:
         await console_flush_on_panic(kernel.printk)
         await trio.sleep(timeout)
     if timeout != 0:
+        apply_panic_reboot_mode()
         emergency_restart()
     await printk(KERN_EMERG + "---[ end Kernel panic - not syncing: %s ]---\n", text)
     await console_flush_on_panic(kernel.printk)

@@ -74,6 +74,10 @@ CONSOLE_LOG_MAX = 1024
 PREFIX_MAX = 32  # !CONFIG_PRINTK_CALLER
 LOG_LINE_MAX = CONSOLE_LOG_MAX - PREFIX_MAX  # the largest record vprintk_store() reserves
 LOG_BUF_LEN_MAX = 1 << 31
+PRB_AVGBITS = 5  # an average record of 32 bytes: one descriptor and info per 32 text bytes
+PRB_DESC_SIZE = 24  # sizeof(struct prb_desc)
+PRINTK_INFO_SIZE = 88  # sizeof(struct printk_info)
+LOG_ALIGN = 8  # __alignof__(struct printk_info)
 
 KmsgDumper = Callable[[str], Awaitable[None]]
 
@@ -244,8 +248,9 @@ class Printk:
 
     def log_line(self, level: int, text: str) -> None:
         """Store ``text`` at ``level`` as task 0's line, without printing it now (early boot
-        code and parsers that run synchronously)."""
-        self.vprintk_store(0, level, text + "\n", "T0")
+        code and parsers that run synchronously).  Formatted as ``printk(KERN_<level> ...)``
+        is, so the level prefix counts against LOG_LINE_MAX: 989 characters of text (C11)."""
+        self.vprintk_store(0, LOGLEVEL_DEFAULT, "%s%d%s\n" % (KERN_SOH, level, text), "T0")
 
     # -- consoles -----------------------------------------------------------------------------
     def find_console(self, name: str, index: int | None = None) -> Console | None:
@@ -630,17 +635,42 @@ core_param("printk.time", "bool", 0o644, "printk.printk_time")
 core_param("printk.ignore_loglevel", "bool", 0o644, "printk.ignore_loglevel")
 
 
-def setup_log_buf(kernel: Kernel) -> None:
-    """x86 setup_arch()'s ``setup_log_buf(1)``: move to the ``log_buf_len=`` buffer (C16).
+def setup_log_buf(kernel: Kernel, early: bool = True) -> None:
+    """``setup_log_buf()``: move to the ``log_buf_len=`` buffer (C16), allocated from memblock.
 
-    The early records are copied over; ``early log buf free`` is what they left of the
-    static buffer, each costing its text rounded up to 8 bytes plus an 8-byte block id, as
-    in the lockless ring buffer's data ring.
+    x86 calls it from setup_arch (*early*) and again from start_kernel; a buffer memblock cannot
+    give (text, then descriptors, then infos: 4.5 times the text size) is reported each time
+    and the static buffer stays.  The early records are copied over; ``early log buf free`` is
+    what they left of the static buffer, each costing its text rounded up to 8 bytes plus an
+    8-byte block id, as in the lockless ring buffer's data ring.
     """
     pk = kernel.printk
     size = pk.new_log_buf_len
     if not size:
         return
+    if size >> PRB_AVGBITS == 0:
+        pk.log_line(LOGLEVEL_ERR, "printk: new_log_buf_len: %u too small" % size)
+        return
+    mb = kernel.memblock
+    if mb is not None:
+        text = mb.memblock_alloc(size, LOG_ALIGN)
+        if not text:
+            pk.log_line(LOGLEVEL_ERR, "printk: log_buf_len: %u text bytes not available" % size)
+            return
+        descs_size = (size >> PRB_AVGBITS) * PRB_DESC_SIZE
+        descs = mb.memblock_alloc(descs_size, LOG_ALIGN)
+        if not descs:
+            pk.log_line(LOGLEVEL_ERR, "printk: log_buf_len: %u desc bytes not available"
+                        % descs_size)
+            mb.memblock_phys_free(text, size)
+            return
+        infos_size = (size >> PRB_AVGBITS) * PRINTK_INFO_SIZE
+        if not mb.memblock_alloc(infos_size, LOG_ALIGN):
+            pk.log_line(LOGLEVEL_ERR, "printk: log_buf_len: %u info bytes not available"
+                        % infos_size)
+            mb.memblock_phys_free(descs, descs_size)
+            mb.memblock_phys_free(text, size)
+            return
     free = LOG_BUF_LEN_DEFAULT
     for record in pk.log:
         text_len = len(record.text.encode(errors="surrogatepass"))

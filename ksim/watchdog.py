@@ -11,19 +11,23 @@ that returns, however long it took, was making progress.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import attrs
 
 from ksim.bug import Report
+from ksim.current import current_kernel
+from ksim.fs import ProcOps
+from ksim.init import kernel_file, setup
 from ksim.reboot import MachineHang
+from ksim.sysctl import proc_dointvec
 
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
 
-__all__ = ["HANG_BUDGET", "HangCheck"]
+__all__ = ["HANG_BUDGET", "HangCheck", "WatchdogState"]
 
 # Calls into the kernel one handler may make: a real memory search needs a few thousand at
 # most (one per candidate block); 20,000 keeps a hung boot to about 0.15 s of CPU.
@@ -61,3 +65,70 @@ class HangCheck:
             self.where = None
             self.kernel.reports.append(Report("hang", detail, detail))
             raise MachineHang(detail)
+
+
+# -- kernel/watchdog.c's switches -----------------------------------------------------------------
+
+NMI_WATCHDOG_ENABLED = 1
+SOFT_WATCHDOG_ENABLED = 2
+
+
+@attrs.define
+class WatchdogState:
+    """The lockup detectors' switches (kernel/watchdog.c).  ksim runs no lockup detector (a
+    boot that hangs is the simulator's to report, above); what the switches change is what
+    ``/proc/sys/kernel/{watchdog,soft_watchdog,nmi_watchdog}`` read.  The machine has no PMU
+    (like QEMU's TCG): the NMI watchdog is never available."""
+
+    watchdog_user_enabled: int = 1
+    soft_watchdog_user_enabled: int = 1
+    nmi_watchdog_user_enabled: int = 1
+    nmi_watchdog_available: bool = False
+
+    @property
+    def watchdog_enabled(self) -> int:
+        """``lockup_detector_update_enable()``'s result."""
+        if not self.watchdog_user_enabled:
+            return 0
+        enabled = 0
+        if self.nmi_watchdog_available and self.nmi_watchdog_user_enabled:
+            enabled |= NMI_WATCHDOG_ENABLED
+        if self.soft_watchdog_user_enabled:
+            enabled |= SOFT_WATCHDOG_ENABLED
+        return enabled
+
+
+@setup("nowatchdog")
+async def nowatchdog_setup(val: str) -> int:
+    current_kernel().watchdog.watchdog_user_enabled = 0
+    return 1
+
+
+@setup("nosoftlockup")
+async def nosoftlockup_setup(val: str) -> int:
+    current_kernel().watchdog.soft_watchdog_user_enabled = 0
+    return 1
+
+
+def _watchdog_file(attr: str, which: int) -> Callable[[Kernel], ProcOps]:
+    def make(k: Kernel) -> ProcOps:
+        state = k.watchdog
+
+        def get() -> int:
+            return int(bool(state.watchdog_enabled & which))
+
+        def set_(value: int) -> None:
+            if value in (0, 1):
+                setattr(state, attr, value)
+
+        return proc_dointvec(get, set_)
+
+    return make
+
+
+kernel_file("/proc/sys/kernel/watchdog", 0o644)(
+    _watchdog_file("watchdog_user_enabled", NMI_WATCHDOG_ENABLED | SOFT_WATCHDOG_ENABLED))
+kernel_file("/proc/sys/kernel/soft_watchdog", 0o644)(
+    _watchdog_file("soft_watchdog_user_enabled", SOFT_WATCHDOG_ENABLED))
+kernel_file("/proc/sys/kernel/nmi_watchdog", 0o644)(
+    _watchdog_file("nmi_watchdog_user_enabled", NMI_WATCHDOG_ENABLED))

@@ -96,7 +96,9 @@ def test_boot_time_panic_is_reported_not_raised(capsys):
 
 @pytest.mark.parametrize("args", [
     ["--ram", "12Q"], ["--ram", "0"], ["--cpus", "0"], ["--cpus", "x"], ["--seed", "1.5"],
-    ["--bogus"], ["--plugin", "no_such_plugin"], ["--printk"],
+    ["--bogus"], ["--plugin", "no_such_plugin"], ["--printk"], ["--initrd", "lots"],
+    ["--firmware", "coreboot"], ["--kernel", "vmlinux"], ["--ram", "8M"],
+    ["--initrd", "64M"], ["--ram", "64M", "--kernel", "debian"],
 ])
 def test_bad_flags_are_one_line_and_status_2(capsys, args):
     status, out, err = run(capsys, *args)
@@ -131,7 +133,7 @@ def test_process_exit_statuses_and_no_tracebacks(tmp_path: Path):
 
 def test_restart_exit_status_4_and_warm_ram_file(tmp_path: Path):
     ram = tmp_path / "m.ram"
-    first = ksim("boot", "-q", "--ram", "8M", "--ram-file", str(ram), "--cmdline", "panic=-1",
+    first = ksim("boot", "-q", "--ram", "64M", "--ram-file", str(ram), "--cmdline", "panic=-1",
                  "--panic", "again")
     assert first.returncode == 4 and "restarted" in first.stderr
-    assert ram.stat().st_size == 8 << 20
+    assert ram.stat().st_size == 64 << 20
