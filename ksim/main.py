@@ -309,11 +309,13 @@ async def rest_init(k: Kernel) -> None:
     k.init_task = k.new_task("swapper/0")
     set_current(k.init_task)
     for level in INITCALL_LEVELS:
+        if level == "early" and not k.setup.trampoline:
+            await panic("Real mode trampoline was not allocated")  # do_init_real_mode()
         if level == "device":
-            # rootfs_initcall(populate_rootfs), rootfs_initcall(pci_iommu_init)
-            populate_rootfs(k)
+            # rootfs_initcall(pci_iommu_init), rootfs_initcall(populate_rootfs)
             if k.setup.swiotlb:
                 swiotlb_print_info(k, k.setup.swiotlb)
+            populate_rootfs(k)
             # arch/x86/kernel/setup.c's __initcall(register_kernel_offset_dumper): linked
             # before any driver
             atomic_notifier_chain_register(k.chains.panic_notifier_list,

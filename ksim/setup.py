@@ -77,6 +77,7 @@ class SetupState:
     crashk_low_res: tuple[int, int] | None = None
     zones: ZoneInfo | None = None
     swiotlb: int = 0
+    trampoline: int = 0  # the real-mode trampoline below 1 MiB (0: none could be had)
 
 
 class EarlyPanic(Exception):
@@ -199,6 +200,116 @@ def _reserve_crashkernel_low(k: Kernel, total: int) -> bool:
     return True
 
 
+PMD_SIZE: Final = 2 << 20
+PUD_SIZE: Final = 1 << 30
+PGDIR_SIZE: Final = 1 << 39  # 4-level paging: QEMU's default CPU has no LA57
+_ULONG: Final = (1 << 64) - 1
+# INIT_PGT_BUF_SIZE: 4 * INIT_PGD_PAGE_TABLES pages with CONFIG_RANDOMIZE_MEMORY and
+# CONFIG_X86_5LEVEL (Debian's configuration)
+PGT_BUF_PAGES: Final = 16
+
+
+class _DirectMap:
+    """init_mem_mapping()'s page tables (arch/x86/mm/init.c, init_64.c), counted, not built.
+
+    The direct map needs a PUD page per 512 GiB, a PMD page per 1 GiB and a PTE page per 2 MiB
+    it maps with 4 KiB pages (the ends of RAM ranges that are not 2 MiB-aligned; QEMU's default
+    CPU has no 1 GiB pages).  ``alloc_low_pages`` takes them from the 16-page buffer in the
+    kernel's brk, except for ranges overlapping that buffer and once it is used up: then from
+    memblock, top-down within what is already mapped (E6: the 3 pages at the top of RAM on
+    machines with RAM above 4 GiB, the page below 16 MiB with ``mem=16M``).
+    """
+
+    def __init__(self, k: Kernel, page_offset: int, pgt_buf: int) -> None:
+        self.k = k
+        self.page_offset = page_offset
+        self.pgt_buf_end = pgt_buf
+        self.pgt_buf_top = pgt_buf + PGT_BUF_PAGES * PAGE_SIZE
+        self.present: set[tuple[str, int]] = set()
+        self.min_mapped = 0
+        self.max_mapped = 0
+        self.can_use_brk = True
+
+    def alloc_low_page(self) -> None:
+        if self.can_use_brk and self.pgt_buf_end < self.pgt_buf_top:
+            self.pgt_buf_end += PAGE_SIZE
+            return
+        mb = self.k.memblock
+        assert mb is not None
+        addr = mb.memblock_phys_alloc_range(PAGE_SIZE, PAGE_SIZE, self.min_mapped,
+                                            self.max_mapped)
+        if not addr:
+            raise EarlyPanic("alloc_low_pages: can not alloc memory")
+        self.k.mem.fill([(addr, addr + PAGE_SIZE)], "pgtable")
+
+    def _need(self, level: str, virt: int, size: int) -> None:
+        key = (level, virt // size)
+        if key not in self.present:
+            self.present.add(key)
+            self.alloc_low_page()
+
+    def init_memory_mapping(self, start: int, end: int) -> None:
+        """One range: PUD and PMD pages as needed, PTE pages for its 4 KiB parts."""
+        if start >= end:
+            return
+        head_end = min(end, (start + PMD_SIZE - 1) & ~(PMD_SIZE - 1))
+        tail_start = max(head_end, end & ~(PMD_SIZE - 1))
+        pieces = [(start, head_end, True), (head_end, tail_start, False), (tail_start, end, True)]
+        for p_start, p_end, small in pieces:
+            addr = p_start
+            while addr < p_end:
+                virt = (addr + self.page_offset) & _ULONG
+                self._need("pud", virt, PGDIR_SIZE)
+                self._need("pmd", virt, PUD_SIZE)
+                if small:
+                    self._need("pte", virt, PMD_SIZE)
+                step = PMD_SIZE if small else PUD_SIZE
+                addr = min(p_end, (addr & ~(step - 1)) + step)
+        self.max_mapped = max(self.max_mapped, end & ~(PAGE_SIZE - 1))
+
+    def init_range_memory_mapping(self, r_start: int, r_end: int) -> int:
+        mb = self.k.memblock
+        assert mb is not None
+        mapped = 0
+        for region in mb.memory:
+            start, end = max(region.base, r_start), min(region.end, r_end)
+            if start >= end:
+                continue
+            self.can_use_brk = max(start, self.pgt_buf_end) >= min(end, self.pgt_buf_top)
+            self.init_memory_mapping(start, end)
+            mapped += end - start
+        return mapped
+
+
+def init_mem_mapping(k: Kernel, max_pfn: int) -> None:
+    """The direct map, mapped top-down (``memory_map_top_down``), then the memory test."""
+    mb = k.memblock
+    assert mb is not None
+    end = max_pfn << PAGE_SHIFT
+    dm = _DirectMap(k, k.kaslr.direct_map_base(), k.kaslr.phys_base + k.image.bss[1])
+    dm.init_memory_mapping(0, ISA_END_ADDRESS)  # always mapped, holes or not
+    if k.kaslr.enabled or k.kaslr.page_offset_random:
+        dm.alloc_low_page()  # init_trampoline_kaslr(): the trampoline's PUD page
+    dm.can_use_brk = True
+    addr = mb.memblock_phys_alloc_range(PMD_SIZE, PMD_SIZE, ISA_END_ADDRESS, end)
+    mb.memblock_phys_free(addr, PMD_SIZE)  # only to find the top: mapped first
+    real_end = addr + PMD_SIZE
+    dm.min_mapped = real_end
+    step, last_start, mapped = PMD_SIZE, real_end, 0
+    while last_start > ISA_END_ADDRESS:
+        if last_start > step:
+            start = max(ISA_END_ADDRESS, (last_start - 1) & ~(step - 1))
+        else:
+            start = ISA_END_ADDRESS
+        mapped += dm.init_range_memory_mapping(start, last_start)
+        last_start = start
+        dm.min_mapped = last_start
+        if mapped >= step:
+            step <<= 8  # get_new_step_size()
+    if real_end < end:
+        dm.init_range_memory_mapping(real_end, end)
+
+
 def memblock_find_dma_reserve(k: Kernel) -> int:
     """The pages below 16 MiB that are memory but not free (the DMA zone's reserve)."""
     mb = k.memblock
@@ -244,12 +355,13 @@ async def setup_arch(k: Kernel) -> ZoneInfo:
         mb.memblock_add(start, end - start)
     # reserve_real_mode(): the trampoline below 1 MiB, then all of the first MiB
     trampoline = mb.memblock_phys_alloc_range(REAL_MODE_SIZE, PAGE_SIZE, 0, ISA_END_ADDRESS)
+    k.setup.trampoline = trampoline
     if trampoline:
         k.mem.fill([(trampoline, trampoline + REAL_MODE_SIZE)], "trampoline")
     else:
         log(LOGLEVEL_INFO, "No sub-1M memory is available for the trampoline")
     mb.memblock_reserve(0, ISA_END_ADDRESS)
-    # init_mem_mapping()
+    init_mem_mapping(k, max_pfn)
     early_memtest(k)
     k.layout = MemoryLayout(kaslr.direct_map_base(), 0, max_pfn, max_pfn)
     mb.memblock_set_current_limit(max_pfn << PAGE_SHIFT)
@@ -295,6 +407,7 @@ def iomem_resources(k: Kernel) -> list[tuple[int, int, str, list[tuple[int, int,
                for s, e, n, c in out]
     top = k.mem.below_4g
     out.append((0xA0000, 0xBFFFF, "PCI Bus 0000:00", []))
+    out.append((0xCA000, 0xCA5FF, "Adapter ROM", []))  # QEMU's linuxboot_dma.bin (probe_roms)
     out.append((top, 0xFEBFFFFF, "PCI Bus 0000:00", []))
     out += [(s, e, n, []) for s, e, n in _DEVICES]
     high_end = k.mem.ram_ranges()[-1][1] if k.mem.size > top else FOUR_GIB
