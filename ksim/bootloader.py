@@ -2,7 +2,7 @@
 its ``linuxboot_dma`` option ROM) and the boot parameters it leaves (arch/x86/include/uapi/asm/
 bootparam.h, Documentation/x86/boot.rst).
 
-At every boot, before the kernel runs, the loader copies (B1, B2):
+At every boot, before the kernel runs, the loader copies (D1, D2):
 
 * the real-mode setup code and the ``boot_params`` inside it to 0x10000 (the setup code's own
   stack runs just below 0x20000);
@@ -66,7 +66,7 @@ class BootParams:
 
 
 def qemu_initrd_addr(mem: PhysMem, image: KernelImage, size: int) -> int:
-    """Where QEMU puts an initramfs of *size* bytes (B2); raises :class:`InitrdTooLarge`."""
+    """Where QEMU puts an initramfs of *size* bytes (D2); raises :class:`InitrdTooLarge`."""
     low = mem.below_4g
     if image.protocol >= 0x20C and image.can_load_above_4g:
         initrd_max = UINT32_MAX

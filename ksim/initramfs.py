@@ -2,7 +2,7 @@
 
 At the rootfs initcall the kernel unpacks the image the boot loader left (``Trying to unpack
 rootfs image as initramfs...``) and frees its pages (``Freeing initrd memory: %luK``, its
-page-rounded size): from then on they are ordinary free memory (B2).  ksim does not model the
+page-rounded size): from then on they are ordinary free memory (D2).  ksim does not model the
 unpacked files: they go to page-cache pages the buddy allocator picks, which matters only for
 memory nobody reserved.  The initramfs has ``/init``, so unless ``rdinit=`` names something
 else, init is ``/init`` (P9).

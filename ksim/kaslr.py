@@ -1,7 +1,7 @@
 """KASLR: where the decompressor puts the kernel (arch/x86/boot/compressed/kaslr.c) and where the
 direct map begins (arch/x86/mm/kaslr.c), both per boot.
 
-**The kernel image** (CONFIG_RANDOMIZE_BASE=y, B3, B4).  Unless the command line has the word
+**The kernel image** (CONFIG_RANDOMIZE_BASE=y, D3, D4).  Unless the command line has the word
 ``nokaslr``, ``choose_random_location`` walks the firmware's e820 RAM entries from
 ``min(LOAD_PHYSICAL_ADDR, 512 MiB)``, cuts out what the decompressor must not overwrite (its own
 compressed copy and run space, the initramfs, the command line, the boot parameters, up to four
@@ -13,7 +13,7 @@ address: the panic notifier prints it (``Kernel Offset:``), or ``Kernel Offset: 
 with ``nokaslr``.  ``nokaslr`` is the decompressor's word only: 6.1's kernel proper has no such
 parameter and hands it to init (P6).
 
-**The direct map** (CONFIG_RANDOMIZE_MEMORY=y, B6).  When the decompressor ran KASLR,
+**The direct map** (CONFIG_RANDOMIZE_MEMORY=y, D6).  When the decompressor ran KASLR,
 ``kernel_randomize_memory`` moves PAGE_OFFSET (and the vmalloc and vmemmap bases) by a random
 whole number of GiB within the space the three regions leave, so a virtual address kept in RAM
 means nothing to the next boot (F6).  ``ksim.page_offset=ADDR`` (ksim's own early parameter)
@@ -214,7 +214,7 @@ def _slots_in(region: MemVector, image_size: int, avoid: list[MemVector],
 
 def choose_random_location(bp: BootParams, image: KernelImage, cmdline: str, seed: int,
                            boot: int) -> KaslrState:
-    """Where the decompressor puts *image* on this boot, and its virtual placement (B3)."""
+    """Where the decompressor puts *image* on this boot, and its virtual placement (D3)."""
     state = KaslrState()
     if cmdline_find_option_bool(cmdline, "nokaslr"):
         return state

@@ -325,7 +325,7 @@ async def rest_init(k: Kernel) -> None:
                 await do_one_initcall(k, mod)
         await trio.sleep(0.001)  # each initcall level costs a little virtual time
     # console_on_rootfs(): /dev/console needs a console with a tty behind it
-    if k.printk.dev_console is None or k.printk.dev_console.device is None:
+    if not any(con.device is not None for con in k.printk.console_drivers):
         await printk(KERN_ERR + "Warning: unable to open an initial console.\n")
     # printk_late_init() (modern) only drops boot consoles living in init memory, which no
     # ksim console does: a leftover boot console stays until a real preferred one registers

@@ -101,7 +101,7 @@ FOUR_GIB: Final = 1 << 32
 
 @attrs.frozen
 class MemoryLayout:
-    """One boot's pfn bounds (M2, E5) and direct-map base (M3, B6).
+    """One boot's pfn bounds (M2, E5) and direct-map base (M3, D6).
 
     setup_arch computes them from the e820 map (:mod:`ksim.setup`): on x86-64 ``min_low_pfn`` is never set
     and stays 0, and ``max_low_pfn`` equals ``max_pfn`` once the direct map covers all RAM (E5).  A layout

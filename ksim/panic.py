@@ -46,6 +46,7 @@ class PanicState:
 
     panic_timeout: int = 0  # panic= (CONFIG_PANIC_TIMEOUT=0: halt)
     panic_on_oops: bool = False  # oops=panic, kernel.panic_on_oops
+    panic_on_warn: int = 0  # panic_on_warn=, kernel.panic_on_warn (see docs/deviations.md)
     pause_on_oops: int = 0
     panic_message: str | None = None  # the first panic's message
     panic_depth: int = 0  # nested panic() calls on the panic CPU
@@ -57,6 +58,7 @@ class PanicState:
 
 
 core_param("panic", "int", 0o644, "panic.panic_timeout")
+core_param("panic_on_warn", "int", 0o644, "panic.panic_on_warn")
 core_param("pause_on_oops", "int", 0o644, "panic.pause_on_oops")
 
 
@@ -81,6 +83,13 @@ def _panic_on_oops_sysctl(k: Kernel) -> ProcOps:
     def set_(value: int) -> None:
         k.panic.panic_on_oops = bool(value)
     return proc_dointvec(lambda: int(k.panic.panic_on_oops), set_)
+
+
+@kernel_file("/proc/sys/kernel/panic_on_warn", 0o644)
+def _panic_on_warn_sysctl(k: Kernel) -> ProcOps:
+    def set_(value: int) -> None:
+        k.panic.panic_on_warn = value
+    return proc_dointvec(lambda: k.panic.panic_on_warn, set_)
 
 
 @kernel_file("/proc/sys/kernel/tainted", 0o444)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ksim.bug import warn
-from ksim.cmdline import get_option, memparse
+from ksim.cmdline import get_option, memparse, simple_strtoul
 from ksim.console import (
     CON_BOOT, CON_BRL, CON_CONSDEV, CON_ENABLED, CON_EXTENDED, CON_PRINTBUFFER,
     MAX_CMDLINECONSOLES, Console, ConsoleCmdline, parse_console_option,
@@ -249,7 +249,7 @@ class Printk:
     def log_line(self, level: int, text: str) -> None:
         """Store ``text`` at ``level`` as task 0's line, without printing it now (early boot
         code and parsers that run synchronously).  Formatted as ``printk(KERN_<level> ...)``
-        is, so the level prefix counts against LOG_LINE_MAX: 989 characters of text (C11)."""
+        is, so the level prefix counts against LOG_LINE_MAX: 989 characters of text (D7)."""
         self.vprintk_store(0, LOGLEVEL_DEFAULT, "%s%d%s\n" % (KERN_SOH, level, text), "T0")
 
     # -- consoles -----------------------------------------------------------------------------
@@ -690,15 +690,19 @@ def _proc_sys_printk(k: Kernel) -> ProcOps:
     pk = k.printk
 
     async def write(file: ProcFile, data: bytes) -> int:
+        # proc_dointvec() on the four ints: each value is stored as it is parsed, so a bad
+        # one fails the write after the ones before it took effect (oracle F6)
         fields = data.decode(errors="replace").split()
         names = ("console_loglevel", "default_message_loglevel", "minimum_console_loglevel",
                  "default_console_loglevel")
-        try:
-            values = [int(f, 0) for f in fields[:4]]
-        except ValueError:
+        if not fields:
             return -EINVAL
-        for name, value in zip(names, values):
-            setattr(pk, name, value)
+        for name, field in zip(names, fields):
+            digits = field[1:] if field[:1] == "-" else field
+            value, rest = simple_strtoul(digits, 0)
+            if rest or not digits or not digits[:1].isdigit():
+                return -EINVAL
+            setattr(pk, name, -value if field[:1] == "-" else value)
         return len(data)
 
     return ProcOps(text_reader(pk.proc_sys_printk).proc_read, write)

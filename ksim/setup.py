@@ -14,7 +14,7 @@
    NODE_DATA, ``crashkernel=`` (E7), the ``struct page`` arrays, then the zones;
 6. ``/proc/iomem``'s resources, the nosave regions and the PCI gap.
 
-x86's panic notifier that prints the kernel's offset (``Kernel Offset:``, B3) is defined here and
+x86's panic notifier that prints the kernel's offset (``Kernel Offset:``, D3) is defined here and
 registered by an initcall (``__initcall(register_kernel_offset_dumper)``): a panic before the
 initcalls, such as the early ``Too many boot init vars``, has no such line (oracle F1).
 
@@ -85,7 +85,7 @@ class EarlyPanic(Exception):
 
 
 async def dump_kernel_offset(nb: NotifierBlock, action: int, data: object) -> int:
-    """x86's panic notifier: where KASLR put the kernel text (B3)."""
+    """x86's panic notifier: where KASLR put the kernel text (D3)."""
     kaslr = current_kernel().kaslr
     if kaslr.enabled:
         await printk(KERN_EMERG + "Kernel Offset: %#x from %#x (relocation range: %#x-%#x)\n",
@@ -112,7 +112,7 @@ def early_reserve_memory(k: Kernel) -> None:
 
 
 def reserve_initrd(k: Kernel, max_pfn: int) -> None:
-    """``RAMDISK:``; an initramfs the direct map does not cover is moved (B2)."""
+    """``RAMDISK:``; an initramfs the direct map does not cover is moved (D2)."""
     bp = k.boot_params
     if not (bp.type_of_loader and bp.ramdisk_image and bp.ramdisk_size):
         return

@@ -11,12 +11,12 @@ A :class:`KernelImage` describes one build.  Two are known:
     otherwise (``pg_data_t``, per-CPU sizes).  Its sizes are chosen, not measured: small enough
     that a 64 MiB machine boots it with KASLR.
 ``debian``
-    Debian's ``vmlinuz-6.1.0-57-amd64``, as the oracle measured it (B1): sections from
+    Debian's ``vmlinuz-6.1.0-57-amd64``, as the oracle measured it (D1): sections from
     ``/proc/iomem`` with ``nokaslr``, section sizes from the ``Memory:`` line, header fields
     from the file (``init_size 0x3f98000``, 8 MB compressed).  It needs about 80 MiB of RAM
     below the initramfs, as the real one does (64 and 72 MiB machines reset).
 
-What the decompressor writes (B5): head_64.S first copies the compressed kernel (ZO) to the end
+What the decompressor writes (D5): head_64.S first copies the compressed kernel (ZO) to the end
 of its buffer ``[LOAD_PHYSICAL_ADDR, + init_size)``, at the same place whatever KASLR picks
 later; ``extract_kernel`` then chooses the output address (:mod:`ksim.kaslr`) and writes the
 image there: text, rodata and data, then bss and brk cleared.  ``output_len`` and the ZO size of
@@ -80,7 +80,7 @@ class KernelImage:
 
     @property
     def needed_size(self) -> int:
-        """extract_kernel()'s ``needed_size``: what KASLR must find room for (B4)."""
+        """extract_kernel()'s ``needed_size``: what KASLR must find room for (D4)."""
         return _align(max(self.output_len, self.end), MIN_KERNEL_ALIGN)
 
     @property
@@ -120,7 +120,7 @@ def zo_range(image: KernelImage, output: int = LOAD_PHYSICAL_ADDR) -> tuple[int,
 
 
 def extract_kernel(mem: PhysMem, image: KernelImage, base: int) -> None:
-    """The decompressor's writes for an image decompressed at physical *base* (B5): the ZO copy,
+    """The decompressor's writes for an image decompressed at physical *base* (D5): the ZO copy,
     then text to data (garbage to ksim) and bss and brk cleared."""
     zo_start, zo_end = zo_range(image)
     mem.fill([(zo_start, zo_end)], f"zo:{image.name}")

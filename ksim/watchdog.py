@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HANG_BUDGET", "HangCheck", "WatchdogState"]
 
-# Calls into the kernel one handler may make: a real memory search needs a few thousand at
-# most (one per candidate block); 20,000 keeps a hung boot to about 0.15 s of CPU.
+# Calls into the kernel one handler may make: a search through RAM makes at most one per page
+# (a candidate block per step), so the budget is twice the machine's pages, and at least 20,000
+# (about 0.15 s of CPU for a hung boot on a small machine).
 HANG_BUDGET = 20_000
 
 
@@ -48,6 +49,9 @@ class HangCheck:
         """The boot calls into driver code ``where`` (a handler's or an initcall's name)."""
         saved = self.where, self.calls
         self.where, self.calls = where, 0
+        layout = self.kernel.layout
+        if layout is not None:
+            self.budget = max(HANG_BUDGET, 2 * layout.max_pfn)
         try:
             yield
         finally:

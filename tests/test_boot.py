@@ -7,7 +7,8 @@ the log lines and their order.  Rule ids refer to ``linux-semantics.md``.
 
 from __future__ import annotations
 
-from ksim import KERN_DEBUG, KernelModule, Machine, early_param, printk, setup
+from ksim import EINVAL, KERN_DEBUG, KernelError, KernelModule, Machine, early_param, printk, \
+    setup
 from ksim.setup import KERNEL_IMAGE_START
 from ksim.printk import LOG_BUF_LEN_DEFAULT
 
@@ -68,9 +69,9 @@ async def test_p1_proc_cmdline_is_the_raw_line_plus_newline(autojump_clock):
     assert f["/proc/cmdline"] == (line + "\n").encode()
 
 
-async def test_p1_c11_a_2047_character_line_boots_and_printk_cuts_its_lines_at_989(
+async def test_p1_b7_a_2047_character_line_boots_and_printk_cuts_its_lines_at_989(
         autojump_clock):
-    """P1, C11: 2047 characters fit COMMAND_LINE_SIZE with their NUL; /proc/cmdline has them
+    """P1, D7: 2047 characters fit COMMAND_LINE_SIZE with their NUL; /proc/cmdline has them
     all, while each printk of the line keeps 989 characters (LOG_LINE_MAX - 1 with the
     level prefix), as 6.1 does (oracle F3: ``Command line: `` + 975 characters)."""
     line = "x" * 2047
@@ -181,6 +182,12 @@ async def test_p8_32_args_fit_the_33rd_panics_after_console_init(autojump_clock)
         "Kernel panic - not syncing: Too many boot init vars at `a33'")
     assert "Kernel panic - not syncing: Too many boot init vars at `a33'" in k.serial_output()
     assert "Run /sbin/init as init process" not in out
+    # oracle F1: in start_kernel right after console_init, as the idle task, before the
+    # secondary CPUs come up and before x86's kernel-offset notifier is registered
+    at = out.index("printk: console [ttyS0] enabled")
+    assert out[at + 1] == "Kernel panic - not syncing: Too many boot init vars at `a33'"
+    assert out[at + 2].startswith("CPU: 0 PID: 0 Comm: swapper/0 ")
+    assert not any(line.startswith(("smp: ", "Kernel Offset")) for line in out)
 
 
 async def test_p8_env_limit_is_home_term_plus_31(autojump_clock):
@@ -419,3 +426,81 @@ async def test_c3_console_null_or_empty_selects_ttynull_and_silences_serial(auto
         k, f = await boot(line)
         assert k.printk.console_cmdline[0].name == "ttynull" and k.serial_output() == ""
         assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0"
+
+
+# -- boot details checked against the real kernel (oracle F4-F7) ------------------------------
+
+async def test_no_hash_pointers_banner_is_linuxs_thirteen_lines(autojump_clock):
+    k, _ = await boot("no_hash_pointers")
+    out = lines(k)
+    at = out.index("**   NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE   **")
+    banner = out[at - 1:at + 12]
+    assert banner[0] == banner[-1] == "*" * 58
+    assert banner[7:10] == ["** If you see this message and you are not debugging    **",
+                            "** the kernel, report this immediately to your system   **",
+                            "** administrator!                                       **"]
+    assert all(len(line) == 58 for line in banner)
+    assert out.index("BIOS-provided physical RAM map:") < at
+
+
+async def test_console_null_warns_that_no_initial_console_opens(autojump_clock):
+    """oracle F5: with no console behind /dev/console, console_on_rootfs() complains, after
+    the initcalls and before the kernel frees its init memory."""
+    k, _ = await boot("console=null")
+    out = lines(k)
+    at = out.index("Warning: unable to open an initial console.")
+    assert at < next(i for i, line in enumerate(out) if line.startswith("Freeing unused kernel"))
+    assert [r.level for r in k.printk.log
+            if r.text == "Warning: unable to open an initial console."] == [3]
+    k, _ = await boot("")
+    assert "Warning: unable to open an initial console." not in lines(k)
+
+
+async def test_proc_sys_kernel_printk_writes_apply_each_value_as_parsed(autojump_clock):
+    """oracle F6: proc_dointvec stores each of the four values in turn; a bad one fails the
+    write after those before it took effect; a fifth is ignored; nothing is range-checked."""
+    async with Machine("64M", seed=1).boot("") as k:
+        seen = []
+        for text in ("3", "2 5", "x", "6 x", "8 8 8 8", "5 4 3 2 1", "-1", "010"):
+            try:
+                await k.write_file("/proc/sys/kernel/printk", text + "\n")
+                result = "ok"
+            except KernelError as exc:
+                result = exc.errno
+            seen.append((result, (await k.read_file("/proc/sys/kernel/printk")).decode()))
+    assert seen == [("ok", "3\t4\t1\t7\n"), ("ok", "2\t5\t1\t7\n"), (-EINVAL, "2\t5\t1\t7\n"),
+                    (-EINVAL, "6\t5\t1\t7\n"), ("ok", "8\t8\t8\t8\n"), ("ok", "5\t4\t3\t2\n"),
+                    ("ok", "-1\t4\t3\t2\n"), ("ok", "8\t4\t3\t2\n")]
+
+
+async def test_nosoftlockup_turns_the_soft_lockup_detector_off(autojump_clock):
+    """oracle F7: the switches show in /proc/sys/kernel; the NMI watchdog is unavailable (no
+    PMU), so watchdog reads 0 once the soft one is off."""
+    async def knobs(line: str) -> list[bytes]:
+        async with Machine("64M").boot(line) as k:
+            return [await k.read_file("/proc/sys/kernel/" + name)
+                    for name in ("watchdog", "soft_watchdog", "nmi_watchdog")]
+    assert await knobs("") == [b"1\n", b"1\n", b"0\n"]
+    assert await knobs("nosoftlockup") == [b"0\n", b"0\n", b"0\n"]
+    assert await knobs("nowatchdog") == [b"0\n", b"0\n", b"0\n"]
+
+
+async def test_panic_on_warn_is_a_core_parameter_and_sysctl(autojump_clock):
+    k, f = await boot("panic_on_warn=1")
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0"
+    async with Machine("64M").boot("panic_on_warn=1") as k:
+        assert await k.read_file("/proc/sys/kernel/panic_on_warn") == b"1\n"
+        assert await k.read_file("/sys/module/kernel/parameters/panic_on_warn") == b"1\n"
+
+
+async def test_earlyprintk_registers_a_boot_console_that_the_real_one_replaces(autojump_clock):
+    """oracle F7: ``printk: bootconsole [earlyser0] enabled`` after the e820 lines, every line
+    twice while both consoles are up, then the boot console goes."""
+    k, _ = await boot("earlyprintk=serial,ttyS0,115200")
+    serial = k.serial_output().splitlines()
+    text = [line[15:] for line in serial]
+    assert text.index("printk: bootconsole [earlyser0] enabled") > text.index(
+        "BIOS-provided physical RAM map:")
+    assert text.count("printk: console [ttyS0] enabled") == 2
+    assert text.count("printk: bootconsole [earlyser0] disabled") == 2
+    assert text.count("Command line: earlyprintk=serial,ttyS0,115200") == 1

@@ -119,8 +119,8 @@ async def test_e3_memmap_over_the_first_mib_leaves_no_room_for_the_trampoline(au
 
 
 @pytest.mark.parametrize(("name", "ram"), [("D-bigrd-512M", "512M"), ("D-bigrd-1024M", "1G")])
-async def test_b2_a_40_mb_initramfs_ends_below_the_firmware_tables(autojump_clock, name, ram):
-    """B2: QEMU puts the initramfs at (initrd_max - size) & ~4095, below SeaBIOS's tables."""
+async def test_d2_a_40_mb_initramfs_ends_below_the_firmware_tables(autojump_clock, name, ram):
+    """D2: QEMU puts the initramfs at (initrd_max - size) & ~4095, below SeaBIOS's tables."""
     k, ours, theirs, ours_iomem, iomem = await boot_like_the_oracle(name, ram, initrd=BIG_INITRD)
     assert_same_lines(ours, theirs)
 

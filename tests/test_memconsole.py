@@ -59,8 +59,8 @@ async def test_r1_log_survives_a_warm_reboot_without_kaslr(autojump_clock):
     assert "isn't valid" not in k2.dmesg()
 
 
-async def test_b6_f6_memory_kaslr_hides_the_log_after_a_warm_reboot(autojump_clock):
-    """B6, F6: with the default KASLR the direct map moves at every boot, so the header's
+async def test_d6_f6_memory_kaslr_hides_the_log_after_a_warm_reboot(autojump_clock):
+    """D6, F6: with the default KASLR the direct map moves at every boot, so the header's
     virtual pointer is stale: the old log, intact in RAM, is reset without a word."""
     m = machine()
     k1, k2, text = await crash_and_reboot(m, first="memconsole=8K")
