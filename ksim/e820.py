@@ -242,10 +242,10 @@ class E820Table:
         self.entries = new
         return 0
 
-    # -- queries ------------------------------------------------------------------------------------
+    # -- queries --------------------------------------------------------------------------------
 
     def mapped_all(self, start: int, end: int, type_: int) -> bool:
-        """``e820__mapped_all``: every byte of [start, end) is in ``type_`` entries (sorted table)."""
+        """``e820__mapped_all``: all of [start, end) is in ``type_`` entries (sorted table)."""
         for entry in self.entries:
             if type_ and entry.type != type_:
                 continue
@@ -262,7 +262,8 @@ class E820Table:
                    for e in self.entries)
 
     def end_pfn(self, limit_pfn: int, type_: int) -> int:
-        """``e820_end_pfn`` without its printk: the end of the last ``type_`` entry below the limit."""
+        """``e820_end_pfn`` without its printk: the end of the last ``type_`` entry below the
+        limit."""
         last_pfn = 0
         for entry in self.entries:
             if entry.type != type_:
@@ -390,7 +391,7 @@ async def parse_memmap_opt(val: str | None) -> int:
     return 0
 
 
-# -- what setup_arch does with the table ------------------------------------------------------------
+# -- what setup_arch does with the table ------------------------------------------------------
 
 def e820__memory_setup(k: Kernel) -> list[str]:
     """``e820__memory_setup``: the firmware's table from the boot parameters (sanitised), printed

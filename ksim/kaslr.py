@@ -70,7 +70,7 @@ class KaslrState:
 
     enabled: bool = False  # KASLR_FLAG: the decompressor ran choose_random_location
     phys_base: int = LOAD_PHYSICAL_ADDR  # where the image was decompressed
-    virt_addr: int = LOAD_PHYSICAL_ADDR  # the image's virtual placement, as a physical-style address
+    virt_addr: int = LOAD_PHYSICAL_ADDR  # the virtual placement, as a physical-style address
     physical_failed: bool = False  # "Physical KASLR disabled: no suitable memory region!"
     slots: int = 0  # how many physical slots there were
     randomized_page_offset: int | None = None  # kernel_randomize_memory's choice

@@ -31,7 +31,8 @@ from ksim.printk import printk
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
 
-__all__ = ["MAX_DMA32_PFN", "MAX_DMA_PFN", "PAGES_PER_SECTION", "ZoneInfo", "alloc_large_system_hash",
+__all__ = ["MAX_DMA32_PFN", "MAX_DMA_PFN", "PAGES_PER_SECTION", "ZoneInfo",
+           "alloc_large_system_hash",
            "build_all_zonelists", "free_area_init", "mem_init_print_info"]
 
 MAX_DMA_PFN: Final = (16 << 20) >> PAGE_SHIFT
@@ -211,7 +212,8 @@ def alloc_large_system_hash(k: Kernel, tablename: str, bucketsize: int, scale: i
     size = bucketsize << log2qty
     while True:
         size = bucketsize << log2qty
-        table = k.memblock.memblock_alloc(size, SMP_CACHE_BYTES, contents="hash:" + tablename.replace(" ", "_"))
+        table = k.memblock.memblock_alloc(size, SMP_CACHE_BYTES,
+                                          contents="hash:" + tablename.replace(" ", "_"))
         if table or size <= PAGE_SIZE or log2qty <= 1:
             break
         log2qty -= 1

@@ -30,7 +30,8 @@ from ksim.notifier import SYS_HALT, SYS_POWER_OFF, SYS_RESTART, BlockingNotifier
     blocking_notifier_chain_unregister
 from ksim.printk import KERN_EMERG, printk
 
-__all__ = ["REBOOT_COLD", "REBOOT_UNDEFINED", "REBOOT_WARM", "RebootState", "MachineHalt", "MachineHang", "MachinePowerOff", "MachineRestart", "MachineStop",
+__all__ = ["REBOOT_COLD", "REBOOT_UNDEFINED", "REBOOT_WARM", "RebootState", "MachineHalt",
+           "MachineHang", "MachinePowerOff", "MachineRestart", "MachineStop",
            "SYSTEM_BOOTING", "SYSTEM_HALT", "SYSTEM_POWER_OFF", "SYSTEM_RESTART",
            "SYSTEM_RUNNING", "emergency_restart", "kernel_halt", "kernel_power_off",
            "kernel_restart", "reboot_notifier_list", "register_reboot_notifier",
@@ -70,7 +71,8 @@ async def reboot_setup(value: str) -> int:
         panic_mode = word.startswith("panic_")
         if panic_mode:
             word = word[6:]
-        mode = {"w": REBOOT_WARM, "c": REBOOT_COLD, "h": REBOOT_HARD, "g": REBOOT_GPIO}.get(word[:1])
+        modes = {"w": REBOOT_WARM, "c": REBOOT_COLD, "h": REBOOT_HARD, "g": REBOOT_GPIO}
+        mode = modes.get(word[:1])
         if word[:1] == "s":
             digits = word[3:] if word[1:3] == "mp" else word[1:]
             if digits[:1].isdigit():

@@ -53,7 +53,8 @@ from ksim.sparse import sparse_init
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
 
-__all__ = ["KERNEL_IMAGE_START", "EarlyPanic", "SetupState", "dump_kernel_offset", "reserve_crashkernel",
+__all__ = ["KERNEL_IMAGE_START", "EarlyPanic", "SetupState", "dump_kernel_offset",
+           "reserve_crashkernel",
            "setup_arch"]
 
 # Where a kernel without KASLR runs (CONFIG_PHYSICAL_START); with KASLR see k.kaslr.phys_base.

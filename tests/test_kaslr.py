@@ -79,6 +79,8 @@ async def test_d4_the_image_lands_anywhere_in_ram_but_on_what_the_decompressor_a
                    for e in k.boot_params.e820_table)
         for start, stop in _avoided(k) + [(0x10000000, 0x10100000)]:
             assert end <= start or base >= stop, (hex(base), hex(start))
+        # nor does the kernel allocate from it: the region is not memblock memory (E3)
+        assert not any(r.base < 0x10100000 and 0x10000000 < r.end for r in k.memblock.memory)
         bases.add(base)
     assert len(bases) > 15
 

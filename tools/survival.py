@@ -25,19 +25,15 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
-from pathlib import Path
 
 import trio
 import trio.testing
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
-
-from ksim import (  # noqa: E402
+from ksim import (
     KERN_ERR, INT_MIN, KernelModule, Machine, NotifierBlock, atomic_notifier_chain_register,
     panic, panic_notifier_list, phys_to_virt, printk, virt_read, virt_write,
 )
-from ksim_memconsole import BUF_HEADER_SIZE, Memconsole  # noqa: E402
+from ksim_memconsole import BUF_HEADER_SIZE, Memconsole
 
 PANIC_LINE = b"Kernel panic - not syncing: Fatal exception"
 PMEM_ADDR = 0x10000000
@@ -100,6 +96,7 @@ async def memconsole_once(profile: str, initrd: str, kaslr: bool, seed: int) -> 
     async with m.boot(line, [Memconsole]) as k1:
         await printk(KERN_ERR + "disk on fire\n")
         mod = k1.module.instances["memconsole"]
+        assert isinstance(mod, Memconsole) and k1.layout is not None
         Snap.phys = k1.layout.virt_to_phys(mod.buf_hdr)
         await panic("Fatal exception")
     Snap.seen = b""
