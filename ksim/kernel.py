@@ -10,8 +10,12 @@ kernel file that owns it in Linux and written only there: ``printk`` (kernel/pri
 ``panic`` (kernel/panic.c), ``init`` (init/main.c), ``smp`` (kernel/smp.c), ``e820``,
 ``memtest``, ``kaslr``, ``memblock``, ``layout`` and ``setup`` (the memory map), ``module``
 (kernel/module/main.c), ``locking`` and ``mm`` (the checkers' hooks), ``sched`` (the
-scheduler backend), ``hangcheck`` (the simulator's early-boot hang detector).  The attributes are declared (``__slots__``): an undeclared one is an
-error, so no module can grow the kernel a field behind the others' backs.
+scheduler backend), ``hangcheck`` and ``watchdog`` (kernel/watchdog.c's switches and the
+simulator's early-boot hang detector), ``early_printk``, ``reboot`` (kernel/reboot.c).  What
+the machine handed the kernel is ``boot_params`` (the boot loader's), ``image`` (the build)
+and ``boot_index`` (the boot's number, which seeds its randomness).  The attributes are
+declared (``__slots__``): an undeclared one is an error, so no module can grow the kernel a
+field behind the others' backs.
 """
 
 from __future__ import annotations

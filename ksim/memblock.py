@@ -6,6 +6,10 @@ and ``reserved`` (what boot code claimed).  The 2009 memconsole patch was writte
 wrapper ``reserve_bootmem_generic`` silently threw that refusal away (F4).  Both are emulated here on top
 of memblock's lists, with bootmem's page granularity: a page is "reserved" for bootmem if any byte of it
 is in ``reserved`` or not in ``memory`` (bootmem starts with every page reserved and frees only RAM).
+
+The kernel's own allocations (:meth:`Memblock.memblock_alloc`: NODE_DATA, the struct pages, the log
+buffer...) also write the machine's RAM, as the code that asked for them does (E6); a driver's
+``memblock_phys_alloc`` only reserves, like the C.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ A :class:`KernelImage` describes one build.  Two are known:
     otherwise (``pg_data_t``, per-CPU sizes).  Its sizes are chosen, not measured: small enough
     that a 64 MiB machine boots it with KASLR.
 ``debian``
-    Debian's ``vmlinuz-6.1.0-57-amd64``, as the oracle measured it (D1): sections from
+    Debian's ``vmlinuz-6.1.0-57-amd64``, as the oracle measured it: sections from
     ``/proc/iomem`` with ``nokaslr``, section sizes from the ``Memory:`` line, header fields
     from the file (``init_size 0x3f98000``, 8 MB compressed).  It needs about 80 MiB of RAM
     below the initramfs, as the real one does (64 and 72 MiB machines reset).
