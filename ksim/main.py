@@ -22,7 +22,7 @@ import trio
 from ksim.cmdline import Token, repair_env_string, split_args
 from ksim.console import Console
 from ksim.current import current_kernel, set_current
-from ksim.errno import ENOENT
+from ksim.errno import ENOENT, ENOMEM
 from ksim.fs import ProcOps, text_reader
 from ksim.init import KERNEL_FILES, SETUP_TABLE, ObsKernelParam, core_param, kernel_file, \
     obsolete_checksetup, setup
@@ -254,14 +254,20 @@ async def start_kernel(k: Kernel) -> None:
     except EarlyPanic as exc:
         await panic("%s", str(exc))
     await setup_command_line(k)
-    setup_per_cpu_areas(k)
+    try:
+        setup_per_cpu_areas(k)
+    except MemoryError:
+        await panic("cannot initialize percpu area (err=%d)", -ENOMEM)
     build_all_zonelists(k, zones)
     await printk(KERN_NOTICE + "Kernel command line: %s\n", k.init.boot_command_line)
     await parse_boot_args(k)
     setup_log_buf(k, early=False)
     # vfs_caches_init_early(): the dentry and inode hash tables, from memblock
-    alloc_large_system_hash(k, "Dentry cache", 8, 13, zones)
-    alloc_large_system_hash(k, "Inode-cache", 8, 14, zones)
+    try:
+        alloc_large_system_hash(k, "Dentry cache", 8, 13, zones)
+        alloc_large_system_hash(k, "Inode-cache", 8, 14, zones)
+    except MemoryError as exc:
+        await panic("%s", str(exc))
     _create_kernel_files(k)
     for name, mod in k.module.instances.items():
         if mod.builtin:

@@ -181,6 +181,19 @@ async def test_f5_no_room_hangs_because_min_low_pfn_is_zero(autojump_clock):
     assert "reserve_bootmem: illegal reserve" in k.dmesg()
 
 
+async def test_f4_f5_non_numa_takes_a_too_large_block_over_the_kernel(autojump_clock):
+    """F4 with F5: on non-NUMA the 63 MiB candidate at pfn 0xe0 "succeeds" although the kernel
+    and the early allocations hold most of it; the block is reserved over them, and the next
+    early allocation, the dentry hash table, finds no memory: the boot panics."""
+    m = machine(numa=False)
+    async with m.boot("memconsole=66060288 nokaslr", [Memconsole]) as k:
+        pass
+    block = k.layout.virt_to_phys(k.module.instances["memconsole"].memconsole_mem_start)
+    assert block == 0xE0000  # max_low_pfn 0x3fe0 minus 16128 pages: below 1 MiB
+    assert k.panic_message == "Failed to allocate Dentry cache hash table"
+    assert "reserve bootmem for memconsole 66060288@" in k.dmesg()
+
+
 async def test_f5_unsigned_wrap_makes_the_panic_unreachable(autojump_clock):
     """F5: start wraps instead of going negative; every candidate is illegal: a hang."""
     m = machine()
