@@ -19,7 +19,7 @@ from ksim.strategy import Strategy
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
 
-__all__ = ["CHECKER_KINDS", "attach_checkers", "check_invariants", "checker_violations",
+__all__ = ["CHECKER_KINDS", "Checker", "attach_checkers", "check_invariants", "checker_violations",
            "detach_checkers", "install_scheduler"]
 
 # Report kinds that mean a checker (or the kernel itself) found something wrong.

@@ -113,7 +113,7 @@ def test_filter_and_seed_override(tree: Path, capsys: pytest.CaptureFixture[str]
 def test_schema_is_json_and_lists_the_steps(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    steps = {key.removeprefix("step_") for key in schema["$defs"] if key.startswith("step_")}
+    steps = {key.removeprefix("step_") for key in schema["definitions"] if key.startswith("step_")}
     assert steps == {"printk", "spawn", "irq", "oops", "panic", "write", "cat", "insmod",
                      "rmmod", "corrupt", "sleep", "notifier", "sys_reboot", "expect"}
 
@@ -124,3 +124,44 @@ def test_the_installed_command_never_prints_a_traceback(tree: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "ERROR" in proc.stdout and "FAIL" in proc.stdout
+
+
+def test_a_closed_stdout_never_turns_a_failure_into_success(tmp_path: Path) -> None:
+    # enough output to fill the pipe after head has gone: every later write finds it closed
+    (tmp_path / "many.yaml").write_text(
+        "name: fails\nseeds: \"1..300\"\nboots:\n  - steps: [{printk: {text: \"line {i} "
+        + "." * 40 + "\", count: 30}}]\n    expect: [{dmesg: {contains: nope}}]\n")
+    ksim = Path(sys.executable).parent / "ksim"
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; '{ksim}' run '{tmp_path}/many.yaml'"
+                           " | head -1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith(f"FAIL  {tmp_path}/many.yaml: fails [seed=1]")
+    assert proc.stderr == ""  # no BrokenPipeError, no "Exception ignored"
+
+
+RAM_FILE = """\
+name: ram file
+machine: {{ram: 8M, ram_file: "ram-{{seed}}.img"{keep}}}
+seeds: [1, 2]
+boots:
+  - steps: [{{printk: {{level: err, text: "disk on fire"}}}}]
+  - reboot: cold
+"""
+
+
+def test_ram_files_go_to_a_temporary_folder_unless_kept(tmp_path: Path) -> None:
+    ksim = str(Path(sys.executable).parent / "ksim")
+    (tmp_path / "temp.yaml").write_text(RAM_FILE.format(keep=""))
+    proc = subprocess.run([ksim, "run", "-v", str(tmp_path / "temp.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "RAM file ram-1.img in a temporary folder (removed after the run" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["temp.yaml"]  # nothing left beside
+    (tmp_path / "kept.yaml").write_text(RAM_FILE.format(keep=", keep_ram_file: true"))
+    proc = subprocess.run([ksim, "run", str(tmp_path / "kept.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "kept.yaml", "ram-1.img", "ram-1.img.cold", "ram-2.img", "ram-2.img.cold", "temp.yaml"]
+    assert (tmp_path / "ram-1.img").stat().st_size == 8 << 20
+    assert (tmp_path / "ram-1.img.cold").read_text().startswith("ksim-ram-journal 1 8388608\n")

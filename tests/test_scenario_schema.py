@@ -106,7 +106,25 @@ def test_the_schema_rejects_what_the_loader_rejects() -> None:
     assert "$.boots[0].expect[0]: does not match exactly one of oneOf" in found
 
 
-def test_the_library_states_a_verdict_for_every_scenario() -> None:
-    assert len(DOCS) >= 30
-    for name, doc in DOCS:
-        assert "Verdict:" in doc.get("description", ""), name
+COMMITTED = LIBRARY / "ksim-scenario.schema.json"
+
+
+def test_the_committed_schema_is_what_ksim_schema_prints() -> None:
+    import json
+    import subprocess
+    import sys
+    printed = subprocess.run([str(Path(sys.executable).parent / "ksim"), "schema"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    assert json.loads(printed)["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert COMMITTED.read_text() == printed, (
+        "scenarios/ksim-scenario.schema.json is stale: regenerate it with "
+        "'.venv/bin/ksim schema > scenarios/ksim-scenario.schema.json'")
+
+
+def test_every_library_file_names_the_schema_for_the_yaml_language_server() -> None:
+    for file in sorted(LIBRARY.rglob("*")):
+        if file.suffix in SCENARIO_SUFFIXES:
+            first = file.read_text().splitlines()[0]
+            prefix = "# yaml-language-server: $schema="
+            assert first.startswith(prefix), file
+            assert (file.parent / first.removeprefix(prefix)).resolve() == COMMITTED, file

@@ -8,13 +8,58 @@ selected — and then nothing runs.  Never a Python traceback.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
 import sys
 import time
+from typing import TextIO
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+
+
+class _Stdout(io.TextIOBase):
+    """stdout that survives its reader going away (``ksim run ... | head -1``).
+
+    Once the pipe is closed, output is discarded (and fd 1 pointed at /dev/null, so the
+    interpreter's last flush cannot fail either) while the run goes on to its real exit
+    status: a closed stdout never turns a failure into success.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed_by_reader = False
+
+    def _lost(self) -> None:
+        self.closed_by_reader = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def write(self, text: str) -> int:
+        if not self.closed_by_reader:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._lost()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_by_reader:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._lost()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -31,16 +76,34 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      help="run every selected scenario with seed N only")
     run.add_argument("--junit", metavar="FILE", help="also write JUnit XML results to FILE")
     run.add_argument("--json", metavar="FILE", help="also write JSON results to FILE")
+    run.add_argument("--ktap", metavar="FILE",
+                     help="also write KTAP (version 1, as KUnit; kunit.py parse reads it) to "
+                          "FILE; '-' writes it to stdout and the usual report to stderr")
+    run.add_argument("--shard", metavar="I/N", type=_shard,
+                     help="run only shard I of N (1 <= I <= N) of the (scenario, seed) items: "
+                          "item k of the run goes to shard k mod N + 1, so shards 1..N together "
+                          "are exactly the whole run")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="show what happened (boots, cat output) for passing scenarios too")
     run.add_argument("-x", "--exitfirst", action="store_true",
                      help="stop after the first scenario that does not pass")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar, even on a terminal")
+    run.add_argument("--ram-files-anywhere", action="store_true",
+                     help="let a scenario's kept RAM file (machine.ram_file with "
+                          "keep_ram_file: true) live outside the scenario's folder; a "
+                          "'corrupt' step then writes wherever that file is")
     schema = sub.add_parser("schema", help="print the JSON Schema of the scenario format",
                             description="Print a JSON Schema (draft 2020-12) of the scenario "
                                         "format, for editors to validate and complete.")
     schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", text)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, got {text[:40]!r}")
+    return int(m.group(1)), int(m.group(2))
 
 
 _WORD = re.compile(r"\(|\)|[^\s()]+")
@@ -85,7 +148,8 @@ def _check_output(path: str | None, option: str) -> str | None:
 
 def run_command(args: argparse.Namespace) -> int:
     from ksim.scenario.loader import ScenarioInvalid, load_paths
-    for message in (_check_output(args.junit, "--junit"), _check_output(args.json, "--json")):
+    for message in (_check_output(args.junit, "--junit"), _check_output(args.json, "--json"),
+                    _check_output(None if args.ktap == "-" else args.ktap, "--ktap")):
         if message:
             print(message, file=sys.stderr)
             return EXIT_INVALID
@@ -98,7 +162,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"ksim run: {exc}", file=sys.stderr)
         return EXIT_INVALID
     try:
-        scenarios = load_paths(args.paths)
+        scenarios = load_paths(args.paths, ram_files_anywhere=args.ram_files_anywhere)
     except ScenarioInvalid as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -118,18 +182,27 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"ksim run: no scenario selected in {where}"
               + (f" by -k {args.keyword!r}" if args.keyword else ""), file=sys.stderr)
         return EXIT_INVALID
-    from ksim.scenario.report import Reporter, write_json, write_junit
+    total = len(items)
+    shard = args.shard or (1, 1)
+    items = items[shard[0] - 1::shard[1]]
+    from ksim.scenario.report import Reporter, write_json, write_junit, write_ktap
     from ksim.scenario.runner import PASS, run_scenario
-    progress = sys.stdout.isatty() and not args.no_progress
-    reporter = Reporter(len(items), verbose=args.verbose, progress=progress)
+    human = sys.stderr if args.ktap == "-" else sys.stdout
+    tty = human.isatty()
+    reporter = Reporter(len(items), verbose=args.verbose, progress=tty and not args.no_progress,
+                        table=tty, stream=_Stdout(human))
+    if args.shard:
+        reporter.note(f"shard {shard[0]}/{shard[1]}: {len(items)} of {total} items")
     start = time.perf_counter()
+    contradicted = []
     try:
         for sc, seed in items:
             reporter.starting(sc.name)
-            result = run_scenario(sc, seed)
+            result = run_scenario(sc, seed, ram_files_anywhere=args.ram_files_anywhere)
             reporter.add(result)
             if args.exitfirst and result.status != PASS:
                 break
+        contradicted = reporter.verdict_failures()
     finally:
         wall = time.perf_counter() - start
         reporter.finish(wall)
@@ -138,18 +211,22 @@ def run_command(args: argparse.Namespace) -> int:
         if args.junit:
             write_junit(results, wall, args.junit)
         if args.json:
-            write_json(results, wall, args.json)
+            write_json(results, wall, args.json, shard, total)
+        if args.ktap:
+            write_ktap(results, args.ktap, items[len(results):])
     except OSError as exc:
         print(f"ksim run: cannot write results: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    ok = all(r.status == PASS for r in results) and len(results) == len(items)
+    ok = all(r.status == PASS for r in results) and len(results) == len(items) \
+        and not contradicted
     return EXIT_PASS if ok else EXIT_FAIL
 
 
 def schema_command(args: argparse.Namespace) -> int:
     from ksim.scenario.schema import schema
-    json.dump(schema(), sys.stdout, indent=args.indent)
-    sys.stdout.write("\n")
+    out = _Stdout(sys.stdout)
+    out.write(json.dumps(schema(), indent=args.indent) + "\n")
+    out.flush()
     return EXIT_PASS
 
 

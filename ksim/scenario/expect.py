@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -134,10 +135,11 @@ def _bounds_ok(spec: dict, n: int) -> tuple[bool, str]:
 def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failure | None:
     """None if ``m`` holds on ``seen``, else the failure to report."""
     title = f"{where}: {exp.describe()}: {m.kind}"
+    value: Any = m.value  # its shape is the matcher's (MatcherSpec.values), checked by the loader
     if m.kind == "exists":
-        if seen.exists == m.value:
+        if seen.exists == value:
             return None
-        return Failure(m.loc, title, (f"expected the file to {'exist' if m.value else 'be absent'}"
+        return Failure(m.loc, title, (f"expected the file to {'exist' if value else 'be absent'}"
                                       f", but it {'does not exist' if not seen.exists else 'exists'}",))
     if seen.error is not None:
         return Failure(m.loc, title, (seen.error,))
@@ -146,7 +148,7 @@ def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failu
     text = seen.text or ""
     lines = text.splitlines()
     if m.kind == "contains":
-        missing = [s for s in m.value if s not in text]
+        missing = [s for s in value if s not in text]
         if not missing:
             return None
         details: list[str] = []
@@ -159,7 +161,7 @@ def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failu
                 details.append(f"  closest line {near[0] + 1}: {_short(near[1])!r}")
         return Failure(m.loc, title, tuple(details + _seen_block(seen, around)))
     if m.kind == "not_contains":
-        found = [s for s in m.value if s in text]
+        found = [s for s in value if s in text]
         if not found:
             return None
         details = []
@@ -174,7 +176,7 @@ def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failu
     if m.kind in ("matches", "not_matches"):
         details = []
         around = []
-        for pattern in m.value:
+        for pattern in value:
             hit = re.search(pattern, text, re.MULTILINE)
             if m.kind == "matches" and hit is None:
                 details.append(f"expected to match: /{pattern}/")
@@ -187,8 +189,8 @@ def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failu
             return None
         return Failure(m.loc, title, tuple(details + _seen_block(seen, around)))
     if m.kind == "equals":
-        expected = m.value
-        actual = seen.scalar if seen.text is None else text
+        expected = value
+        actual: Any = seen.scalar if seen.text is None else text
         if actual == expected:
             return None
         if seen.text is not None and isinstance(expected, str):
@@ -200,18 +202,18 @@ def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failu
                                  if len(diff) > 60 else [])
             return Failure(m.loc, title, tuple(["text differs (- expected, + seen):"]
                                                + ["  " + _short(line) for line in shown]))
-        word = {True: "true", False: "false"}
+        word: dict[object, str] = {True: "true", False: "false"}
         return Failure(m.loc, title, tuple([f"expected: {word.get(expected, expected)}",
                                             f"seen:     {word.get(actual, actual)}"]
                                            + seen.context))
     if m.kind == "lines_in_order":
         position = -1
-        found: list[str] = []
-        for k, s in enumerate(m.value):
+        in_order: list[str] = []
+        for k, s in enumerate(value):
             index = next((i for i in range(position + 1, len(lines)) if s in lines[i]), None)
             if index is None:
-                details = [f"found in order: {len(found)} of {len(m.value)}"]  # type: ignore[arg-type]
-                details += found
+                details = [f"found in order: {len(in_order)} of {len(value)}"]
+                details += in_order
                 after = f"after line {position + 1}" if position >= 0 else "anywhere"
                 details.append(f"missing [{k + 1}] {s!r} {after}")
                 around = [position] if position >= 0 else []
@@ -226,19 +228,19 @@ def check_matcher(exp: Expectation, m: Matcher, seen: Seen, where: str) -> Failu
                                        f"{_short(near[1])!r}")
                         around.append(near[0] + position + 1)
                 return Failure(m.loc, title, tuple(details + _seen_block(seen, around)))
-            found.append(f"  [{k + 1}] {s!r} at line {index + 1}")
+            in_order.append(f"  [{k + 1}] {s!r} at line {index + 1}")
             position = index
         return None
     if m.kind == "count":
-        n, what = _count(m.value, seen)  # type: ignore[arg-type]
-        ok, bound = _bounds_ok(m.value, n)  # type: ignore[arg-type]
+        n, what = _count(value, seen)
+        ok, bound = _bounds_ok(value, n)
         if ok:
             return None
         return Failure(m.loc, title, tuple([f"expected the number of {what} {bound}, saw {n}"]
                                            + _seen_block(seen)))
     if m.kind == "length":
         n = len(seen.data) if seen.data is not None else len(text.encode())
-        ok, bound = _bounds_ok(m.value, n)  # type: ignore[arg-type]
+        ok, bound = _bounds_ok(value, n)
         if ok:
             return None
         return Failure(m.loc, title, tuple([f"expected a length (bytes) {bound}, saw {n}"]

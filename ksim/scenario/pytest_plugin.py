@@ -24,7 +24,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+
+from ksim.plugins import load_plugins
 
 _SCENARIO_RE = re.compile(rb"^boots\s*:", re.MULTILINE)
 
@@ -42,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _is_scenario_file(path: Path) -> bool:
-    if path.suffix not in (".yaml", ".yml"):
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():  # never open a FIFO
         return False
     try:
         with open(path, "rb") as f:
@@ -77,9 +80,9 @@ def _rel(path: Path, config: pytest.Config) -> str:
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from ksim.scenario.loader import ScenarioInvalid, load_text
-        text = self.path.read_text(encoding="utf-8")
+        from ksim.scenario.loader import ScenarioInvalid, load_text, read_scenario_file
         try:
+            text = read_scenario_file(self.path)
             scenarios = load_text(text, _rel(self.path, self.config), self.path.parent)
         except ScenarioInvalid as exc:
             raise ScenarioInvalidError("\n".join(str(p) for p in exc.problems)) from None
@@ -90,6 +93,8 @@ class ScenarioFile(pytest.File):
             for seed in seeds:
                 label = name + (f"[seed={seed}]" if len(seeds) > 1 else "")
                 yield ScenarioItem.from_parent(self, name=label, scenario=sc, seed=seed)
+            if sc.verdict is not None and sc.verdict.answer == "partly" and override is None:
+                yield VerdictItem.from_parent(self, name=f"{name}[verdict]", scenario=sc)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):
         if isinstance(excinfo.value, ScenarioInvalidError):
@@ -110,7 +115,13 @@ class ScenarioItem(pytest.Item):
         from ksim.scenario.report import failure_text
         from ksim.scenario.runner import PASS, run_scenario
         result = run_scenario(self.scenario, self.seed)
+        self.config.stash.setdefault(_RESULTS, {})[(id(self.scenario), self.seed)] = result
         self.user_properties.append(("virtual_s", result.virtual))
+        verdict = self.scenario.verdict
+        if verdict is not None:
+            self.user_properties += [("verdict.question", verdict.question),
+                                     ("verdict.answer", verdict.answer),
+                                     ("verdict.observed", result.observed)]
         if result.status != PASS:
             raise ScenarioFailed(failure_text(result))
 
@@ -123,17 +134,66 @@ class ScenarioItem(pytest.Item):
         return self.path, self.scenario.loc.line - 1, f"scenario: {self.name}"
 
 
+_RESULTS = pytest.StashKey[dict]()
+
+
+class VerdictItem(pytest.Item):
+    """A ``partly`` verdict, judged on all the scenario's seeds together.
+
+    It uses the seed items' results when they ran in this process, and runs the seeds that
+    did not (under pytest-xdist they may have run on another worker).
+    """
+
+    obj = None
+
+    def __init__(self, *, scenario: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.scenario = scenario
+
+    def runtest(self) -> None:
+        from ksim.scenario.report import tally_verdicts
+        from ksim.scenario.runner import run_scenario
+        done = self.config.stash.get(_RESULTS, {})
+        results = [done.get((id(self.scenario), seed)) or run_scenario(self.scenario, seed)
+                   for seed in self.scenario.seeds]
+        [tally] = tally_verdicts(results)
+        self.user_properties += [("verdict.question", tally.verdict.question),
+                                 ("verdict.answer", tally.verdict.answer),
+                                 ("verdict.held", tally.fraction())]
+        problem = tally.problem()
+        if problem is not None:
+            raise ScenarioFailed(f"FAIL  {self.scenario.file}: {self.scenario.name} [verdict]\n"
+                                 f"    {tally.verdict.loc}: verdict: {problem}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):
+        if isinstance(excinfo.value, ScenarioFailed):
+            return excinfo.value.text
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.scenario.loc.line - 1, f"verdict: {self.name}"
+
+
 # -- fixtures for Python tests ---------------------------------------------------------------
 
-def _config(request: pytest.FixtureRequest) -> dict[str, Any]:
-    conf: dict[str, Any] = {"ram": "64M", "cpus": 1, "seed": 0, "cmdline": "", "plugins": ()}
-    marker = request.node.get_closest_marker("ksim")
+_MARKER_DEFAULTS: dict[str, Any] = {"ram": "64M", "cpus": 1, "seed": 0, "cmdline": "",
+                                    "plugins": (), "plugin_path": (), "outcome": None}
+
+
+def _config(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
+    conf = dict(_MARKER_DEFAULTS)
+    marker = node.get_closest_marker("ksim")
     if marker is not None:
         unknown = set(marker.kwargs) - set(conf)
         if unknown:
             raise pytest.UsageError(f"@pytest.mark.ksim: unknown argument(s) "
                                     f"{', '.join(sorted(unknown))}")
         conf.update(marker.kwargs)
+    if isinstance(conf["plugin_path"], (str, Path)):
+        conf["plugin_path"] = (conf["plugin_path"],)
+    # a relative plugin folder is relative to the test's file, as a scenario's plugin_path is
+    here = Path(str(getattr(node, "path", "."))).parent
+    conf["plugin_path"] = tuple(str(here / p) for p in conf["plugin_path"])
     return conf
 
 
@@ -141,7 +201,7 @@ def _config(request: pytest.FixtureRequest) -> dict[str, Any]:
 def machine(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A :class:`ksim.Machine` configured by ``@pytest.mark.ksim`` (default 64M, 1 CPU)."""
     from ksim import Machine
-    conf = _config(request)
+    conf = _config(request.node)
     m = Machine(conf["ram"], cpus=conf["cpus"], seed=conf["seed"])
     try:
         yield m
@@ -149,17 +209,60 @@ def machine(request: pytest.FixtureRequest) -> Iterator[Any]:
         m.close()
 
 
+@attrs.define
+class _Boot:
+    """What the ``kernel`` fixture and the test share about the boot the test runs on."""
+
+    kernel: Any = None
+    done: Any = None  # trio.Event: the test has ended
+    stop: BaseException | None = None  # the MachineStop that ended the test body, if any
+    scope: Any = None  # the test body's cancel scope, for a stop from a kernel thread
+    stopped_under_test: bool = False
+
+
+_BOOT = pytest.StashKey[_Boot]()
+
+
 def _kernel_fixture() -> Any:
-    from pytest_trio import trio_fixture
+    from pytest_trio import trio_fixture  # type: ignore[import-untyped]
 
     @trio_fixture
     async def kernel(machine: Any, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-        """``machine`` booted with the marker's cmdline and plugins; ``current`` is its shell."""
-        from ksim.plugins import load_plugins
-        conf = _config(request)
-        plugins = load_plugins(list(conf["plugins"]))
-        async with machine.boot(conf["cmdline"], plugins) as k:
-            yield k
+        """``machine`` booted with the marker's cmdline and plugins; ``current`` is its shell.
+
+        The boot runs in a task of its own, as ``async with machine.boot()``: when the kernel
+        stops during the test (a panic in the test or in a kernel thread, a reboot), the
+        test body ends as that block would, and the outcome is the test's to expect
+        (``@pytest.mark.ksim(outcome="halt")``).
+        """
+        import trio
+
+        from ksim.current import reset_current, set_current
+        conf = _config(request.node)
+        plugins = load_plugins(list(conf["plugins"]), conf["plugin_path"])
+        boot = request.node.stash.setdefault(_BOOT, _Boot())
+        boot.done = trio.Event()
+
+        async def run_boot(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            async with machine.boot(conf["cmdline"], plugins) as k:
+                boot.kernel = k
+                task_status.started(current())
+                await boot.done.wait()
+                if boot.stop is not None:
+                    raise boot.stop  # the test's panic: machine.boot records the outcome
+            if not boot.done.is_set() and boot.scope is not None:
+                boot.stopped_under_test = True  # a kernel thread stopped the kernel
+                boot.scope.cancel()
+
+        from ksim.current import current
+        async with trio.open_nursery() as nursery:
+            shell = await nursery.start(run_boot)
+            token = set_current(shell)
+            try:
+                yield boot.kernel
+            finally:
+                reset_current(token)
+                boot.done.set()
 
     return kernel
 
@@ -170,16 +273,73 @@ except ImportError:  # pytest-trio missing: the machine fixture still works
     pass
 
 
+def _stops_as_outcomes(fn: Any, item: pytest.Item) -> Any:
+    """The test function, with a stop of its kernel turned into the outcome it can expect."""
+    from ksim.reboot import MachineStop
+
+    @functools.wraps(fn)
+    async def test(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        import trio
+        boot = item.stash.setdefault(_BOOT, _Boot())
+        expected = _config(item)["outcome"]
+        outcome = None
+        with trio.CancelScope() as scope:
+            boot.scope = scope
+            try:
+                await fn(*args, **kwargs)
+            except MachineStop as stop:
+                boot.stop = stop
+                outcome = stop.how
+        if boot.stopped_under_test:
+            outcome = boot.kernel.outcome
+        detail = ""
+        if outcome is not None and boot.kernel is not None and boot.kernel.panicked:
+            detail = f" (panic: {boot.kernel.panic_message!r})"
+        elif boot.stop is not None and str(boot.stop) not in ("", outcome):
+            detail = f" ({boot.stop})"
+        if outcome is None:
+            if expected not in (None, "shutdown"):
+                pytest.fail(f"expected the kernel to stop with outcome {expected!r}, but the "
+                            "test ended with it running", pytrace=False)
+            return
+        if expected is None:
+            pytest.fail(f"the kernel stopped during the test: {outcome}{detail}; a test that "
+                        f"expects it says @pytest.mark.ksim(outcome={outcome!r})",
+                        pytrace=False)
+        if outcome != expected:
+            pytest.fail(f"expected the kernel to stop with outcome {expected!r}, but it "
+                        f"stopped with {outcome!r}{detail}", pytrace=False)
+
+    return test
+
+
 def _run_on_virtual_time(fn: Any, *, clock: Any = None, instruments: Any = ()) -> Any:
+    """trio.run for a kernel test: virtual time unless the test asks for a clock of its own,
+    and a failure reported as itself rather than inside a one-exception group."""
+    __tracebackhide__ = True
     import trio
     import trio.testing
     if clock is None:
         clock = trio.testing.MockClock(autojump_threshold=0)
-    return trio.run(fn, clock=clock, instruments=instruments)
+    try:
+        return trio.run(fn, clock=clock, instruments=instruments)
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that use ``kernel`` and no clock of their own run on virtual time."""
+    """Tests that use ``kernel`` run on virtual time (unless they bring a clock), and a stop
+    of their kernel is an outcome they can expect."""
     for item in items:
         names = getattr(item, "fixturenames", ())
         if "kernel" not in names:
@@ -188,8 +348,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixdefs = defs.get("kernel", ())
         if not fixdefs or getattr(fixdefs[-1].func, "__module__", None) != __name__:
             continue  # a project fixture named kernel shadows ours
-        if any(n in names for n in ("autojump_clock", "mock_clock")):
-            continue
+        if isinstance(item, pytest.Function):
+            item.obj = _stops_as_outcomes(item.obj, item)
         if any(m.kwargs.get("run") for m in item.iter_markers("trio")):
             continue
         item.add_marker(pytest.mark.trio(run=functools.partial(_run_on_virtual_time)))

@@ -15,24 +15,36 @@ outcome is ``hang``, as the core names a stuck machine); expectations then look 
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 import trio
 import trio.testing
 
+import ksim
 from ksim.bug import short_path
-from ksim.harness import attach_checkers, detach_checkers
-from ksim.machine import exception_leaves
+from ksim.current import set_current
+from ksim.errno import EAGAIN, ENOENT, KernelError, errorcode
+from ksim.harness import Checker, attach_checkers, detach_checkers
+from ksim.locking import Deadlock
+from ksim.machine import Machine, exception_leaves
+from ksim.module_loader import strerror
+from ksim.plugins import load_plugins
+from ksim.printk import KERN_SOH, level_from_name
 from ksim.scenario.concurrency import BootConcurrency, ConcurrencyError, boot_seed
+from ksim.setup import KERNEL_IMAGE_START
 from ksim.scenario.expect import Failure, Seen, check
-from ksim.scenario.loader import corrupt_bytes, parse_duration, parse_priority
+from ksim.scenario.loader import ram_file_problem
 from ksim.scenario.model import (
-    Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, IrqStep, NotifierStep,
-    OopsStep, PanicStep, PluginRef, PrintkStep, RmmodStep, Scenario, SleepStep, SpawnStep, Step,
-    SysRebootStep, WriteStep,
+    Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, IrqStep, MachineSpec,
+    NotifierStep, OopsStep, PanicStep, PluginRef, PrintkStep, RmmodStep, Scenario, SleepStep,
+    SpawnStep, Step, SysRebootStep, WriteStep, corrupt_bytes, parse_duration, parse_priority,
 )
 
 PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
@@ -51,11 +63,22 @@ class Result:
     wall: float = 0.0
     log: list[str] = attrs.Factory(list)
     checks: int = 0
+    observed: bool | None = None  # whether the verdict's observation held (None: not reached)
+    observation: list[Failure] = attrs.Factory(list)  # why it did not hold
+
+    @property
+    def id(self) -> str:
+        """A stable name of this (scenario, seed) item: ``FILE::NAME[seed=N]``."""
+        return item_id(self.scenario, self.seed)
 
     @property
     def label(self) -> str:
         seeds = self.scenario.seeds
         return self.scenario.name + (f" [seed={self.seed}]" if len(seeds) > 1 else "")
+
+
+def item_id(sc: Scenario, seed: int) -> str:
+    return f"{sc.file}::{sc.name}[seed={seed}]"
 
 
 # -- plugins ---------------------------------------------------------------------------------
@@ -68,7 +91,6 @@ def _plugin_classes(refs: tuple[PluginRef, ...], path: tuple[str, ...]) -> list[
     for ref in refs:
         key = (ref.name, path)
         if key not in _plugin_cache:
-            from ksim.plugins import load_plugins
             _plugin_cache[key] = load_plugins([ref.name], path)[0]
         out.append(_plugin_cache[key])
     return out
@@ -97,14 +119,33 @@ async def read_file(kernel, path: str, live: bool) -> bytes:
     """
     if live:
         return await kernel.read_file(path)
-    from ksim.errno import EAGAIN, KernelError
     with trio.move_on_after(READ_TIMEOUT):
         return await kernel.read_file(path)
     raise KernelError(EAGAIN, f"{path}: the read blocked (on a lock the stopped kernel "
                               "holds?)")
 
 
+# -- the steps, by type -------------------------------------------------------------------
+
+_S = TypeVar("_S", bound=Step)
+_Executor = Callable[[Any, Any, Any, str], Awaitable[None]]
+_EXECUTORS: dict[type[Step], _Executor] = {}
+
+
+def executes(cls: type[_S]) -> Callable[[_Executor], _Executor]:
+    """Register the method that runs steps of type ``cls`` (one per step type)."""
+    def register(fn: _Executor) -> _Executor:
+        assert cls not in _EXECUTORS, f"two executors for {cls.__name__}"
+        _EXECUTORS[cls] = fn
+        return fn
+    return register
+
+
 # -- one boot --------------------------------------------------------------------------------
+
+class _RamFileRefused(Exception):
+    """The scenario's RAM file would be outside the places a scenario may write to."""
+
 
 class _Stop(Exception):
     """A step could not do its job: a failure, and the boot's remaining steps go on."""
@@ -113,7 +154,7 @@ class _Stop(Exception):
 @attrs.define
 class _BootRun:
     boot: Boot
-    kernel: object = None
+    kernel: Any = None  # the boot's Kernel
     outcome: str = "running"
     step_index: int | None = None  # the step running when the kernel stopped
     finished: bool = False
@@ -121,12 +162,14 @@ class _BootRun:
 
 
 class ScenarioRun:
-    def __init__(self, scenario: Scenario, seed: int, result: Result) -> None:
+    def __init__(self, scenario: Scenario, seed: int, result: Result, *,
+                 ram_files_anywhere: bool = False) -> None:
         self.sc = scenario
         self.seed = seed
         self.result = result
-        self.machine = None
-        self.prev_kernel = None
+        self.ram_files_anywhere = ram_files_anywhere
+        self.machine: Any = None  # the Machine, while run() runs
+        self.prev_kernel: Any = None
         self.current_step: tuple[int, Step] | None = None
         self.current_boot = 0
 
@@ -136,13 +179,44 @@ class ScenarioRun:
     def log(self, line: str) -> None:
         self.result.log.append(line)
 
-    async def run(self) -> None:
-        from ksim import Machine
+    @contextmanager
+    def ram_file(self) -> Iterator[str | None]:
+        """Where this run's RAM lives: nowhere (anonymous), or a file and its ``.cold`` journal.
+
+        Without ``keep_ram_file`` the file is made in a temporary folder and removed with its
+        journal after the run; with it, the file stays in the scenario's folder (and an
+        existing one makes the first boot warm).  A kept file must resolve inside that folder
+        unless the caller lifts the confinement (``ksim run --ram-files-anywhere``).
+        """
         spec = self.sc.machine
-        ram_file = None
-        if spec.ram_file:
-            ram_file = str(Path(self.sc.file).resolve().parent
-                           / spec.ram_file.replace("{seed}", str(self.seed)))
+        if not spec.ram_file:
+            yield None
+            return
+        name = spec.ram_file.replace("{seed}", str(self.seed))
+        if spec.keep_ram_file:
+            base = Path(self.sc.file).resolve().parent
+            problem = None if self.ram_files_anywhere else ram_file_problem(
+                spec.ram_file, self.seed, base)
+            if problem is not None:
+                raise _RamFileRefused(f"machine.ram_file: {problem}")
+            path = base / name
+            self.log(f"RAM file {path} (kept, with its journal {path.name}.cold)")
+            yield str(path)
+            return
+        with tempfile.TemporaryDirectory(prefix="ksim-ram-") as folder:
+            self.log(f"RAM file {Path(name).name} in a temporary folder (removed after the run;"
+                     " keep_ram_file: true keeps it beside the scenario)")
+            yield str(Path(folder) / Path(name).name)
+
+    async def run(self) -> None:
+        spec = self.sc.machine
+        try:
+            with self.ram_file() as ram_file:
+                await self.run_machine(spec, ram_file)
+        except _RamFileRefused as exc:
+            self.fail(self.sc.loc, str(exc))
+
+    async def run_machine(self, spec: MachineSpec, ram_file: str | None) -> None:
         self.machine = Machine(spec.ram, cpus=spec.cpus, ram_file=ram_file, seed=self.seed,
                                numa=spec.numa, record_consoles=self.sc.records_consoles())
         try:
@@ -181,8 +255,7 @@ class ScenarioRun:
         if boot.reboot == "memtest" and "memtest" not in cmdline.split():
             cmdline = (cmdline + " memtest").strip()
         run = _BootRun(boot)
-        checkers: list[object] = []
-        from ksim.locking import Deadlock
+        checkers: list[Checker] = []
         try:
             async with machine.boot(cmdline, classes, builtin=builtin, power=power) as k:
                 run.kernel = k
@@ -221,7 +294,31 @@ class ScenarioRun:
         for exp in boot.expect:
             self.current_step = None
             await self.expect(exp, run, where, live=False)
+        verdict = sc.verdict
+        if verdict is not None and boot.index == (verdict.boot or len(sc.boots)):
+            await self.observe_verdict(run, where)
         self.prev_kernel = k
+
+    async def observe_verdict(self, run: _BootRun, where: str) -> None:
+        """Check the verdict's observation; it fails the run only if it contradicts the answer.
+
+        ``holds`` is contradicted by one seed where the observation does not hold, ``fails``
+        by one where it does; ``partly`` only by all the seeds together (the caller's tally).
+        """
+        verdict = self.sc.verdict
+        assert verdict is not None
+        failures: list[Failure] = []
+        for exp in verdict.observe:
+            failures += check(exp, await self.observe(exp, run, live=False), f"{where} (verdict)")
+        self.result.observed = not failures
+        self.result.observation = failures
+        if verdict.answer == "holds" and failures:
+            self.fail(verdict.loc, "verdict: the answer is 'holds' (on every seed), but on this "
+                                   "seed the observation did not hold",
+                      *[line for f in failures for line in f.render()])
+        elif verdict.answer == "fails" and not failures:
+            self.fail(verdict.loc, "verdict: the answer is 'fails' (on no seed), but on this "
+                                   "seed the observation held")
 
     def log_boot(self, run: _BootRun, cmdline: str) -> None:
         k = run.kernel
@@ -252,8 +349,6 @@ class ScenarioRun:
         self.result.failures.extend(check(exp, seen, where))
 
     async def observe(self, exp: Expectation, run: _BootRun, live: bool) -> Seen:
-        from ksim.errno import ENOENT, KernelError
-        from ksim.module_loader import strerror
         k = run.kernel
         outcome = k.outcome if live else run.outcome
         context = [f"the boot's outcome: {outcome}"
@@ -261,7 +356,7 @@ class ScenarioRun:
         subject = exp.subject
         if subject == "file":
             try:
-                data = await read_file(k, exp.target, live)
+                data = await read_file(k, exp.target or "", live)
             except KernelError as exc:
                 return Seen(error=f"cannot read {exp.target}: {strerror(exc.errno)}"
                                   + (f" ({exc.message})" if exc.errno not in (-ENOENT,) and
@@ -278,13 +373,13 @@ class ScenarioRun:
                 if port < len(k.serial.output):
                     return Seen(text=k.serial_output(port), label=name)
                 return Seen(text="", label=name, context=[f"the machine has no {name}"])
-            data = _received(k, name)
-            if data is None:
+            received = _received(k, name)
+            if received is None:
                 names = [con.label for con in k.printk.recorded]
                 return Seen(text="", label=f"console {name}", context=[
                     f"console {name!r} was never registered on this boot (consoles that "
                     f"were: {', '.join(names) or 'none'})"])
-            return Seen(text=data.decode("utf-8", errors="replace"), data=data,
+            return Seen(text=received.decode("utf-8", errors="replace"), data=received,
                         label=f"console {name}")
         if subject == "panicked":
             return Seen(scalar=k.panicked, context=context)
@@ -317,8 +412,6 @@ class ScenarioRun:
             self.fail(step.loc, f"{where}: {step.describe()}: {exc}")
 
     def _errno_check(self, step, ret: int, what: str) -> None:
-        from ksim.errno import errorcode
-        from ksim.module_loader import strerror
         expected = step.errno.upper().lstrip("-") if step.errno else None
         if ret >= 0:
             if expected:
@@ -332,80 +425,102 @@ class ScenarioRun:
                         f"({strerror(ret)})")
 
     async def _execute(self, step: Step, run: _BootRun, where: str) -> None:
-        import ksim
-        from ksim.errno import KernelError
-        k = run.kernel
-        if isinstance(step, PrintkStep):
-            prefix = _level_prefix(step.level)
-            end = "\n" if step.newline else ""
-            for i in range(step.count):
-                await ksim.printk(prefix + "%s" + end, step.text.replace("{i}", str(i)))
-        elif isinstance(step, SpawnStep):
-            assert run.conc is not None
-            run.conc.spawn(step, _level_prefix(step.level))
-            if step.wait:
-                await self.settle(run, step, where)
-        elif isinstance(step, IrqStep):
-            assert run.conc is not None
-            run.conc.queue_irqs(step, _level_prefix(step.level))
-            if step.wait:
-                await self.settle(run, step, where)
-        elif isinstance(step, OopsStep):
-            try:
-                await ksim.die(step.message, step.err, function=step.function)
-            except ksim.TaskKilled as exc:
-                self.log(f"{where}: oops: {exc}; the next steps run in a new shell")
-                from ksim.current import set_current
-                set_current(k.new_task("sh"))
-        elif isinstance(step, PanicStep):
-            await ksim.panic("%s", step.message)
-        elif isinstance(step, WriteStep):
-            value = step.value
-            text = ("1" if value else "0") if isinstance(value, bool) else str(value)
-            try:
-                await k.write_file(step.path, text + ("\n" if step.newline else ""))
-                ret = 0
-            except KernelError as exc:
-                ret = exc.errno
-            self._errno_check(step, ret, f"write {text!r} to {step.path}")
-        elif isinstance(step, CatStep):
-            try:
-                data = await k.read_file(step.path)
-                ret = 0
-            except KernelError as exc:
-                data, ret = b"", exc.errno
-            self._errno_check(step, ret, f"cat {step.path}")
-            if ret >= 0:
-                text = data.decode("utf-8", errors="replace")
-                self.log(f"{where}: cat {step.path} ({len(data)} bytes):")
-                self.result.log.extend("  | " + line for line in text.splitlines())
-        elif isinstance(step, InsmodStep):
-            ret = await ksim.insmod(step.name, dict(step.params))
-            self._errno_check(step, ret, f"insmod: ERROR: could not insert module {step.name}.ko")
-        elif isinstance(step, RmmodStep):
-            ret = await ksim.rmmod(step.name)
-            self._errno_check(step, ret, f"rmmod: ERROR: could not remove module {step.name}")
-        elif isinstance(step, CorruptStep):
-            self.corrupt(step, k, where)
-        elif isinstance(step, SleepStep):
-            await trio.sleep(parse_duration(step.duration))
-        elif isinstance(step, NotifierStep):
-            await self.notifier(step)
-        elif isinstance(step, SysRebootStep):
-            if step.mode == "restart":
-                await ksim.kernel_restart(step.cmd)
-            elif step.mode == "halt":
-                await ksim.kernel_halt()
-            else:
-                await ksim.kernel_power_off()
-        elif isinstance(step, ExpectStep):
-            for exp in step.expectations:
-                await self.expect(exp, run, f"{where}, {step.loc.line}:{step.loc.col}", live=True)
-        else:
-            raise AssertionError(f"unhandled step {step.kind}")
+        await _EXECUTORS[type(step)](self, step, run, where)
 
-    async def notifier(self, step: NotifierStep) -> None:
-        import ksim
+    @executes(PrintkStep)
+    async def printk(self, step: PrintkStep, run: _BootRun, where: str) -> None:
+        prefix = _level_prefix(step.level)
+        end = "\n" if step.newline else ""
+        for i in range(step.count):
+            await ksim.printk(prefix + "%s" + end, step.text.replace("{i}", str(i)))
+
+    @executes(SpawnStep)
+    async def spawn(self, step: SpawnStep, run: _BootRun, where: str) -> None:
+        assert run.conc is not None
+        run.conc.spawn(step, _level_prefix(step.level))
+        if step.wait:
+            await self.settle(run, step, where)
+
+    @executes(IrqStep)
+    async def irq(self, step: IrqStep, run: _BootRun, where: str) -> None:
+        assert run.conc is not None
+        run.conc.queue_irqs(step, _level_prefix(step.level))
+        if step.wait:
+            await self.settle(run, step, where)
+
+    @executes(OopsStep)
+    async def oops(self, step: OopsStep, run: _BootRun, where: str) -> None:
+        k = run.kernel
+        try:
+            await ksim.die(step.message, step.err, function=step.function)
+        except ksim.TaskKilled as exc:
+            self.log(f"{where}: oops: {exc}; the next steps run in a new shell")
+            set_current(k.new_task("sh"))
+
+    @executes(PanicStep)
+    async def panic(self, step: PanicStep, run: _BootRun, where: str) -> None:
+        await ksim.panic("%s", step.message)
+
+    @executes(WriteStep)
+    async def write(self, step: WriteStep, run: _BootRun, where: str) -> None:
+        k = run.kernel
+        value = step.value
+        text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        try:
+            await k.write_file(step.path, text + ("\n" if step.newline else ""))
+            ret = 0
+        except KernelError as exc:
+            ret = exc.errno
+        self._errno_check(step, ret, f"write {text!r} to {step.path}")
+
+    @executes(CatStep)
+    async def cat(self, step: CatStep, run: _BootRun, where: str) -> None:
+        k = run.kernel
+        try:
+            data = await k.read_file(step.path)
+            ret = 0
+        except KernelError as exc:
+            data, ret = b"", exc.errno
+        self._errno_check(step, ret, f"cat {step.path}")
+        if ret >= 0:
+            text = data.decode("utf-8", errors="replace")
+            self.log(f"{where}: cat {step.path} ({len(data)} bytes):")
+            self.result.log.extend("  | " + line for line in text.splitlines())
+
+    @executes(InsmodStep)
+    async def insmod(self, step: InsmodStep, run: _BootRun, where: str) -> None:
+        ret = await ksim.insmod(step.name, dict(step.params))
+        self._errno_check(step, ret, f"insmod: ERROR: could not insert module {step.name}.ko")
+
+    @executes(RmmodStep)
+    async def rmmod(self, step: RmmodStep, run: _BootRun, where: str) -> None:
+        ret = await ksim.rmmod(step.name)
+        self._errno_check(step, ret, f"rmmod: ERROR: could not remove module {step.name}")
+
+    @executes(CorruptStep)
+    async def corrupt_step(self, step: CorruptStep, run: _BootRun, where: str) -> None:
+        self.corrupt(step, run.kernel, where)
+
+    @executes(SleepStep)
+    async def sleep(self, step: SleepStep, run: _BootRun, where: str) -> None:
+        await trio.sleep(parse_duration(step.duration))
+
+    @executes(SysRebootStep)
+    async def sys_reboot(self, step: SysRebootStep, run: _BootRun, where: str) -> None:
+        if step.mode == "restart":
+            await ksim.kernel_restart(step.cmd)
+        elif step.mode == "halt":
+            await ksim.kernel_halt()
+        else:
+            await ksim.kernel_power_off()
+
+    @executes(ExpectStep)
+    async def expect_now(self, step: ExpectStep, run: _BootRun, where: str) -> None:
+        for exp in step.expectations:
+            await self.expect(exp, run, f"{where}, {step.loc.line}:{step.loc.col}", live=True)
+
+    @executes(NotifierStep)
+    async def notifier(self, step: NotifierStep, run: _BootRun, where: str) -> None:
         code = {"done": ksim.NOTIFY_DONE, "ok": ksim.NOTIFY_OK, "stop": ksim.NOTIFY_STOP,
                 "bad": ksim.NOTIFY_BAD}[step.returns]
         prefix = _level_prefix(step.level)
@@ -423,20 +538,21 @@ class ScenarioRun:
         else:
             ret = await ksim.register_reboot_notifier(nb)
         if ret:
-            from ksim.errno import errorcode
             raise _Stop(f"registration returned {ret} ({errorcode.get(-ret, '?')})")
 
     def corrupt(self, step: CorruptStep, kernel, where: str) -> None:
-        mem = self.machine.mem  # type: ignore[attr-defined]
+        mem = self.machine.mem
         if step.reservation is not None:
             base, size = find_reservation(kernel, step.reservation)
             what = f"reservation {step.reservation} [{base:#x}-{base + size - 1:#x}]"
             if step.offset >= size:
                 raise _Stop(f"offset {step.offset:#x} is beyond the {what} ({size} bytes)")
         else:
+            assert step.address is not None  # the loader requires address or reservation
             base, size = step.address, mem.size - step.address
             what = f"address {base:#x}"
         start = base + step.offset
+        length: int
         if step.bytes is not None:
             data = corrupt_bytes(step.bytes)
             length = len(data)
@@ -455,7 +571,10 @@ class ScenarioRun:
         else:
             seed = self.seed if step.seed is None else step.seed
             rng = random.Random(f"{seed}:{step.loc.line}:{step.loc.col}")
-            bits = rng.sample(range(length * 8), min(step.flips, length * 8))  # type: ignore[arg-type]
+            if step.flips > length * 8:  # type: ignore[operator]
+                raise _Stop(f"{step.flips:,} flips in {length} bytes: at most {length * 8:,}, "
+                            "the region's bits")
+            bits = rng.sample(range(length * 8), step.flips)  # type: ignore[arg-type]
             flipped = []
             for bit in sorted(bits):
                 addr = start + bit // 8
@@ -468,7 +587,6 @@ class ScenarioRun:
 def _level_prefix(level: str | int | None) -> str:
     if level is None:
         return ""
-    from ksim.printk import KERN_SOH, level_from_name
     return KERN_SOH + str(level_from_name(level))
 
 
@@ -479,7 +597,6 @@ def find_reservation(kernel, name: str) -> tuple[int, int]:
     contains an address the module instance holds, as a virtual (direct-map) or physical
     address.  Nothing here knows which attribute a given module uses.
     """
-    from ksim.setup import KERNEL_IMAGE_START
     if kernel is None:
         raise _Stop("there is no earlier boot")
     mod = kernel.module.instances.get(name)
@@ -504,15 +621,12 @@ def find_reservation(kernel, name: str) -> tuple[int, int]:
 
 def _crash_summary(exc: BaseException) -> list[str]:
     frames = traceback.extract_tb(exc.__traceback__)
-    lines = []
-    for fr in frames[-6:]:
-        lines.append(f"at {short_path(fr.filename)}:{fr.lineno} in {fr.name}")
-    return lines
+    return [f"at {short_path(fr.filename)}:{fr.lineno} in {fr.name}" for fr in frames[-6:]]
 
 
-async def _run(sc: Scenario, seed: int, result: Result) -> None:
+async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool) -> None:
     t0 = trio.current_time()
-    runner = ScenarioRun(sc, seed, result)
+    runner = ScenarioRun(sc, seed, result, ram_files_anywhere=ram_files_anywhere)
     try:
         await runner.run()
     except (KeyboardInterrupt, SystemExit):
@@ -535,14 +649,18 @@ async def _run(sc: Scenario, seed: int, result: Result) -> None:
         result.virtual = trio.current_time() - t0
 
 
-def run_scenario(sc: Scenario, seed: int | None = None) -> Result:
-    """Run one scenario with one seed (default: its first) and say how it went."""
+def run_scenario(sc: Scenario, seed: int | None = None, *,
+                 ram_files_anywhere: bool = False) -> Result:
+    """Run one scenario with one seed (default: its first) and say how it went.
+
+    ``ram_files_anywhere`` lets a kept RAM file live outside the scenario's folder.
+    """
     seed = sc.seeds[0] if seed is None else seed
     result = Result(sc, seed)
     start = time.perf_counter()
     clock = trio.testing.MockClock(autojump_threshold=0)
     try:
-        trio.run(_run, sc, seed, result, clock=clock)
+        trio.run(_run, sc, seed, result, ram_files_anywhere, clock=clock)
     finally:
         result.wall = time.perf_counter() - start
     if result.status != ERROR and result.failures:

@@ -1,10 +1,14 @@
-"""``ksim schema``: a JSON Schema (draft 2020-12) of the scenario format.
+"""``ksim schema``: a JSON Schema (draft-07) of the scenario format.
 
-Generated from :mod:`ksim.scenario.model`, the classes the loader structures into, so the
-schema cannot drift from what ``ksim run`` accepts.  Editors use it for validation and
-completion, e.g. with the YAML language server: ``# yaml-language-server: $schema=ksim.json``.
-The schema checks shape and types; ``ksim run`` also checks meaning (a plugin that exists, a
-log level, a regex, a step after a panic).
+Generated from :mod:`ksim.scenario.model`, the classes the loader structures into: a field's
+type and default, its ``Literal`` words (an ``enum``), its validators' bounds (``minimum``,
+``maximum``) or their own schema (a log level, an errno name, a duration), the subjects and
+matchers of expectations, the verdict and the limits.  So the schema cannot drift from what
+``ksim run`` accepts.  Draft-07 is what the YAML language server (VS Code, Neovim...)
+implements; the library's files name the committed copy, ``scenarios/ksim-scenario.schema.json``,
+in their ``# yaml-language-server: $schema=...`` first line.  The schema checks shape, types
+and bounds; ``ksim run`` also checks meaning (a plugin that exists, a CPU the machine has, a
+regex, a step after a panic).
 """
 
 from __future__ import annotations
@@ -16,19 +20,15 @@ from typing import Any
 import attrs
 
 from ksim.scenario import model
-from ksim.scenario.loader import BOOT_KEYS, SCENARIO_KEYS
+from ksim.scenario.loader import BOOT_KEYS, PLUGIN_KEYS, SCENARIO_KEYS
 from ksim.scenario.model import (
-    CHAINS, LEVELS, MATCHERS, NOTIFY_RETURNS, OUTCOMES, REBOOT_KINDS, REBOOT_MODES,
-    REPORT_KINDS, STEP_TYPES, SUBJECTS,
+    MATCHERS, MAX_BOOTS, MAX_SECONDS, MAX_SEED, MAX_SEEDS, MAX_STEPS, REPORT_KINDS, STEP_TYPES,
+    SUBJECTS, VERDICT_KEYS, Check, Range,
 )
 
 SCHEMA_ID = "https://ksim.invalid/schemas/scenario.json"
-UNAVAILABLE_STEPS: tuple[str, ...] = ()  # steps the loader knows but rejects
-ENUMS = {  # (step, field) -> allowed strings
-    ("notifier", "chain"): CHAINS,
-    ("notifier", "returns"): NOTIFY_RETURNS,
-    ("sys_reboot", "mode"): REBOOT_MODES,
-}
+SCHEMA_FILE = "ksim-scenario.schema.json"  # the committed copy, in scenarios/
+MODELINE = f"# yaml-language-server: $schema={SCHEMA_FILE}"
 
 
 def _type_schema(t: Any) -> dict:
@@ -55,10 +55,30 @@ def _type_schema(t: Any) -> dict:
     raise TypeError(f"no schema for {t!r}")
 
 
-def _level_schema() -> dict:
-    return {"anyOf": [{"enum": list(LEVELS) + ["warning"]},
-                      {"type": "integer", "minimum": 0, "maximum": 7}],
-            "description": "a log level: a name or 0-7"}
+def _bounded(schema: dict, r: Range) -> dict:
+    """``schema`` with the range's bounds on its numeric alternatives."""
+    if "anyOf" in schema:
+        return {"anyOf": [_bounded(s, r) for s in schema["anyOf"]]}
+    if schema.get("type") in ("integer", "number"):
+        schema = dict(schema)
+        if r.min is not None:
+            schema["minimum"] = r.min
+        if r.max is not None:
+            schema["maximum"] = r.max
+    return schema
+
+
+def _field_schema(f: attrs.Attribute, hint: Any) -> dict:
+    schema = _type_schema(hint)
+    checks = getattr(f.validator, "_validators", None) or ([f.validator] if f.validator else [])
+    for v in checks:
+        if isinstance(v, Check) and v.schema is not None:
+            schema = dict(v.schema)
+            if "null" in str(_type_schema(hint)) and f.default is None:
+                schema = {"anyOf": [schema, {"type": "null"}]}
+        elif isinstance(v, Range):
+            schema = _bounded(schema, v)
+    return schema
 
 
 def _fields(cls: type) -> tuple[dict, list[str]]:
@@ -68,39 +88,33 @@ def _fields(cls: type) -> tuple[dict, list[str]]:
     for f in attrs.fields(cls):
         if f.name == "loc":
             continue
-        if f.name == "level":
-            props[f.name] = _level_schema()
-        elif (getattr(cls, "kind", None), f.name) in ENUMS:
-            props[f.name] = {"enum": list(ENUMS[(cls.kind, f.name)])}  # type: ignore[attr-defined]
-        else:
-            props[f.name] = _type_schema(hints[f.name])
+        props[f.name] = _field_schema(f, hints[f.name])
         if f.default is attrs.NOTHING:
             required.append(f.name)
     return props, required
 
 
-def _step_schema(name: str, cls: type) -> dict:
-    if name == "expect":
-        payload: dict = {"anyOf": [{"$ref": "#/$defs/expectation"},
-                                   {"type": "array", "items": {"$ref": "#/$defs/expectation"}}]}
+def _step_schema(name: str, cls: type[model.Step]) -> dict:
+    if cls is model.ExpectStep:
+        payload: dict = {"anyOf": [{"$ref": "#/definitions/expectation"},
+                                   {"type": "array", "items": {"$ref": "#/definitions/expectation"}}]}
         return {"type": "object", "properties": {name: payload}, "required": [name],
-                "additionalProperties": False, "description": cls.doc}  # type: ignore[attr-defined]
+                "additionalProperties": False, "description": cls.doc}
     props, required = _fields(cls)
     obj: dict = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
         obj["required"] = required
     alternatives = [obj]
-    shorthand = cls.shorthand  # type: ignore[attr-defined]
+    shorthand = cls.shorthand
     if shorthand is not None:
-        alternatives.append(props[shorthand] if "anyOf" in props[shorthand]
-                            or "enum" in props[shorthand] else dict(props[shorthand]))
+        alternatives.append(dict(props[shorthand]))
     if not required:
         alternatives.append({"type": "null"})
     payload = alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
     # the sibling form: `- write: /proc/x` with `value: 1` beside it
     siblings = {k: v for k, v in props.items() if k != shorthand} if shorthand else {}
     return {"type": "object", "properties": {name: payload, **siblings}, "required": [name],
-            "additionalProperties": False, "description": cls.doc}  # type: ignore[attr-defined]
+            "additionalProperties": False, "description": cls.doc}
 
 
 def _strings() -> dict:
@@ -108,118 +122,138 @@ def _strings() -> dict:
                                            "minItems": 1}]}
 
 
-def _bounds(with_pattern: bool) -> dict:
+def _bounds(occurrences: bool) -> dict:
     props = {"equals": {"type": "integer", "minimum": 0},
              "min": {"type": "integer", "minimum": 0},
              "max": {"type": "integer", "minimum": 0}}
-    if with_pattern:
+    if occurrences:
         props |= {"text": {"type": "string"}, "regex": {"type": "string"}}
     return {"anyOf": [{"type": "integer", "minimum": 0},
                       {"type": "object", "properties": props, "additionalProperties": False}]}
 
 
-def _matchers() -> dict:
-    m = {
-        "contains": _strings(), "not_contains": _strings(), "matches": _strings(),
-        "not_matches": _strings(), "equals": {"type": "string"},
-        "lines_in_order": _strings(), "count": _bounds(True), "length": _bounds(False),
-        "exists": {"type": "boolean"},
-    }
-    for key, text in MATCHERS.items():
-        m[key] = dict(m[key], description=text)
-    return m
+def _matcher_schema(spec: model.MatcherSpec) -> dict:
+    values = {"strings": _strings, "patterns": _strings,
+              "string": lambda: {"type": "string"}, "bool": lambda: {"type": "boolean"},
+              "bounds": lambda: _bounds(spec.occurrences)}[spec.values]()
+    return dict(values, description=spec.doc)
 
 
 def _expectation_schema() -> dict:
-    matchers = _matchers()
-    text_matchers = {k: v for k, v in matchers.items() if k != "exists"}
+    matchers = {name: _matcher_schema(spec) for name, spec in MATCHERS.items()}
     alternatives = []
-    for subject, target_key, extra in (("file", "path", {"exists": matchers["exists"]}),
-                                       ("console", "name", {}), ("reports", "kind", {}),
-                                       ("dmesg", None, {})):
-        inner_props = dict(text_matchers, **extra)
-        target_schema: dict = {"type": "string"}
-        if subject == "reports":
-            target_schema = {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$",
-                             "examples": list(REPORT_KINDS)}
-        mapping = {"type": "object", "additionalProperties": False,
-                   "properties": dict(inner_props, **({target_key: target_schema}
-                                                       if target_key else {}))}
-        value = {"anyOf": [target_schema, mapping]} if target_key else \
-            {"anyOf": [mapping, {"type": "null"}]}
+    for subject, spec in SUBJECTS.items():
+        if spec.values == "bool":
+            value: dict = {"type": "boolean"}
+        elif spec.values == "outcome":
+            value = {"enum": list(model.OUTCOMES)}
+        else:
+            inner = {k: matchers[k] for k in spec.matchers}
+            target_schema: dict = {"type": "string"}
+            if subject == "reports":
+                target_schema = {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$",
+                                 "examples": list(REPORT_KINDS)}
+            elif subject == "file":
+                target_schema = {"type": "string", "pattern": "^/"}
+            mapping = {"type": "object", "additionalProperties": False,
+                       "properties": dict(inner, **({spec.target: target_schema}
+                                                    if spec.target else {}))}
+            value = {"anyOf": [target_schema, mapping]} if spec.target else \
+                {"anyOf": [mapping, {"type": "null"}]}
+            alternatives.append({"type": "object", "required": [subject],
+                                 "additionalProperties": False, "description": spec.doc,
+                                 "properties": dict(inner, **{subject: value})})
+            continue
         alternatives.append({"type": "object", "required": [subject],
-                             "additionalProperties": False,
-                             "description": SUBJECTS[subject],
-                             "properties": dict(inner_props, **{subject: value})})
-    for subject in ("panicked", "rebooted"):
-        alternatives.append({"type": "object", "required": [subject],
-                             "additionalProperties": False, "description": SUBJECTS[subject],
-                             "properties": {subject: {"type": "boolean"}}})
-    alternatives.append({"type": "object", "required": ["outcome"],
-                         "additionalProperties": False, "description": SUBJECTS["outcome"],
-                         "properties": {"outcome": {"enum": list(OUTCOMES)}}})
+                             "additionalProperties": False, "description": spec.doc,
+                             "properties": {subject: value}})
     return {"oneOf": alternatives}
 
 
+def _verdict_schema() -> dict:
+    props: dict[str, dict] = {
+        "question": {"type": "string", "minLength": 1},
+        "answer": {"enum": list(model.ANSWERS)},
+        "why": {"type": "string", "minLength": 1},
+        "observe": {"anyOf": [{"$ref": "#/definitions/expectation"},
+                              {"type": "array", "minItems": 1,
+                               "items": {"$ref": "#/definitions/expectation"}}]},
+        "assumes": {"anyOf": [{"type": "string", "minLength": 1},
+                              {"type": "array", "items": {"type": "string", "minLength": 1}}]},
+        "boot": {"type": "integer", "minimum": 1, "maximum": MAX_BOOTS},
+    }
+    for key, text in VERDICT_KEYS.items():
+        props[key] = dict(props[key], description=text)
+    return {"type": "object", "additionalProperties": False, "properties": props,
+            "required": ["question", "answer", "why", "observe"]}
+
+
 def schema() -> dict:
-    steps = {name: _step_schema(name, cls) for name, cls in STEP_TYPES.items()
-             if name not in UNAVAILABLE_STEPS}
+    steps = {name: _step_schema(name, cls) for name, cls in STEP_TYPES.items()}
+    plugin_props = {"name": {"type": "string"}, "builtin": {"type": "boolean"}}
+    assert set(plugin_props) == set(PLUGIN_KEYS)
     plugin = {"anyOf": [{"type": "string"},
                         {"type": "object", "required": ["name"], "additionalProperties": False,
-                         "properties": {"name": {"type": "string"},
-                                        "builtin": {"type": "boolean"}}}]}
-    boot_props = {
-        "reboot": {"enum": list(REBOOT_KINDS)},
+                         "properties": plugin_props}]}
+    machine_steps = [{"$ref": f"#/definitions/step_{n}"} for n in model.MACHINE_STEPS]
+    boot_props: dict[str, dict[str, Any]] = {
+        "reboot": {"enum": list(model.REBOOT_KINDS)},
         "cmdline": {"type": "string"},
-        "plugins": {"type": "array", "items": {"$ref": "#/$defs/plugin"}},
-        "before": {"type": "array", "items": {"$ref": "#/$defs/step_corrupt"}},
-        "steps": {"type": "array", "items": {"$ref": "#/$defs/any_step"}},
-        "expect": {"type": "array", "items": {"$ref": "#/$defs/expectation"}},
+        "plugins": {"type": "array", "items": {"$ref": "#/definitions/plugin"}},
+        "before": {"type": "array", "maxItems": MAX_STEPS,
+                   "items": machine_steps[0] if len(machine_steps) == 1 else
+                   {"oneOf": machine_steps}},
+        "steps": {"type": "array", "maxItems": MAX_STEPS,
+                  "items": {"$ref": "#/definitions/any_step"}},
+        "expect": {"type": "array", "items": {"$ref": "#/definitions/expectation"}},
         "checkers": {"type": "boolean"},
     }
+    assert set(boot_props) == set(BOOT_KEYS)
     for key, text in BOOT_KEYS.items():
         boot_props[key] = dict(boot_props[key], description=text)
     machine_props, _ = _fields(model.MachineSpec)
-    machine_props["ram"] = {"type": "string", "pattern": r"^\s*\d+\s*[KkMmGgTt]?[Bb]?\s*$",
-                            "description": "RAM size, e.g. 64M"}
-    top = {
+    machine_props["ram"]["description"] = "RAM size, e.g. 64M"
+    seed = {"type": "integer", "minimum": 0, "maximum": MAX_SEED}
+    top: dict[str, dict[str, Any]] = {
         "name": {"type": "string", "minLength": 1},
         "description": {"type": "string"},
+        "verdict": {"$ref": "#/definitions/verdict"},
         "machine": {"type": "object", "properties": machine_props,
                     "additionalProperties": False},
-        "seed": {"type": "integer", "minimum": 0},
-        "seeds": {"anyOf": [{"type": "array", "items": {"type": "integer", "minimum": 0},
-                             "minItems": 1},
+        "seed": seed,
+        "seeds": {"anyOf": [{"type": "array", "items": seed, "minItems": 1,
+                             "maxItems": MAX_SEEDS, "uniqueItems": True},
                             {"type": "string", "pattern": r"^\s*\d+\s*\.\.\s*\d+\s*$"}]},
-        "plugins": {"type": "array", "items": {"$ref": "#/$defs/plugin"}},
+        "plugins": {"type": "array", "items": {"$ref": "#/definitions/plugin"}},
         "plugin_path": {"anyOf": [{"type": "string"},
                                   {"type": "array", "items": {"type": "string"}}]},
-        "boots": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/boot"}},
-        "strategy": {"type": "string", "pattern": r"^(random|rr|pct(:[1-9]\d*)?)$"},
-        "timeout": {"type": "number", "exclusiveMinimum": 0},
+        "boots": {"type": "array", "minItems": 1, "maxItems": MAX_BOOTS,
+                  "items": {"$ref": "#/definitions/boot"}},
+        "strategy": {"type": "string", "pattern": r"^(random|rr|pct(:[1-9]\d{0,3})?)$"},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS},
     }
+    assert set(top) == set(SCENARIO_KEYS)
     for key, text in SCENARIO_KEYS.items():
         top[key] = dict(top[key], description=text)
+    bare = [n for n, c in STEP_TYPES.items() if c is not model.ExpectStep and not any(
+        f.default is attrs.NOTHING for f in attrs.fields(c) if f.name != "loc")]
     return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": SCHEMA_ID,
         "title": "ksim scenario",
-        "description": "A ksim scenario: a machine, its boots, their steps and expectations "
-                       "(docs/scenarios.md).",
+        "description": "A ksim scenario: a machine, its boots, their steps and expectations, "
+                       "and the verdict they answer (docs/scenarios.md).",
         "type": "object",
         "required": ["name", "boots"],
         "additionalProperties": False,
         "properties": top,
-        "$defs": {
+        "definitions": {
             "plugin": plugin,
             "boot": {"type": "object", "additionalProperties": False, "properties": boot_props},
             **{f"step_{name}": step for name, step in steps.items()},
-            "any_step": {"oneOf": [{"$ref": f"#/$defs/step_{name}"} for name in steps]
-                         + [{"enum": [n for n, c in STEP_TYPES.items()
-                                      if n not in UNAVAILABLE_STEPS and not
-                                      any(f.default is attrs.NOTHING
-                                          for f in attrs.fields(c) if f.name != "loc")
-                                      and n != "expect"]}]},
+            "any_step": {"oneOf": [{"$ref": f"#/definitions/step_{name}"} for name in steps]
+                         + [{"enum": bare}]},
             "expectation": _expectation_schema(),
+            "verdict": _verdict_schema(),
         },
     }
