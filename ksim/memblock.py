@@ -131,6 +131,7 @@ class Memblock:
         self._mem = mem
         self._memory: list[Region] = []
         self._reserved: list[Region] = []
+        self._requests: list[Region] = []  # each reservation as asked for, before merging
         self._bottom_up = False
         self.current_limit = MEMBLOCK_ALLOC_ANYWHERE
 
@@ -156,7 +157,14 @@ class Memblock:
         size = _cap(base, size)
         if size:
             self._reserved = _add(self._reserved, base, base + size)
+            self._requests.append(Region(base, size))
         return 0
+
+    def requests(self) -> list[Region]:
+        """The reservations as each was asked for (memblock merges them), newest first, those
+        still wholly reserved: to tell which boot code owns a reserved address."""
+        return [r for r in reversed(self._requests)
+                if any(g.base <= r.base and r.end <= g.end for g in self._reserved)]
 
     def memblock_phys_free(self, base: int, size: int) -> int:
         """Drop ``[base, base + size)`` from the reservations; always 0."""
