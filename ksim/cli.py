@@ -138,6 +138,20 @@ def _cpus(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _size(text: str) -> int:
+    from ksim.units import parse_size
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# ksim.firmware's and ksim.vmlinux's names, spelled out so that building the parser imports
+# neither (tests/test_cli.py checks they agree)
+FIRMWARE_CHOICES = ("seabios", "pc-bios", "uefi", "ecc-scrub")
+KERNEL_CHOICES = ("ksim", "debian")
+
+
 def _ram(text: str) -> str:
     from ksim.units import parse_ram
     try:
@@ -160,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "boot completes; stdout is its serial console (ttyS0) and the --cat "
                           "results.", allow_abbrev=False)
     boot.add_argument("--ram", default="64M", type=_ram, metavar="SIZE",
-                      help="RAM size: 8M to 64T, sparse, e.g. 64M, 4G (default 64M)")
+                      help="RAM size: 8M to 64T, sparse, e.g. 64M, 4G (default 64M; the ksim "
+                           "kernel needs about 27M to boot, the debian one about 96M)")
     boot.add_argument("--ram-file", metavar="PATH",
                       help="keep RAM in this file, so it survives the process as RAM survives "
                            "a warm reboot (default: none, RAM ends with the process)")
@@ -170,6 +185,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seed for everything random: cold-RAM garbage, KASLR (default 0)")
     boot.add_argument("--cmdline", default="", metavar='"..."',
                       help="the kernel command line (default: empty)")
+    boot.add_argument("--firmware", default="seabios", choices=FIRMWARE_CHOICES,
+                      metavar="NAME",
+                      help="what a reset keeps and where the firmware's regions are: seabios "
+                           "(QEMU's BIOS), pc-bios (a PC BIOS that clears RAM unless the warm "
+                           "flag is set), uefi, ecc-scrub (RAM scrubbed at every reset); "
+                           "docs/machine.md (default seabios)")
+    boot.add_argument("--initrd", default="0", type=_size, metavar="SIZE",
+                      help="an initramfs of SIZE bytes (e.g. 40M) that the boot loader copies "
+                           "to the top of low RAM at every boot (default: none)")
+    boot.add_argument("--kernel", default="ksim", choices=KERNEL_CHOICES, metavar="NAME",
+                      help="the kernel build: ksim (small) or debian (Debian's 6.1 image, "
+                           "which needs about 96M of RAM) (default ksim)")
+    boot.add_argument("--pmu", action="store_true",
+                      help="give the CPUs a performance-monitoring unit, as real x86 hardware "
+                           "has (QEMU's TCG has none): the NMI watchdog's hard-lockup detector "
+                           "then runs (default: no PMU)")
     boot.add_argument("--plugin", action="append", default=[], metavar="NAME",
                       help="build this plugin into the kernel (repeatable; default: none)")
     boot.add_argument("--plugin-path", action="append", default=[], metavar="DIR",
@@ -331,9 +362,12 @@ async def _boot(args: argparse.Namespace) -> int:
     out = _Out(args.quiet)
     try:
         machine = Machine(size, cpus=args.cpus, ram_file=args.ram_file, seed=args.seed,
-                          serial_sink=out.serial)
+                          serial_sink=out.serial, firmware=args.firmware, initrd=args.initrd,
+                          kernel=args.kernel, pmu=args.pmu)
     except RamFileError as exc:
         raise UsageError(f"ksim boot: --ram-file: {exc}") from None
+    except ValueError as exc:  # a machine that cannot be built as asked
+        raise UsageError(f"ksim boot: {exc}") from None
     except (OSError, OverflowError, MemoryError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise UsageError(f"ksim boot: cannot map {format_size(size)} of address space for the "
@@ -359,6 +393,10 @@ async def _boot(args: argparse.Namespace) -> int:
         if kernel.outcome in ("halt", "power_off"):
             _not_run(skipped, "the kernel panicked" if kernel.panicked
                      else f"the machine stopped ({kernel.outcome})")
+            if kernel.panicked and "Kernel panic - not syncing" not in kernel.serial_output(0):
+                # no console was up to say it (an early panic): the simulator says it
+                print(f"ksim boot: the kernel panicked before any console was up: "
+                      f"{shown(kernel.panic_message or '', 200)}", file=sys.stderr)
             return EXIT_HALTED
         if kernel.outcome == "hang":
             _not_run(skipped, "the machine hung")

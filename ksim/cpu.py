@@ -8,12 +8,25 @@ driver author expects.
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING
 
 import attrs
 
 if TYPE_CHECKING:
     from ksim.locking.common import LockBase
+
+__all__ = ["CPU", "boot_random"]
+
+
+def boot_random(seed: int, boot: int, purpose: str) -> random.Random:
+    """What RDRAND and RDTSC give boot number *boot* of the machine seeded *seed* for *purpose*.
+
+    Real entropy (``kaslr_get_random_long`` mixes RDRAND, RDTSC and the i8254) differs at every
+    boot; ksim's is independent per (seed, boot, purpose) and the same on every host and in
+    every process, so a boot can be replayed, also as the next ``ksim boot`` on a RAM file.
+    """
+    return random.Random(f"ksim-entropy {seed} {boot} {purpose}")
 
 
 @attrs.define(eq=False)

@@ -8,11 +8,14 @@ The boot sequence itself is in :mod:`ksim.main` (init/main.c).
 A kernel *composes* the state of its subsystems, each defined by the module named after the
 kernel file that owns it in Linux and written only there: ``printk`` (kernel/printk/printk.c),
 ``panic`` (kernel/panic.c), ``init`` (init/main.c), ``smp`` (kernel/smp.c), ``e820``,
-``memtest``, ``kaslr``, ``memblock`` and ``layout`` (the memory map), ``module``
+``memtest``, ``kaslr``, ``memblock``, ``layout`` and ``setup`` (the memory map), ``module``
 (kernel/module/main.c), ``locking`` and ``mm`` (the checkers' hooks), ``sched`` (the
-scheduler backend), ``hangcheck`` (the simulator's early-boot hang detector), ``nmi`` and
-``watchdog`` (arch/x86/kernel/nmi.c's and kernel/watchdog.c's knobs).  The attributes are declared (``__slots__``): an undeclared one is an
-error, so no module can grow the kernel a field behind the others' backs.
+scheduler backend), ``hangcheck`` and ``watchdog`` (kernel/watchdog.c's lockup detectors and
+the simulator's early-boot hang detector), ``nmi`` (arch/x86/kernel/nmi.c's knobs),
+``early_printk``, ``reboot`` (kernel/reboot.c).  What the machine handed the kernel is
+``boot_params`` (the boot loader's), ``image`` (the build) and ``boot_index`` (the boot's
+number, which seeds its randomness).  The attributes are declared (``__slots__``): an
+undeclared one is an error, so no module can grow the kernel a field behind the others' backs.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ksim.bootloader import BootParams
 from ksim.bug import Report
 from ksim.cpu import CPU
 from ksim.current import Task, maybe_current_kernel, reset_current, set_current
 from ksim.e820 import E820State
+from ksim.early_printk import EarlyPrintkState
 from ksim.fs import VFS
 from ksim.init import bind_core_params
 from ksim.kaslr import KaslrState
@@ -42,10 +47,13 @@ from ksim.notifier import StandardChains
 from ksim.panic import PanicState
 from ksim.params import KernelParam
 from ksim.printk import Printk
+from ksim.reboot import RebootState
 from ksim.sched import TrioBackend
 from ksim.serial import SerialPorts
+from ksim.setup import SetupState
 from ksim.smp import SmpState
 from ksim.vsprintf import Formatter
+from ksim.vmlinux import KernelImage
 from ksim.watchdog import HangCheck, WatchdogState
 
 if TYPE_CHECKING:
@@ -75,18 +83,26 @@ class Kernel:
     __slots__ = ("machine", "mem", "seed", "boot_kind", "printk", "vsprintf", "serial",
                  "chains", "vfs", "reports", "panic", "init", "smp", "e820", "memtest", "kaslr",
                  "layout", "memblock", "module", "locking", "mm", "sched", "params", "hangcheck",
-                 "nmi", "watchdog",
+                 "nmi", "boot_params", "image", "boot_index", "setup", "early_printk",
+                 "watchdog", "reboot",
                  "_next_pid", "idle_task", "init_task", "outcome", "outcome_detail",
                  "_nursery", "_t0", "_clock", "work_ns")
 
     release = RELEASE
 
     def __init__(self, machine: Machine, cmdline: str, boot_kind: str,
-                 modules: list[type[KernelModule]], builtin: set[str]) -> None:
+                 modules: list[type[KernelModule]], builtin: set[str], *,
+                 boot_params: BootParams | None = None, kaslr: KaslrState | None = None,
+                 boot_index: int = 0) -> None:
         self.machine = machine
         self.mem: PhysMem = machine.mem
         self.seed = machine.seed
         self.boot_kind = boot_kind
+        self.image: KernelImage = machine.image
+        # what the boot loader left (None: a kernel that was never loaded, for unit tests)
+        self.boot_params = boot_params or BootParams((), 0, len(cmdline), 0, 0, type_of_loader=0)
+        self.boot_index = boot_index  # this boot's number on the machine: seeds its randomness
+        self.setup = SetupState()
         self.vsprintf = Formatter(hash_key=machine.seed * 2654435761 + 1)
         self.printk = Printk(self.local_clock)
         self.printk.record = machine.record_consoles
@@ -95,11 +111,15 @@ class Kernel:
         self.vfs = VFS()
         self.reports: list[Report] = []
         self.panic = PanicState()
-        self.init = InitState(cmdline[:COMMAND_LINE_SIZE - 1])  # P1: the boot protocol cuts it
+        # copy_bootdata(): COMMAND_LINE_SIZE bytes from where the loader put the command line
+        raw: bytes | str = cmdline
+        if boot_params is not None and boot_params.cmd_line_ptr:
+            raw = self.mem.read(boot_params.cmd_line_ptr, COMMAND_LINE_SIZE)
+        self.init = InitState.from_command_line(raw, COMMAND_LINE_SIZE)  # P1
         self.smp = SmpState.for_machine(machine.cpus)
         self.e820 = E820State()
         self.memtest = MemtestState()
-        self.kaslr = KaslrState()
+        self.kaslr = kaslr or KaslrState()
         self.layout: MemoryLayout | None = None  # set by setup_arch, once mem= is known
         self.memblock: Memblock | None = None
         self.module = ModuleState({cls.name: cls for cls in modules}, builtin)
@@ -110,7 +130,9 @@ class Kernel:
         self.params: list[KernelParam] = bind_core_params(self)
         self.hangcheck = HangCheck(self)
         self.nmi = NmiState()
-        self.watchdog = WatchdogState()
+        self.early_printk = EarlyPrintkState()
+        self.watchdog = WatchdogState(nmi_watchdog_available=machine.pmu)
+        self.reboot = RebootState()
         self._next_pid = 0
         self.idle_task = self.new_task("swapper/0")
         self.init_task = self.idle_task  # pid 1 once rest_init() runs

@@ -6,6 +6,10 @@ and ``reserved`` (what boot code claimed).  The 2009 memconsole patch was writte
 wrapper ``reserve_bootmem_generic`` silently threw that refusal away (F4).  Both are emulated here on top
 of memblock's lists, with bootmem's page granularity: a page is "reserved" for bootmem if any byte of it
 is in ``reserved`` or not in ``memory`` (bootmem starts with every page reserved and frees only RAM).
+
+The kernel's own allocations (:meth:`Memblock.memblock_alloc`: NODE_DATA, the struct pages, the log
+buffer...) also write the machine's RAM, as the code that asked for them does (E6); a driver's
+``memblock_phys_alloc`` only reserves, like the C.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Final
 import attrs
 
 from ksim.errno import EBUSY, EFAULT
-from ksim.memory import PAGE_SHIFT, PAGE_SIZE, PFN_DOWN, PFN_PHYS, PFN_UP
+from ksim.memory import PAGE_SHIFT, PAGE_SIZE, PFN_DOWN, PFN_PHYS, PFN_UP, PhysMem
 
 __all__ = [
     "BOOTMEM_DEFAULT",
@@ -121,11 +125,13 @@ class Memblock:
     ``reserve_bootmem_generic`` (M5).  *log* receives the messages the kernel would printk.
     """
 
-    def __init__(self, max_pfn: int, *, log: LogFn = _no_log) -> None:
+    def __init__(self, max_pfn: int, *, log: LogFn = _no_log, mem: PhysMem | None = None) -> None:
         self.max_pfn = max_pfn
         self._log = log
+        self._mem = mem
         self._memory: list[Region] = []
         self._reserved: list[Region] = []
+        self._requests: list[Region] = []  # each reservation as asked for, before merging
         self._bottom_up = False
         self.current_limit = MEMBLOCK_ALLOC_ANYWHERE
 
@@ -151,7 +157,14 @@ class Memblock:
         size = _cap(base, size)
         if size:
             self._reserved = _add(self._reserved, base, base + size)
+            self._requests.append(Region(base, size))
         return 0
+
+    def requests(self) -> list[Region]:
+        """The reservations as each was asked for (memblock merges them), newest first, those
+        still wholly reserved: to tell which boot code owns a reserved address."""
+        return [r for r in reversed(self._requests)
+                if any(g.base <= r.base and r.end <= g.end for g in self._reserved)]
 
     def memblock_phys_free(self, base: int, size: int) -> int:
         """Drop ``[base, base + size)`` from the reservations; always 0."""
@@ -171,6 +184,14 @@ class Memblock:
     def reserved_bytes(self) -> int:
         """memblock_reserved_size(): the ``reserved`` figure of the boot memory report (M6)."""
         return sum(r.size for r in self._reserved)
+
+    def phys_mem_size(self) -> int:
+        """``memblock_phys_mem_size``: the bytes of RAM memblock knows."""
+        return sum(r.size for r in self._memory)
+
+    def free_pages(self) -> int:
+        """What ``memblock_free_all`` hands the buddy allocator: the free ranges' whole pages."""
+        return sum(max(0, PFN_DOWN(end) - PFN_UP(start)) for start, end in self.free_ranges())
 
     def free_ranges(self) -> Iterator[tuple[int, int]]:
         """``for_each_free_mem_range``: half-open ``(start, end)`` ranges of memory - reserved, ascending.
@@ -229,6 +250,27 @@ class Memblock:
 
     def memblock_phys_alloc(self, size: int, align: int) -> int:
         return self.memblock_phys_alloc_range(size, align, 0, MEMBLOCK_ALLOC_ACCESSIBLE)
+
+    def memblock_alloc(self, size: int, align: int, *, min_addr: int = 0,
+                       max_addr: int = MEMBLOCK_ALLOC_ACCESSIBLE, contents: str | None = None,
+                       zero: bool = True) -> int:
+        """The kernel's own allocation (``memblock_alloc_try_nid``): found as
+        :meth:`memblock_phys_alloc_range` finds it, zeroed unless *zero* is false (the ``_raw``
+        variants), then written with *contents* (a fill key: what the kernel puts there) in the
+        machine's RAM.  Returns the physical address, or 0."""
+        if max_addr in (MEMBLOCK_ALLOC_ACCESSIBLE, MEMBLOCK_ALLOC_ANYWHERE) or \
+                max_addr > self.current_limit:
+            max_addr = self.current_limit
+        addr = self.memblock_phys_alloc_range(size, align, min_addr, max_addr)
+        if not addr and min_addr:  # memblock_alloc_internal() retries without the lower limit
+            addr = self.memblock_phys_alloc_range(size, align, 0, max_addr)
+        if addr and self._mem is not None:
+            span = [(addr, addr + size)]
+            if contents is not None:
+                self._mem.fill(span, contents)
+            elif zero:
+                self._mem.scrub(span, 0)
+        return addr
 
     def _find_top_down(self, size: int, align: int, start: int, end: int) -> int:
         for this_start, this_end in reversed(list(self.free_ranges())):

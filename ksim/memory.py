@@ -8,10 +8,20 @@ object with a power model:
 * A **cold** boot (:meth:`PhysMem.cold_boot`) loses power: every page becomes deterministic garbage.
 * **memtest** (:meth:`PhysMem.scrub`) overwrites the ranges it tests, ending with pattern 0.
 
-Both fills are lazy: a simulated 64 GiB machine must cost only the pages it touches, so a fill is recorded
+* **Overwrites** (:meth:`PhysMem.fill`): what firmware, the boot loader and the next kernel write over large
+  regions (an initramfs copy, the decompressed kernel, its early allocations) become deterministic garbage
+  keyed by a name, so that what they destroy is destroyed without writing every byte.
+
+All fills are lazy: a simulated 64 GiB machine must cost only the pages it touches, so a fill is recorded
 and each page is *materialised* (its garbage or pattern actually written) on its first access afterwards.
 With a ``ram_file`` the RAM is a shared file mapping and the pending fills live in a sidecar journal, so a
-later process (even after SIGKILL) sees the same RAM a rebooted machine would.
+later process (even after SIGKILL) sees the same RAM a rebooted machine would; the journal also keeps the
+machine's boot count, which seeds each boot's randomness (KASLR, the firmware).
+
+**Physical addresses.** RAM is not one range from 0 on a PC with more than 3.5 GiB: QEMU's ``pc`` machine
+puts the first 3 GiB at physical 0 and the rest at 4 GiB, leaving the PCI hole between (``below_4g``).  The
+RAM file holds the RAM in that order (as QEMU's memory backend does): file offset = physical address below
+4 GiB, and ``below_4g + (phys - 4 GiB)`` above.  An access into the hole is a :class:`PhysAddrError`.
 """
 
 from __future__ import annotations
@@ -86,17 +96,17 @@ def PFN_PHYS(pfn: int) -> int:
 # -- the direct map (M2, M3) -------------------------------------------------------------------------------
 
 _ULONG_MASK: Final = (1 << 64) - 1
-# Simplification: RAM is contiguous from physical 0 with no PCI hole, so the e820 "end of low RAM" that
-# bounds max_low_pfn on x86-64 is simply the 4 GiB line.
-_X86_64_LOW_RAM_END: Final = 1 << 32
+FOUR_GIB: Final = 1 << 32
 
 
 @attrs.frozen
 class MemoryLayout:
-    """One boot's pfn bounds (M2) and direct-map base (M3).
+    """One boot's pfn bounds (M2, E5) and direct-map base (M3, D6).
 
-    A layout belongs to one kernel and one configuration: virtual addresses computed with it mean nothing
-    to the next boot, which is exactly why a persisted virtual pointer breaks (F6).
+    setup_arch computes them from the e820 map (:mod:`ksim.setup`): on x86-64 ``min_low_pfn`` is never set
+    and stays 0, and ``max_low_pfn`` equals ``max_pfn`` once the direct map covers all RAM (E5).  A layout
+    belongs to one kernel and one configuration: virtual addresses computed with it mean nothing to the next
+    boot, which is exactly why a persisted virtual pointer breaks (F6).
     """
 
     page_offset: int
@@ -110,32 +120,6 @@ class MemoryLayout:
                 f"inconsistent pfn bounds: need 0 <= min_low_pfn ({self.min_low_pfn:#x}) <= "
                 f"max_low_pfn ({self.max_low_pfn:#x}) <= max_pfn ({self.max_pfn:#x})"
             )
-
-    @classmethod
-    def for_ram(
-        cls,
-        ram_bytes: int,
-        *,
-        mem_limit: int | None = None,
-        page_offset: int = PAGE_OFFSET_DEFAULT,
-        kernel_end: int,
-    ) -> MemoryLayout:
-        """The x86-64 bounds of a machine with *ram_bytes* of RAM booted with ``mem=`` *mem_limit*.
-
-        ``max_pfn`` ends all usable RAM, ``max_low_pfn`` ends RAM below 4 GiB (M2; with <= 4 GiB they are
-        equal, which is what makes F2 hit ``illegal reserve``) and ``min_low_pfn`` is the first pfn after
-        the kernel image ending at physical *kernel_end*.  RAM is modelled as one contiguous range from 0.
-        """
-        usable = ram_bytes if mem_limit is None else min(ram_bytes, mem_limit)
-        max_pfn = PFN_DOWN(usable)
-        min_low_pfn = PFN_UP(kernel_end)
-        max_low_pfn = min(max_pfn, _X86_64_LOW_RAM_END >> PAGE_SHIFT)
-        if min_low_pfn > max_low_pfn:
-            raise ValueError(
-                f"kernel image ending at {kernel_end:#x} does not fit below the end of low memory "
-                f"{PFN_PHYS(max_low_pfn):#x}"
-            )
-        return cls(page_offset, min_low_pfn, max_low_pfn, max_pfn)
 
     def phys_to_virt(self, phys: int) -> int:
         """``__va(phys)``: *phys* + PAGE_OFFSET in ``unsigned long`` arithmetic (M3).
@@ -157,13 +141,14 @@ class MemoryLayout:
 class PhysAddrError(ValueError):
     """An access reaches outside physical RAM: the simulator's stand-in for a machine check."""
 
-    def __init__(self, addr: int, size: int, ram_size: int) -> None:
+    def __init__(self, addr: int, size: int, ram_size: int, high_end: int = 0) -> None:
         self.addr = addr
         self.size = size
         self.ram_size = ram_size
-        super().__init__(
-            f"physical access of {size} bytes at {addr:#x} is outside RAM [0, {ram_size:#x})"
-        )
+        where = f"[0, {ram_size:#x})"
+        if high_end:
+            where = f"[0, {ram_size:#x}) or [{FOUR_GIB:#x}, {high_end:#x})"
+        super().__init__(f"physical access of {size} bytes at {addr:#x} is outside RAM {where}")
 
 
 class RamFileError(ValueError):
@@ -200,11 +185,9 @@ class _ColdFill:
         return f"cold {self.seed} {self.epoch}\n"
 
 
-@attrs.frozen
-class _ScrubFill:
-    """memtest's effect: *ranges* (sorted, disjoint, half-open byte ranges) hold *pattern*."""
+class _RangeFill:
+    """A fill over *ranges*: sorted, disjoint, half-open byte ranges of the RAM file."""
 
-    pattern: int
     ranges: tuple[tuple[int, int], ...]
 
     def _pieces(self, pfn: int) -> list[tuple[int, int]]:
@@ -223,6 +206,17 @@ class _ScrubFill:
     def covers_page(self, pfn: int) -> bool:
         return self._pieces(pfn) == [(pfn << PAGE_SHIFT, (pfn + 1) << PAGE_SHIFT)]
 
+    def _spans(self) -> str:
+        return " ".join(f"{start:x}-{end:x}" for start, end in self.ranges)
+
+
+@attrs.frozen
+class _ScrubFill(_RangeFill):
+    """memtest's effect (or a firmware that zeroes memory): *ranges* hold *pattern*."""
+
+    pattern: int
+    ranges: tuple[tuple[int, int], ...]
+
     def apply(self, ram: mmap.mmap, pfn: int) -> bool:
         pieces = self._pieces(pfn)
         for start, end in pieces:
@@ -230,11 +224,36 @@ class _ScrubFill:
         return bool(pieces)
 
     def record(self) -> str:
-        spans = " ".join(f"{start:x}-{end:x}" for start, end in self.ranges)
-        return f"scrub {self.pattern:x} {spans}\n"
+        return f"scrub {self.pattern:x} {self._spans()}\n"
 
 
-_Fill: TypeAlias = "_ColdFill | _ScrubFill"
+@attrs.frozen
+class _DataFill(_RangeFill):
+    """Something was written over *ranges* (an initramfs, a kernel image): garbage keyed by (*key*, pfn).
+
+    The bytes mean nothing; what matters is that whatever was there before is gone, reproducibly.
+    """
+
+    key: str
+    ranges: tuple[tuple[int, int], ...]
+
+    def apply(self, ram: mmap.mmap, pfn: int) -> bool:
+        pieces = self._pieces(pfn)
+        if pieces:
+            base = pfn << PAGE_SHIFT
+            page = hashlib.shake_128(b"ksim-data %s %d" % (self.key.encode(), pfn)).digest(PAGE_SIZE)
+            for start, end in pieces:
+                ram[start:end] = page[start - base:end - base]
+        return bool(pieces)
+
+    def record(self) -> str:
+        return f"data {self.key} {self._spans()}\n"
+
+
+_Fill: TypeAlias = "_ColdFill | _ScrubFill | _DataFill"
+
+# A fill key is one word of the journal.
+_KEY_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/+-")
 
 
 def _merge_ranges(ranges: Iterable[tuple[int, int]], ram_size: int) -> tuple[tuple[int, int], ...]:
@@ -255,7 +274,9 @@ def _merge_ranges(ranges: Iterable[tuple[int, int]], ram_size: int) -> tuple[tup
 
 # -- the sidecar journal -----------------------------------------------------------------------------------
 
-_JOURNAL_MAGIC: Final = "ksim-ram-journal 1"
+_JOURNAL_MAGIC: Final = "ksim-ram-journal"
+_JOURNAL_VERSION: Final = 2
+_JOURNAL_VERSIONS: Final = (1, 2)  # what load() accepts; version 1 is upgraded in place
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -265,29 +286,34 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class _Journal:
-    """``<ram_file>.cold``: the pending fills of a file-backed RAM, replayed by the next process.
+    """``<ram_file>.cold``: the pending fills of a file-backed RAM and the machine's boot count.
 
     Text, one record a line::
 
-        ksim-ram-journal 1 <ram size>      header
+        ksim-ram-journal 2 <ram size>      header (version 1: no ``data`` or ``boots`` records)
+        boots <n>                          the machine has booted n times (the last such line counts)
         cold <seed> <epoch>                a cold boot (decimal); the journal is rewritten to start here
-        scrub <pattern> <s>-<e> ...        a memtest pass over half-open hex byte ranges
+        scrub <pattern> <s>-<e> ...        a memtest pass over half-open hex byte ranges of the RAM file
+        data <key> <s>-<e> ...             garbage keyed by <key> was written over those ranges
         p <pfn>                            page <pfn> (hex) was materialised under the fills above it
 
     A page is materialised into RAM *first* and journaled *second*, and only then does the access that
     caused it proceed.  Materialising is a pure function of the fills, so if the process dies between the
     two steps the next one redoes it identically, and no caller data can have been written yet; a record
     always precedes any data written after it, so the journal can never make written data disappear.
-    A torn last line is such an unfinished step and is dropped on load.
+    A torn last line is such an unfinished step and is dropped on load.  A version-1 journal (written
+    before ``data`` and ``boots`` existed) means the same under version 2: load() rewrites its header,
+    atomically, before anything is appended.
     """
 
     def __init__(self, path: Path, ram_size: int) -> None:
         self.path = path
         self._ram_size = ram_size
         self._fd: int | None = None
+        self.boots = 0
 
     def load(self) -> tuple[list[_Fill], dict[int, int]]:
-        """Replay the journal; no journal means no pending fills."""
+        """Replay the journal; no journal means no pending fills and no boots."""
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -298,24 +324,29 @@ class _Journal:
             with open(fd, "rb", closefd=False) as f:
                 data = f.read()
             complete = data[:data.rfind(b"\n") + 1]
-            fills, page_gen = self._parse(complete)
+            fills, page_gen, version = self._parse(complete)
             if complete != data:  # drop the torn record so the next append starts on a fresh line
                 os.ftruncate(fd, len(complete))
         except BaseException:
             os.close(fd)
             raise
         self._fd = fd
+        if version != _JOURNAL_VERSION:
+            body = complete.decode("ascii").split("\n", 1)[1]
+            self.rewrite(body, with_boots=False)
         return fills, page_gen
 
-    def _parse(self, data: bytes) -> tuple[list[_Fill], dict[int, int]]:
+    def _parse(self, data: bytes) -> tuple[list[_Fill], dict[int, int], int]:
         fills: list[_Fill] = []
         page_gen: dict[int, int] = {}
         try:
             lines = data.decode("ascii").splitlines()
         except UnicodeDecodeError:
             raise self._corrupt(0, "not ASCII text") from None
-        if not lines or lines[0] != f"{_JOURNAL_MAGIC} {self._ram_size}":
-            raise self._corrupt(1, f"expected header '{_JOURNAL_MAGIC} {self._ram_size}'")
+        headers = {f"{_JOURNAL_MAGIC} {v} {self._ram_size}": v for v in _JOURNAL_VERSIONS}
+        version = headers.get(lines[0]) if lines else None
+        if version is None:
+            raise self._corrupt(1, f"expected header '{_JOURNAL_MAGIC} {_JOURNAL_VERSION} {self._ram_size}'")
         for number, line in enumerate(lines[1:], start=2):
             kind, _, rest = line.partition(" ")
             try:
@@ -331,21 +362,33 @@ class _Journal:
                     page_gen.clear()
                 elif kind == "scrub":
                     pattern, *spans = rest.split(" ")
-                    pairs = (span.split("-") for span in spans)
-                    ranges = _merge_ranges(((int(s, 16), int(e, 16)) for s, e in pairs), self._ram_size)
                     if not 0 <= int(pattern, 16) <= 0xFF:
                         raise ValueError("pattern is not a byte")
-                    fills.append(_ScrubFill(int(pattern, 16), ranges))
+                    fills.append(_ScrubFill(int(pattern, 16), self._spans(spans)))
+                elif kind == "data" and version >= 2:
+                    key, *spans = rest.split(" ")
+                    if not key or not set(key) <= _KEY_CHARS:
+                        raise ValueError("bad key")
+                    fills.append(_DataFill(key, self._spans(spans)))
+                elif kind == "boots" and version >= 2:
+                    boots = int(rest, 10)
+                    if boots < 0:
+                        raise ValueError("negative boot count")
+                    self.boots = boots
                 else:
                     raise ValueError(f"unknown record {kind!r}")
             except ValueError as exc:
                 raise self._corrupt(number, f"{line!r}: {exc}") from None
-        return fills, page_gen
+        return fills, page_gen, version
+
+    def _spans(self, spans: list[str]) -> tuple[tuple[int, int], ...]:
+        pairs = (span.split("-") for span in spans)
+        return _merge_ranges(((int(s, 16), int(e, 16)) for s, e in pairs), self._ram_size)
 
     def _corrupt(self, line: int, why: str) -> RamFileError:
         return RamFileError(
             f"RAM journal {self.path} is corrupt (line {line}: {why}); the RAM file was not touched. "
-            "Deleting the journal forgets the pending cold-boot/memtest state."
+            "Deleting the journal forgets the pending cold-boot/memtest state and the boot count."
         )
 
     def append(self, text: str) -> None:
@@ -354,12 +397,17 @@ class _Journal:
         else:
             _write_all(self._fd, text.encode("ascii"))
 
-    def rewrite(self, records: str) -> None:
-        """Replace the whole journal atomically, so a kill leaves either the old or the new one."""
+    def rewrite(self, records: str, *, with_boots: bool = True) -> None:
+        """Replace the whole journal atomically, so a kill leaves either the old or the new one.
+
+        The boot count is kept: a cold boot forgets RAM, not how often the machine booted.
+        """
+        boots = f"boots {self.boots}\n" if with_boots and self.boots else ""
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            _write_all(fd, f"{_JOURNAL_MAGIC} {self._ram_size}\n{records}".encode("ascii"))
+            header = f"{_JOURNAL_MAGIC} {_JOURNAL_VERSION} {self._ram_size}\n"
+            _write_all(fd, f"{header}{boots}{records}".encode("ascii"))
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
@@ -429,27 +477,37 @@ def _check_ram_file(fd: int, path: Path, size: int) -> None:
 
 
 class PhysMem:
-    """The machine's physical RAM: *size* bytes addressed from 0.
+    """The machine's physical RAM: *size* bytes, the first *below_4g* of them at physical 0, the rest at 4 GiB.
 
     Anonymous by default (lost with the process).  With *ram_file* the RAM is that file mapped shared, so
     it survives the process like RAM survives a warm reboot; the file is created sparse if missing, and
-    its pending fills are kept in ``<ram_file>.cold`` (see :class:`_Journal`).  A journal found next to a
-    RAM file this call had to create describes RAM that no longer exists and is removed.
+    its pending fills and the boot count are kept in ``<ram_file>.cold`` (see :class:`_Journal`).  A journal
+    found next to a RAM file this call had to create describes RAM that no longer exists and is removed.
 
     *seed* makes this machine's cold-boot garbage differ from another machine's (M9: what survives is
-    hardware-specific).  All accessors raise :class:`PhysAddrError` outside ``[0, size)``; multi-byte
-    integers are little-endian, as on x86.
+    hardware-specific).  All accessors take physical addresses and raise :class:`PhysAddrError` outside
+    RAM (below 0, past the low part, in the hole under 4 GiB, past the high part); multi-byte integers are
+    little-endian, as on x86.
     """
 
-    __slots__ = ("_fd", "_fills", "_journal", "_map", "_page_gen", "_ram_file", "_seed", "_size")
+    __slots__ = ("_fd", "_fills", "_high_end", "_journal", "_low", "_map", "_page_gen", "_ram_file", "_seed",
+                 "_size", "_boots")
 
-    def __init__(self, size: int, *, ram_file: str | os.PathLike[str] | None = None, seed: int = 0) -> None:
+    def __init__(self, size: int, *, ram_file: str | os.PathLike[str] | None = None, seed: int = 0,
+                 below_4g: int | None = None) -> None:
         if size <= 0 or size % PAGE_SIZE:
             raise ValueError(f"RAM size {size} is not a positive multiple of PAGE_SIZE ({PAGE_SIZE})")
+        low = size if below_4g is None else below_4g
+        if not 0 < low <= size or low % PAGE_SIZE or (low < size and low > FOUR_GIB):
+            raise ValueError(f"RAM below 4 GiB ({low:#x}) must be whole pages, at most 4 GiB and at most "
+                             f"the RAM size ({size:#x})")
         self._size = size
+        self._low = low
+        self._high_end = FOUR_GIB + size - low if low < size else 0
         self._seed = seed
+        self._boots = 0
         # _fills: pending fills, oldest first.  _page_gen[pfn] = len(_fills) when pfn was last brought up
-        # to date; a page is current iff its entry equals len(_fills).
+        # to date; a page is current iff its entry equals len(_fills).  Both in RAM-file offsets.
         self._fills: list[_Fill] = []
         self._page_gen: dict[int, int] = {}
         self._journal: _Journal | None = None
@@ -473,10 +531,23 @@ class PhysMem:
             raise
         self._fd = fd
         self._journal = journal
+        self._boots = journal.boots
 
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def below_4g(self) -> int:
+        """How much of the RAM sits at physical 0 (the rest is at 4 GiB)."""
+        return self._low
+
+    def ram_ranges(self) -> list[tuple[int, int]]:
+        """The half-open physical ranges holding RAM."""
+        ranges = [(0, self._low)]
+        if self._high_end:
+            ranges.append((FOUR_GIB, self._high_end))
+        return ranges
 
     @property
     def seed(self) -> int:
@@ -490,9 +561,43 @@ class PhysMem:
     def journal_file(self) -> Path | None:
         return None if self._journal is None else self._journal.path
 
+    @property
+    def boots(self) -> int:
+        """How often the machine owning this RAM booted (kept in the journal with a RAM file)."""
+        return self._boots
+
+    def record_boot(self, boots: int) -> None:
+        """The machine booted: it has now booted *boots* times (persisted before the boot runs)."""
+        self._boots = boots
+        if self._journal is not None:
+            self._journal.boots = boots
+            self._journal.append(f"boots {boots}\n")
+
     def __repr__(self) -> str:
         backing = "anonymous" if self._ram_file is None else f"ram_file={str(self._ram_file)!r}"
         return f"<PhysMem {format_size(self._size)} {backing}>"
+
+    # -- physical addresses --------------------------------------------------------------------------------
+
+    def _offset(self, addr: int, n: int) -> int:
+        """The RAM-file offset of the *n* bytes at physical *addr* (which is not below ``below_4g``... or
+        is: this is the slow path the accessors take for anything outside the low part)."""
+        if 0 <= addr and addr + n <= self._low and n >= 0:
+            return addr
+        if self._high_end and FOUR_GIB <= addr and addr + n <= self._high_end and n >= 0:
+            return addr - FOUR_GIB + self._low
+        raise PhysAddrError(addr, n, self._low, self._high_end)
+
+    def _offset_ranges(self, ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+        out = []
+        for start, end in ranges:
+            if start > end:
+                raise ValueError(f"invalid range [{start:#x}, {end:#x}): start above end")
+            if start == end:
+                continue
+            base = self._offset(start, end - start)
+            out.append((base, base + end - start))
+        return _merge_ranges(out, self._size)
 
     # -- power model ---------------------------------------------------------------------------------------
 
@@ -505,16 +610,27 @@ class PhysMem:
         self._page_gen.clear()
 
     def scrub(self, ranges: Iterable[tuple[int, int]], pattern: int = 0) -> None:
-        """memtest ran over *ranges* (half-open ``(start, end)`` byte ranges): they now hold *pattern*.
+        """memtest ran over *ranges* (half-open physical ``(start, end)`` ranges): they now hold *pattern*.
 
         memtest's last pattern is 0, hence the default.  Takes :meth:`Memblock.free_ranges` output as is.
         """
         if not 0 <= pattern <= 0xFF:
             raise ValueError(f"scrub pattern {pattern:#x} is not a byte")
-        merged = _merge_ranges(ranges, self._size)
+        self._add_fill(lambda merged: _ScrubFill(pattern, merged), ranges)
+
+    def fill(self, ranges: Iterable[tuple[int, int]], key: str) -> None:
+        """Something overwrote *ranges* (half-open physical ranges) with data: from now on they hold
+        garbage determined by (*key*, page), lazily.  *key* is one word of ``[A-Za-z0-9._:/+-]``."""
+        if not key or not set(key) <= _KEY_CHARS:
+            raise ValueError(f"fill key {key!r} is not one word of [A-Za-z0-9._:/+-]")
+        self._add_fill(lambda merged: _DataFill(key, merged), ranges)
+
+    def _add_fill(self, make: Callable[[tuple[tuple[int, int], ...]], _Fill],
+                  ranges: Iterable[tuple[int, int]]) -> None:
+        merged = self._offset_ranges(ranges)
         if not merged:
             return
-        fill = _ScrubFill(pattern, merged)
+        fill = make(merged)
         if self._journal is not None:
             self._journal.append(fill.record())
         self._fills.append(fill)
@@ -552,8 +668,9 @@ class PhysMem:
 
     def read(self, addr: int, n: int) -> bytes:
         end = addr + n
-        if addr < 0 or n < 0 or end > self._size:
-            raise PhysAddrError(addr, n, self._size)
+        if addr < 0 or n < 0 or end > self._low:
+            addr = self._offset(addr, n)
+            end = addr + n
         fills = self._fills
         if fills and not (addr >> PAGE_SHIFT == (end - 1) >> PAGE_SHIFT
                           and self._page_gen.get(addr >> PAGE_SHIFT) == len(fills)):
@@ -563,8 +680,9 @@ class PhysMem:
     def write(self, addr: int, data: Buffer) -> None:
         """Store *data* (bytes-like with 1-byte items) at *addr*."""
         end = addr + len(data)
-        if addr < 0 or end > self._size:
-            raise PhysAddrError(addr, len(data), self._size)
+        if addr < 0 or end > self._low:
+            addr = self._offset(addr, len(data))
+            end = addr + len(data)
         fills = self._fills
         if fills and not (addr >> PAGE_SHIFT == (end - 1) >> PAGE_SHIFT
                           and self._page_gen.get(addr >> PAGE_SHIFT) == len(fills)):
@@ -572,9 +690,8 @@ class PhysMem:
         self._map[addr:end] = data
 
     def memset(self, addr: int, byte: int, n: int) -> None:
+        addr = self._offset(addr, n)
         end = addr + n
-        if addr < 0 or n < 0 or end > self._size:
-            raise PhysAddrError(addr, n, self._size)
         if not 0 <= byte <= 0xFF:
             raise ValueError(f"memset value {byte:#x} is not a byte")
         # Chunked, so clearing gigabytes never builds a gigabyte-sized temporary.
@@ -587,10 +704,8 @@ class PhysMem:
 
     def memcpy(self, dst: int, src: int, n: int) -> None:
         """Copy *n* bytes; overlapping ranges behave like memmove (in C that would be undefined)."""
-        if src < 0 or n < 0 or src + n > self._size:
-            raise PhysAddrError(src, n, self._size)
-        if dst < 0 or dst + n > self._size:
-            raise PhysAddrError(dst, n, self._size)
+        src = self._offset(src, n)
+        dst = self._offset(dst, n)
         if self._fills:
             self._settle(src, src + n)
             self._settle(dst, dst + n)
@@ -642,8 +757,8 @@ def _int_accessors(bits: int, fmt: str) -> None:
     limit = 1 << bits
 
     def read_uN(self: PhysMem, addr: int) -> int:
-        if addr < 0 or addr + width > self._size:
-            raise PhysAddrError(addr, width, self._size)
+        if addr < 0 or addr + width > self._low:
+            addr = self._offset(addr, width)
         fills = self._fills
         if fills and (self._page_gen.get(addr >> PAGE_SHIFT) != len(fills)
                       or addr & ~PAGE_MASK > PAGE_SIZE - width):  # may cross into the next page
@@ -652,8 +767,8 @@ def _int_accessors(bits: int, fmt: str) -> None:
         return value
 
     def write_uN(self: PhysMem, addr: int, value: int) -> None:
-        if addr < 0 or addr + width > self._size:
-            raise PhysAddrError(addr, width, self._size)
+        if addr < 0 or addr + width > self._low:
+            addr = self._offset(addr, width)
         if not 0 <= value < limit:
             raise ValueError(f"{value:#x} does not fit in u{bits}")
         fills = self._fills

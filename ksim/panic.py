@@ -30,7 +30,7 @@ from ksim.notifier import DIE_OOPS, NOTIFY_STOP, AtomicNotifierHead, atomic_noti
 from ksim.preempt import in_interrupt, local_irq_disable, preempt_disable
 from ksim.printk import KERN_ALERT, KERN_DEFAULT, KERN_EMERG, KERN_INFO, KERN_WARNING, \
     KMSG_DUMP_OOPS, KMSG_DUMP_PANIC, console_flush_on_panic, kmsg_dump, printk
-from ksim.reboot import MachineHalt, emergency_restart
+from ksim.reboot import MachineHalt, apply_panic_reboot_mode, emergency_restart
 from ksim.smp import crash_smp_send_stop, panic_smp_self_stop, smp_send_stop
 from ksim.sysctl import proc_dointvec
 
@@ -46,6 +46,7 @@ class PanicState:
 
     panic_timeout: int = 0  # panic= (CONFIG_PANIC_TIMEOUT=0: halt)
     panic_on_oops: bool = False  # oops=panic, kernel.panic_on_oops
+    panic_on_warn: int = 0  # panic_on_warn=, kernel.panic_on_warn (see docs/deviations.md)
     pause_on_oops: int = 0
     panic_message: str | None = None  # the first panic's message
     panic_depth: int = 0  # nested panic() calls on the panic CPU
@@ -59,6 +60,7 @@ class PanicState:
 
 
 core_param("panic", "int", 0o644, "panic.panic_timeout")
+core_param("panic_on_warn", "int", 0o644, "panic.panic_on_warn")
 core_param("pause_on_oops", "int", 0o644, "panic.pause_on_oops")
 core_param("crash_kexec_post_notifiers", "bool", 0o644, "panic.crash_kexec_post_notifiers")
 
@@ -84,6 +86,13 @@ def _panic_on_oops_sysctl(k: Kernel) -> ProcOps:
     def set_(value: int) -> None:
         k.panic.panic_on_oops = bool(value)
     return proc_dointvec(lambda: int(k.panic.panic_on_oops), set_)
+
+
+@kernel_file("/proc/sys/kernel/panic_on_warn", 0o644)
+def _panic_on_warn_sysctl(k: Kernel) -> ProcOps:
+    def set_(value: int) -> None:
+        k.panic.panic_on_warn = value
+    return proc_dointvec(lambda: k.panic.panic_on_warn, set_)
 
 
 @kernel_file("/proc/sys/kernel/tainted", 0o444)
@@ -187,6 +196,7 @@ async def _panic_on_this_cpu(kernel: Kernel, fmt: str, args: tuple[object, ...])
         await printk(KERN_EMERG + "Rebooting in %d seconds..\n", timeout)
         await kernel.sched.spin_delay(timeout)  # mdelay() in 100 ms steps
     if timeout != 0:
+        apply_panic_reboot_mode()
         await emergency_restart()
     await printk(KERN_EMERG + "---[ end Kernel panic - not syncing: %s ]---\n", text)
     kernel.printk.suppress_printk = True

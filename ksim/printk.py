@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ksim.bug import warn
-from ksim.cmdline import get_option, memparse
+from ksim.cmdline import get_option, memparse, simple_strtoul
 from ksim.console import (
     CON_BOOT, CON_BRL, CON_CONSDEV, CON_ENABLED, CON_EXTENDED, CON_PRINTBUFFER,
     MAX_CMDLINECONSOLES, Console, ConsoleCmdline, parse_console_option,
@@ -79,6 +79,10 @@ CONSOLE_LOG_MAX = 1024
 PREFIX_MAX = 32  # !CONFIG_PRINTK_CALLER
 LOG_LINE_MAX = CONSOLE_LOG_MAX - PREFIX_MAX  # the largest record vprintk_store() reserves
 LOG_BUF_LEN_MAX = 1 << 31
+PRB_AVGBITS = 5  # an average record of 32 bytes: one descriptor and info per 32 text bytes
+PRB_DESC_SIZE = 24  # sizeof(struct prb_desc)
+PRINTK_INFO_SIZE = 88  # sizeof(struct printk_info)
+LOG_ALIGN = 8  # __alignof__(struct printk_info)
 
 
 def format_time(ts_nsec: int) -> str:
@@ -258,8 +262,9 @@ class Printk:
 
     def log_line(self, level: int, text: str) -> None:
         """Store ``text`` at ``level`` as task 0's line, without printing it now (early boot
-        code and parsers that run synchronously)."""
-        self.vprintk_store(0, level, text + "\n", "T0")
+        code and parsers that run synchronously).  Formatted as ``printk(KERN_<level> ...)``
+        is, so the level prefix counts against LOG_LINE_MAX: 989 characters of text (D7)."""
+        self.vprintk_store(0, LOGLEVEL_DEFAULT, "%s%d%s\n" % (KERN_SOH, level, text), "T0")
 
     # -- consoles -----------------------------------------------------------------------------
     def find_console(self, name: str, index: int | None = None) -> Console | None:
@@ -888,17 +893,42 @@ core_param("printk.always_kmsg_dump", "bool", 0o644, "printk.always_kmsg_dump")
 core_param("printk.ignore_loglevel", "bool", 0o644, "printk.ignore_loglevel")
 
 
-def setup_log_buf(kernel: Kernel) -> None:
-    """x86 setup_arch()'s ``setup_log_buf(1)``: move to the ``log_buf_len=`` buffer (C16).
+def setup_log_buf(kernel: Kernel, early: bool = True) -> None:
+    """``setup_log_buf()``: move to the ``log_buf_len=`` buffer (C16), allocated from memblock.
 
-    The early records are copied over; ``early log buf free`` is what they left of the
-    static buffer, each costing its text rounded up to 8 bytes plus an 8-byte block id, as
-    in the lockless ring buffer's data ring.
+    x86 calls it from setup_arch (*early*) and again from start_kernel; a buffer memblock cannot
+    give (text, then descriptors, then infos: 4.5 times the text size) is reported each time
+    and the static buffer stays.  The early records are copied over; ``early log buf free`` is
+    what they left of the static buffer, each costing its text rounded up to 8 bytes plus an
+    8-byte block id, as in the lockless ring buffer's data ring.
     """
     pk = kernel.printk
     size = pk.new_log_buf_len
     if not size:
         return
+    if size >> PRB_AVGBITS == 0:
+        pk.log_line(LOGLEVEL_ERR, "printk: new_log_buf_len: %u too small" % size)
+        return
+    mb = kernel.memblock
+    if mb is not None:
+        text = mb.memblock_alloc(size, LOG_ALIGN)
+        if not text:
+            pk.log_line(LOGLEVEL_ERR, "printk: log_buf_len: %u text bytes not available" % size)
+            return
+        descs_size = (size >> PRB_AVGBITS) * PRB_DESC_SIZE
+        descs = mb.memblock_alloc(descs_size, LOG_ALIGN)
+        if not descs:
+            pk.log_line(LOGLEVEL_ERR, "printk: log_buf_len: %u desc bytes not available"
+                        % descs_size)
+            mb.memblock_phys_free(text, size)
+            return
+        infos_size = (size >> PRB_AVGBITS) * PRINTK_INFO_SIZE
+        if not mb.memblock_alloc(infos_size, LOG_ALIGN):
+            pk.log_line(LOGLEVEL_ERR, "printk: log_buf_len: %u info bytes not available"
+                        % infos_size)
+            mb.memblock_phys_free(descs, descs_size)
+            mb.memblock_phys_free(text, size)
+            return
     free = LOG_BUF_LEN_DEFAULT
     for record in pk.log:
         text_len = len(record.text.encode(errors="surrogatepass"))
@@ -918,15 +948,19 @@ def _proc_sys_printk(k: Kernel) -> ProcOps:
     pk = k.printk
 
     async def write(file: ProcFile, data: bytes) -> int:
+        # proc_dointvec() on the four ints: each value is stored as it is parsed, so a bad
+        # one fails the write after the ones before it took effect (oracle F6)
         fields = data.decode(errors="replace").split()
         names = ("console_loglevel", "default_message_loglevel", "minimum_console_loglevel",
                  "default_console_loglevel")
-        try:
-            values = [int(f, 0) for f in fields[:4]]
-        except ValueError:
+        if not fields:
             return -EINVAL
-        for name, value in zip(names, values):
-            setattr(pk, name, value)
+        for name, field in zip(names, fields):
+            digits = field[1:] if field[:1] == "-" else field
+            value, rest = simple_strtoul(digits, 0)
+            if rest or not digits or not digits[:1].isdigit():
+                return -EINVAL
+            setattr(pk, name, -value if field[:1] == "-" else value)
         return len(data)
 
     return ProcOps(text_reader(pk.proc_sys_printk).proc_read, write)

@@ -18,8 +18,9 @@ The machine's own limits are checked here too, once for every front-end (``ksim 
 ``ksim stress``, a scenario's ``machine: {ram, cpus}``, ``Machine(...)``), so the command line and
 YAML refuse the same things with the same words:
 
-* :func:`parse_ram`: RAM is a whole number of 4 KiB pages, at least ``MIN_RAM`` (8 MiB: the
-  kernel image alone takes 4 MiB) and at most ``MAX_RAM`` (64 TiB: x86-64 with 4-level paging,
+* :func:`parse_ram`: RAM is a whole number of 4 KiB pages, at least ``MIN_RAM`` (32 MiB: the
+  kernel is loaded at 16 MiB, x86's ``LOAD_PHYSICAL_ADDR``, and the ksim build needs about 11
+  MiB more to decompress; the debian build needs more, which the boot itself reports) and at most ``MAX_RAM`` (64 TiB: x86-64 with 4-level paging,
   ``MAX_PHYSMEM_BITS`` = 46, the size of the direct map ksim models);
 * :func:`check_cpus`: at least one CPU and at most ``NR_CPUS`` (8192, x86-64's
   ``CONFIG_NR_CPUS`` maximum).  Linux boots with NR_CPUS of them and ignores the rest
@@ -35,7 +36,7 @@ __all__ = ["MAX_RAM", "MIN_RAM", "NR_CPUS", "check_cpus", "format_size", "parse_
            "parse_size"]
 
 PAGE_SIZE = 4096  # ksim.memory.PAGE_SIZE (memory imports this module, not the reverse)
-MIN_RAM = 8 << 20
+MIN_RAM = 32 << 20
 MAX_RAM = 1 << 46  # MAX_PHYSMEM_BITS on x86-64 with 4-level paging
 NR_CPUS = 8192
 _MAX_DIGITS = 24  # more digits than any size or count below can have: refused unread
@@ -75,8 +76,8 @@ def parse_ram(value: str | int) -> int:
     if size <= 0 or size % PAGE_SIZE:
         raise ValueError(f"invalid size {text}: RAM must be a positive multiple of {PAGE_SIZE}")
     if size < MIN_RAM:
-        raise ValueError(f"invalid size {text}: the kernel image alone needs 4M; give the "
-                         "machine at least 8M")
+        raise ValueError(f"invalid size {text}: the kernel is loaded at 16M and decompresses "
+                         "above it; give the machine at least 32M")
     if size > MAX_RAM:
         raise ValueError(f"invalid size {text}: at most {format_size(MAX_RAM)} (x86-64's "
                          "MAX_PHYSMEM_BITS, 46, is the limit)")

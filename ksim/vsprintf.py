@@ -215,6 +215,10 @@ _NO_HASH_POINTERS_BANNER = (
     "** via the console, logs, and other interfaces. This    **",
     "** might reduce the security of your system.            **",
     "**                                                      **",
+    "** If you see this message and you are not debugging    **",
+    "** the kernel, report this immediately to your system   **",
+    "** administrator!                                       **",
+    "**                                                      **",
     "**   NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE   **",
     "**********************************************************",
 )

@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HANG_BUDGET", "HangCheck", "WatchdogState", "lockup_detected"]
 
-# Calls into the kernel one handler may make: a real memory search needs a few thousand at
-# most (one per candidate block); 20,000 keeps a hung boot to about 0.15 s of CPU.
+# Calls into the kernel one handler may make: a search through RAM makes at most one per page
+# (a candidate block per step), so the budget is twice the machine's pages, and at least 20,000
+# (about 0.15 s of CPU for a hung boot on a small machine).
 HANG_BUDGET = 20_000
 
 
@@ -53,6 +54,9 @@ class HangCheck:
         """The boot calls into driver code ``where`` (a handler's or an initcall's name)."""
         saved = self.where, self.calls
         self.where, self.calls = where, 0
+        layout = self.kernel.layout
+        if layout is not None:
+            self.budget = max(HANG_BUDGET, 2 * layout.max_pfn)
         try:
             yield
         finally:
@@ -84,17 +88,39 @@ class HangCheck:
 SOFTLOCKUP_STUCK = 22  # "stuck for 22s!": the first hrtimer check past 2 * watchdog_thresh
 
 
+NMI_WATCHDOG_ENABLED = 1
+SOFT_WATCHDOG_ENABLED = 2
+
+
 @attrs.define
 class WatchdogState:
-    """kernel/watchdog.c's knobs: ``nmi_watchdog=`` (0, 1, panic, nopanic),
-    ``nosoftlockup``, ``softlockup_panic=``, ``watchdog_thresh=``; the CPUs reported."""
+    """kernel/watchdog.c's switches and knobs: ``nowatchdog``, ``nosoftlockup``,
+    ``nmi_watchdog=`` (0, 1, panic, nopanic), ``softlockup_panic=``, ``watchdog_thresh=``,
+    the ``/proc/sys/kernel/{watchdog,soft_watchdog,nmi_watchdog}`` sysctls; the CPUs reported.
 
-    nmi_watchdog: bool = True
+    The hard-lockup detector needs a PMU (its perf NMI): ``nmi_watchdog_available`` is the
+    machine's (``Machine(pmu=...)``; QEMU's TCG has none, real x86 hardware has one)."""
+
+    watchdog_user_enabled: int = 1
+    soft_watchdog_user_enabled: int = 1
+    nmi_watchdog_user_enabled: int = 1
+    nmi_watchdog_available: bool = False
     hardlockup_panic: bool = False  # CONFIG_BOOTPARAM_HARDLOCKUP_PANIC is not set (Debian)
-    soft_watchdog: bool = True
     softlockup_panic: bool = False
     watchdog_thresh: int = 10
     reported: set[int] = attrs.Factory(set)
+
+    @property
+    def watchdog_enabled(self) -> int:
+        """``lockup_detector_update_enable()``'s result (no detector with a zero threshold)."""
+        if not self.watchdog_user_enabled or not self.watchdog_thresh:
+            return 0
+        enabled = 0
+        if self.nmi_watchdog_available and self.nmi_watchdog_user_enabled:
+            enabled |= NMI_WATCHDOG_ENABLED
+        if self.soft_watchdog_user_enabled:
+            enabled |= SOFT_WATCHDOG_ENABLED
+        return enabled
 
 
 @setup("nmi_watchdog=")
@@ -105,15 +131,21 @@ async def hardlockup_panic_setup(val: str) -> int:
     elif val.startswith("nopanic"):
         state.hardlockup_panic = False
     elif val.startswith("0"):
-        state.nmi_watchdog = False
+        state.nmi_watchdog_user_enabled = 0
     elif val.startswith("1"):
-        state.nmi_watchdog = True
+        state.nmi_watchdog_user_enabled = 1
+    return 1
+
+
+@setup("nowatchdog")
+async def nowatchdog_setup(val: str) -> int:
+    current_kernel().watchdog.watchdog_user_enabled = 0
     return 1
 
 
 @setup("nosoftlockup")
 async def nosoftlockup_setup(val: str) -> int:
-    current_kernel().watchdog.soft_watchdog = False
+    current_kernel().watchdog.soft_watchdog_user_enabled = 0
     return 1
 
 
@@ -136,22 +168,47 @@ def _hardlockup_panic_sysctl(k: Kernel) -> ProcOps:
     return proc_dointvec(lambda: int(k.watchdog.hardlockup_panic), set_)
 
 
+def _watchdog_file(attr: str, which: int) -> Callable[[Kernel], ProcOps]:
+    def make(k: Kernel) -> ProcOps:
+        state = k.watchdog
+
+        def get() -> int:
+            return int(bool(state.watchdog_enabled & which))
+
+        def set_(value: int) -> None:
+            if value in (0, 1):
+                setattr(state, attr, value)
+
+        return proc_dointvec(get, set_)
+
+    return make
+
+
+kernel_file("/proc/sys/kernel/watchdog", 0o644)(
+    _watchdog_file("watchdog_user_enabled", NMI_WATCHDOG_ENABLED | SOFT_WATCHDOG_ENABLED))
+kernel_file("/proc/sys/kernel/soft_watchdog", 0o644)(
+    _watchdog_file("soft_watchdog_user_enabled", SOFT_WATCHDOG_ENABLED))
+kernel_file("/proc/sys/kernel/nmi_watchdog", 0o644)(
+    _watchdog_file("nmi_watchdog_user_enabled", NMI_WATCHDOG_ENABLED))
+
+
 async def lockup_detected(kernel: Kernel, sched: Scheduler, spinners: list[SimThread]) -> bool:
     """Let the detectors see the CPUs of ``spinners`` stuck; True if one will report (the
     run goes on: the report, and a panic if so configured), False if none can."""
     state = kernel.watchdog
     for thread in spinners:
         cpu = thread.cpu
-        if cpu.id in state.reported or cpu.stopped or not state.watchdog_thresh:
+        enabled = state.watchdog_enabled
+        if cpu.id in state.reported or cpu.stopped or not enabled:
             continue
         if not cpu.irqs_enabled or cpu.hardirq_count or cpu.nmi_count:
-            if not state.nmi_watchdog or cpu.nmi_count:
+            if not enabled & NMI_WATCHDOG_ENABLED or cpu.nmi_count:
                 continue
             state.reported.add(cpu.id)
             await trio.sleep(state.watchdog_thresh)  # the perf NMI's period
             sched.raise_nmi(cpu.id, _hardlockup_report(thread))
             return True
-        if not state.soft_watchdog:
+        if not enabled & SOFT_WATCHDOG_ENABLED:
             continue
         state.reported.add(cpu.id)
         await trio.sleep(SOFTLOCKUP_STUCK)

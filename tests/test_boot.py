@@ -7,8 +7,9 @@ the log lines and their order.  Rule ids refer to ``linux-semantics.md``.
 
 from __future__ import annotations
 
-from ksim import KERN_DEBUG, KernelModule, Machine, early_param, printk, setup
-from ksim.setup import KERNEL_IMAGE_SIZE, KERNEL_IMAGE_START
+from ksim import EINVAL, KERN_DEBUG, KernelError, KernelModule, Machine, early_param, printk, \
+    setup
+from ksim.setup import KERNEL_IMAGE_START
 from ksim.printk import LOG_BUF_LEN_DEFAULT
 
 UNKNOWN = 'Unknown kernel command line parameters "%s", will be passed to user space.'
@@ -68,15 +69,45 @@ async def test_p1_proc_cmdline_is_the_raw_line_plus_newline(autojump_clock):
     assert f["/proc/cmdline"] == (line + "\n").encode()
 
 
-async def test_p1_command_line_is_cut_to_command_line_size(autojump_clock):
-    """COMMAND_LINE_SIZE keeps 2047 chars; the printk of it is cut at LOG_LINE_MAX - 1 = 991
-    bytes with its prefix, so dmesg shows 968 of them (and the record lost its newline)."""
-    line = "x" * 3000
+async def test_p1_b7_a_2047_character_line_boots_and_printk_cuts_its_lines_at_989(
+        autojump_clock):
+    """P1, D7: 2047 characters fit COMMAND_LINE_SIZE with their NUL; /proc/cmdline has them
+    all, while each printk of the line keeps 989 characters (LOG_LINE_MAX - 1 with the
+    level prefix), as 6.1 does (oracle F3: ``Command line: `` + 975 characters)."""
+    line = "x" * 2047
     k, f = await boot(line)
     assert f["/proc/cmdline"] == b"x" * 2047 + b"\n"
+    assert "Command line: " + "x" * 975 in lines(k)
     assert "Kernel command line: " + "x" * 968 in lines(k)
     record = next(r for r in k.printk.log if r.text.startswith("Kernel command line: "))
     assert len(record.text) == 989 and record.flags == 0
+
+
+async def test_p1_a_2048_character_line_traps_in_start_kernel_silently(autojump_clock):
+    """P1: copy_bootdata() copies 2048 bytes and finds no NUL; the fortified strlen() in
+    setup_command_line() BUGs before any console exists, so the machine stops with nothing on
+    its serial line (oracle F3)."""
+    for length in (2048, 3000):
+        k, f = await boot("x" * length)
+        assert k.outcome == "halt" and not f
+        out = lines(k)
+        assert "Command line: " + "x" * 975 in out
+        at = out.index("detected buffer overflow in __fortify_strlen")
+        assert out[at + 1:at + 3] == ["------------[ cut here ]------------",
+                                      "kernel BUG at lib/string_helpers.c:1027!"]
+        assert not any(line.startswith("Kernel command line") for line in out)
+        assert k.serial_output() == ""
+
+
+async def test_p1_earlyprintk_shows_the_2048_character_trap(autojump_clock):
+    """With ``earlyprintk=serial`` the boot console shows the BUG and the early exception."""
+    head = "earlyprintk=serial,ttyS0,115200 x="
+    k, _ = await boot(head + "A" * (2048 - len(head)))
+    serial = k.serial_output()
+    assert "printk: bootconsole [earlyser0] enabled" in serial
+    assert "kernel BUG at lib/string_helpers.c:1027!" in serial
+    assert "PANIC: early exception 0x06 IP 10:" in serial
+    assert "early exception" not in k.dmesg()  # early_printk() bypasses the log
 
 
 async def test_p1_boot_log_order(autojump_clock):
@@ -87,10 +118,10 @@ async def test_p1_boot_log_order(autojump_clock):
     order = [out.index(s) for s in (
         "Command line: mem=32M ignore_loglevel splash",
         "BIOS-provided physical RAM map:",
-        "BIOS-e820: [mem 0x0000000000000000-0x0000000003ffffff] usable",
+        "BIOS-e820: [mem 0x0000000000100000-0x0000000003fdffff] usable",
         "printk: debug: ignoring loglevel setting.",
         "user-defined physical RAM map:",
-        "user: [mem 0x0000000000000000-0x0000000001ffffff] usable",
+        "user: [mem 0x0000000000100000-0x0000000001ffffff] usable",
         "Kernel command line: mem=32M ignore_loglevel splash",
         UNKNOWN % "splash",
         "printk: console [ttyS0] enabled",
@@ -151,6 +182,12 @@ async def test_p8_32_args_fit_the_33rd_panics_after_console_init(autojump_clock)
         "Kernel panic - not syncing: Too many boot init vars at `a33'")
     assert "Kernel panic - not syncing: Too many boot init vars at `a33'" in k.serial_output()
     assert "Run /sbin/init as init process" not in out
+    # oracle F1: in start_kernel right after console_init, as the idle task, before the
+    # secondary CPUs come up and before x86's kernel-offset notifier is registered
+    at = out.index("printk: console [ttyS0] enabled")
+    assert out[at + 1] == "Kernel panic - not syncing: Too many boot init vars at `a33'"
+    assert out[at + 2].startswith("CPU: 0 PID: 0 Comm: swapper/0 ")
+    assert not any(line.startswith(("smp: ", "Kernel Offset")) for line in out)
 
 
 async def test_p8_env_limit_is_home_term_plus_31(autojump_clock):
@@ -325,39 +362,49 @@ async def test_c16_log_buf_len_without_value_is_malformed(autojump_clock):
 
 # -- mem= and memtest --------------------------------------------------------------------------
 
-async def test_mem_limits_ram_and_is_consumed(autojump_clock):
-    k, f = await boot("mem=16M", ram="64M")
-    assert k.layout is not None and k.layout.max_pfn == (16 << 20) // 4096
+async def test_e2_mem_limits_ram_and_is_consumed(autojump_clock):
+    """E2: mem=32M removes the RAM above 32 MiB (the kernel's own range stays RAM)."""
+    k, f = await boot("mem=32M nokaslr", ram="64M")
+    assert k.layout is not None and k.layout.max_pfn == (32 << 20) // 4096
     memory = [line for line in lines(k) if line.startswith("Memory: ")]
-    assert len(memory) == 1 and "K/16384K available (" in memory[0]
+    # present pages: 0x1..0x9e and 0x100..0x1fff
+    assert len(memory) == 1 and "K/32376K available (" in memory[0]
     assert memory[0].endswith("K reserved, 0K cma-reserved)")
     assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0"
 
 
-async def test_mem_larger_than_ram_changes_nothing(autojump_clock):
+async def test_e2_mem_larger_than_ram_prints_the_unchanged_user_map(autojump_clock):
+    """E2: parse_memopt() sets userdef before it looks at the size, so any mem= prints the
+    ``user:`` map, here identical to the firmware's."""
     k, _ = await boot("mem=1G", ram="64M")
-    assert k.layout is not None and k.layout.max_pfn == (64 << 20) // 4096
-    assert "user-defined physical RAM map:" not in lines(k)
+    assert k.layout is not None and k.layout.max_pfn == 0x3FE0
+    out = lines(k)
+    bios = [line[len("BIOS-e820: "):] for line in out if line.startswith("BIOS-e820: ")]
+    user = [line[len("user: "):] for line in out if line.startswith("user: ")]
+    assert "user-defined physical RAM map:" in out and user == bios
 
 
 async def test_memtest_prints_passes_and_leaves_free_ram_zeroed(autojump_clock):
-    m = Machine("8M", seed=5)
-    probe = 0x500000  # free RAM (the image is 1 MiB .. 4 MiB)
-    async with m.boot("") as k:
+    """memtest tests what memblock has free when the direct map is set up: from 1 MiB to the
+    kernel and from the end of its brk to the top (oracle F9); the last pass writes 0."""
+    m = Machine("64M", seed=5)
+    probe = 0x2000000  # free RAM above the image (16 MiB .. 22.3 MiB without KASLR)
+    async with m.boot("nokaslr") as k:
         assert m.mem.read(probe, 64) != bytes(64)  # cold boot: seeded garbage
     m.power_cycle()
-    async with m.boot("memtest=2") as k:
+    async with m.boot("nokaslr memtest=2") as k:
         assert m.mem.read(probe, 64) == bytes(64)
-        image = m.mem.read(KERNEL_IMAGE_START, KERNEL_IMAGE_SIZE)
-    assert image != bytes(len(image))  # reserved memory is not tested
+        text = m.mem.read(KERNEL_IMAGE_START, k.image.text_end)
+    assert text != bytes(len(text))  # reserved memory is not tested
     out = lines(k)
     at = out.index("early_memtest: # of tests: 2")
+    brk_end = KERNEL_IMAGE_START + k.image.bss[1] + k.image.brk_used
     assert out[at + 1:at + 5] == [
-        "  0x0000000000001000 - 0x0000000000100000 pattern ffffffffffffffff",
-        "  0x0000000000400000 - 0x0000000000800000 pattern ffffffffffffffff",
-        "  0x0000000000001000 - 0x0000000000100000 pattern 0000000000000000",
-        "  0x0000000000400000 - 0x0000000000800000 pattern 0000000000000000"]
-    async with Machine("8M").boot("memtest") as k:
+        "  0x0000000000100000 - 0x0000000001000000 pattern ffffffffffffffff",
+        "  0x%016x - 0x0000000003fe0000 pattern ffffffffffffffff" % brk_end,
+        "  0x0000000000100000 - 0x0000000001000000 pattern 0000000000000000",
+        "  0x%016x - 0x0000000003fe0000 pattern 0000000000000000" % brk_end]
+    async with Machine("64M").boot("memtest") as k:
         pass
     assert "early_memtest: # of tests: 17" in lines(k)
     assert any(line.endswith("pattern 4c494e5558726c7a") for line in lines(k))
@@ -379,3 +426,81 @@ async def test_c3_console_null_or_empty_selects_ttynull_and_silences_serial(auto
         k, f = await boot(line)
         assert k.printk.console_cmdline[0].name == "ttynull" and k.serial_output() == ""
         assert f["/proc/1/environ"] == b"HOME=/\0TERM=linux\0"
+
+
+# -- boot details checked against the real kernel (oracle F4-F7) ------------------------------
+
+async def test_no_hash_pointers_banner_is_linuxs_thirteen_lines(autojump_clock):
+    k, _ = await boot("no_hash_pointers")
+    out = lines(k)
+    at = out.index("**   NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE   **")
+    banner = out[at - 1:at + 12]
+    assert banner[0] == banner[-1] == "*" * 58
+    assert banner[7:10] == ["** If you see this message and you are not debugging    **",
+                            "** the kernel, report this immediately to your system   **",
+                            "** administrator!                                       **"]
+    assert all(len(line) == 58 for line in banner)
+    assert out.index("BIOS-provided physical RAM map:") < at
+
+
+async def test_console_null_warns_that_no_initial_console_opens(autojump_clock):
+    """oracle F5: with no console behind /dev/console, console_on_rootfs() complains, after
+    the initcalls and before the kernel frees its init memory."""
+    k, _ = await boot("console=null")
+    out = lines(k)
+    at = out.index("Warning: unable to open an initial console.")
+    assert at < next(i for i, line in enumerate(out) if line.startswith("Freeing unused kernel"))
+    assert [r.level for r in k.printk.log
+            if r.text == "Warning: unable to open an initial console."] == [3]
+    k, _ = await boot("")
+    assert "Warning: unable to open an initial console." not in lines(k)
+
+
+async def test_proc_sys_kernel_printk_writes_apply_each_value_as_parsed(autojump_clock):
+    """oracle F6: proc_dointvec stores each of the four values in turn; a bad one fails the
+    write after those before it took effect; a fifth is ignored; nothing is range-checked."""
+    async with Machine("64M", seed=1).boot("") as k:
+        seen = []
+        for text in ("3", "2 5", "x", "6 x", "8 8 8 8", "5 4 3 2 1", "-1", "010"):
+            try:
+                await k.write_file("/proc/sys/kernel/printk", text + "\n")
+                result = "ok"
+            except KernelError as exc:
+                result = exc.errno
+            seen.append((result, (await k.read_file("/proc/sys/kernel/printk")).decode()))
+    assert seen == [("ok", "3\t4\t1\t7\n"), ("ok", "2\t5\t1\t7\n"), (-EINVAL, "2\t5\t1\t7\n"),
+                    (-EINVAL, "6\t5\t1\t7\n"), ("ok", "8\t8\t8\t8\n"), ("ok", "5\t4\t3\t2\n"),
+                    ("ok", "-1\t4\t3\t2\n"), ("ok", "8\t4\t3\t2\n")]
+
+
+async def test_nosoftlockup_turns_the_soft_lockup_detector_off(autojump_clock):
+    """oracle F7: the switches show in /proc/sys/kernel; the NMI watchdog is unavailable (no
+    PMU), so watchdog reads 0 once the soft one is off."""
+    async def knobs(line: str) -> list[bytes]:
+        async with Machine("64M").boot(line) as k:
+            return [await k.read_file("/proc/sys/kernel/" + name)
+                    for name in ("watchdog", "soft_watchdog", "nmi_watchdog")]
+    assert await knobs("") == [b"1\n", b"1\n", b"0\n"]
+    assert await knobs("nosoftlockup") == [b"0\n", b"0\n", b"0\n"]
+    assert await knobs("nowatchdog") == [b"0\n", b"0\n", b"0\n"]
+
+
+async def test_panic_on_warn_is_a_core_parameter_and_sysctl(autojump_clock):
+    k, f = await boot("panic_on_warn=1")
+    assert f["/proc/1/cmdline"] == b"/sbin/init\0"
+    async with Machine("64M").boot("panic_on_warn=1") as k:
+        assert await k.read_file("/proc/sys/kernel/panic_on_warn") == b"1\n"
+        assert await k.read_file("/sys/module/kernel/parameters/panic_on_warn") == b"1\n"
+
+
+async def test_earlyprintk_registers_a_boot_console_that_the_real_one_replaces(autojump_clock):
+    """oracle F7: ``printk: bootconsole [earlyser0] enabled`` after the e820 lines, every line
+    twice while both consoles are up, then the boot console goes."""
+    k, _ = await boot("earlyprintk=serial,ttyS0,115200")
+    serial = k.serial_output().splitlines()
+    text = [line[15:] for line in serial]
+    assert text.index("printk: bootconsole [earlyser0] enabled") > text.index(
+        "BIOS-provided physical RAM map:")
+    assert text.count("printk: console [ttyS0] enabled") == 2
+    assert text.count("printk: bootconsole [earlyser0] disabled") == 2
+    assert text.count("Command line: earlyprintk=serial,ttyS0,115200") == 1

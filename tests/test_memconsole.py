@@ -15,6 +15,7 @@ from ksim import (
     NotifierBlock, atomic_notifier_chain_register, insmod, memblock_reserve, panic,
     panic_notifier_list, printk, rmmod, setup,
 )
+from ksim.memblock import Memblock
 from ksim_memconsole import BUF_HEADER_SIZE, Memconsole
 
 PAGE = 4096
@@ -25,7 +26,17 @@ def machine(**kw: object) -> Machine:
     return Machine("64M", **kw)  # type: ignore[arg-type]
 
 
-async def crash_and_reboot(m: Machine, first: str = "memconsole=8K", second: str | None = None,
+def reservations_without(k, block: int, size: int) -> Memblock:  # type: ignore[no-untyped-def]
+    """The boot's memblock reservations, minus the block memconsole took."""
+    others = Memblock(k.memblock.max_pfn)
+    for r in k.memblock.reserved:
+        others.memblock_reserve(r.base, r.size)
+    others.memblock_phys_free(block, size)
+    return others
+
+
+async def crash_and_reboot(m: Machine, first: str = "memconsole=8K nokaslr",
+                           second: str | None = None,
                            plugins: list[type[KernelModule]] | None = None,
                            power: str = "warm") -> tuple[object, object, bytes]:
     plugins = plugins or [Memconsole]
@@ -37,8 +48,9 @@ async def crash_and_reboot(m: Machine, first: str = "memconsole=8K", second: str
     return k1, k2, text
 
 
-async def test_r1_log_survives_a_warm_reboot(autojump_clock):
-    """R1: the panic restarts the machine (reboot=1) and the next boot reads the old log."""
+async def test_r1_log_survives_a_warm_reboot_without_kaslr(autojump_clock):
+    """R1 under the proposal's assumptions: ``nokaslr``, SeaBIOS, no initramfs (W1): the panic
+    restarts the machine (reboot=1) and the next boot reads the old log."""
     m = machine()
     k1, k2, text = await crash_and_reboot(m)
     assert k1.panicked and k1.outcome == "restart"
@@ -47,13 +59,34 @@ async def test_r1_log_survives_a_warm_reboot(autojump_clock):
     assert "isn't valid" not in k2.dmesg()
 
 
-async def test_r1_setup_reserves_top_of_low_memory_and_logs_it(autojump_clock):
+async def test_d6_f6_memory_kaslr_hides_the_log_after_a_warm_reboot(autojump_clock):
+    """D6, F6: with the default KASLR the direct map moves at every boot, so the header's
+    virtual pointer is stale: the old log, intact in RAM, is reset without a word."""
+    m = machine()
+    k1, k2, text = await crash_and_reboot(m, first="memconsole=8K")
+    assert k1.layout.page_offset != k2.layout.page_offset
+    phys1 = k1.layout.virt_to_phys(k1.module.instances["memconsole"].buf_hdr)
+    phys2 = k2.layout.virt_to_phys(k2.module.instances["memconsole"].buf_hdr)
+    assert phys1 == phys2  # the same block, found at the same physical place
+    assert "memory for memconsole isn't valid" in k2.dmesg()
+    assert b"disk on fire" not in text
+
+
+async def test_r1_setup_reserves_the_highest_free_block_below_max_low_pfn(autojump_clock):
+    """R1 on a NUMA build: the search starts at max_low_pfn (= max_pfn on x86-64, E5) and
+    steps down past the top-down early allocations (E6) to the first free block."""
     m = machine()
     async with m.boot("memconsole=8192 no_hash_pointers", [Memconsole]) as k:
         mod = k.module.instances["memconsole"]
         top = k.layout.max_low_pfn * PAGE
-        assert mod.memconsole_mem_start == k.layout.phys_to_virt(top - 8192)
-        assert k.memblock.memblock_is_region_reserved(top - 8192, 8192)
+        assert k.layout.max_low_pfn == k.layout.max_pfn
+        block = k.layout.virt_to_phys(mod.memconsole_mem_start)
+        assert k.memblock.memblock_is_region_reserved(block, 8192)
+        assert block < top - 8192  # NODE_DATA and the struct pages were there first
+        others = reservations_without(k, block, 8192)
+        assert not others.memblock_is_region_reserved(block, 8192)
+        for cand in range(block + 8192, top, 8192):  # every higher candidate was taken
+            assert others.memblock_is_region_reserved(cand, 8192)
         assert "reserve bootmem for memconsole 8192@%016x" % mod.memconsole_mem_start in k.dmesg()
 
 
@@ -79,21 +112,23 @@ async def test_f2_zero_size_hangs_the_boot_silently(autojump_clock, value):
     assert [r.kind for r in k.reports] == ["hang"]
     assert k.serial_output() == ""  # the console is not registered yet
     log = k.dmesg()
-    assert "reserve_bootmem: illegal reserve 4000000 0" in log  # pfn == max_low_pfn (M5)
+    # pfn == max_low_pfn == max_pfn = 0x3fe0, the end of usable RAM (M5, E5)
+    assert "reserve_bootmem: illegal reserve 3fe0000 0" in log
     assert "soft lockup" not in log and "ksim:" not in log
 
 
 async def test_f3_mem_limit_moves_the_block_and_loses_the_log(autojump_clock):
     """F3: another mem= puts the block elsewhere; the old log is not found."""
     m = machine()
-    _, k2, text = await crash_and_reboot(m, second="memconsole=8K mem=32M")
+    _, k2, text = await crash_and_reboot(m, second="memconsole=8K mem=32M nokaslr")
     assert b"disk on fire" not in text
     assert "memory for memconsole isn't valid" in k2.dmesg()
 
 
 async def test_f3_another_size_moves_the_block(autojump_clock):
     m = machine()
-    _, k2, text = await crash_and_reboot(m, first="memconsole=8192", second="memconsole=16384")
+    _, k2, text = await crash_and_reboot(m, first="memconsole=8192 nokaslr",
+                                         second="memconsole=16384 nokaslr")
     assert b"disk on fire" not in text
 
 
@@ -110,12 +145,18 @@ class TopPage(KernelModule):
 
 
 async def test_f4_numa_search_steps_below_a_conflict(autojump_clock):
-    """F4 control: on NUMA, BOOTMEM_EXCLUSIVE fails on the taken page; the search goes down."""
+    """F4 control: on NUMA, BOOTMEM_EXCLUSIVE fails on taken pages; the search goes down to a
+    block nothing else reserved."""
     m = machine(numa=True)
     async with m.boot("toppage memconsole=8192", [TopPage, Memconsole]) as k:
         mod = k.module.instances["memconsole"]
         top = k.layout.max_low_pfn * PAGE
-        assert k.layout.virt_to_phys(mod.memconsole_mem_start) == top - 2 * 8192
+        block = k.layout.virt_to_phys(mod.memconsole_mem_start)
+        assert block + 8192 <= top - PAGE  # below the page TopPage took
+        others = reservations_without(k, block, 8192)
+        assert not others.memblock_is_region_reserved(block, 8192)
+        for cand in range(block + 8192, top, 8192):
+            assert others.memblock_is_region_reserved(cand, 8192)
 
 
 async def test_f4_non_numa_ignores_the_conflict(autojump_clock):
@@ -127,13 +168,30 @@ async def test_f4_non_numa_ignores_the_conflict(autojump_clock):
         assert k.layout.virt_to_phys(mod.memconsole_mem_start) == top - 8192
 
 
-async def test_f5_no_room_panics(autojump_clock):
-    """F5: with no candidate at or above min_low_pfn the boot panics."""
+async def test_f5_no_room_hangs_because_min_low_pfn_is_zero(autojump_clock):
+    """F5 on x86-64: min_low_pfn is 0 (E5), so ``start >= min_low_pfn`` always holds and the
+    panic is unreachable: the 63 MiB candidate overlaps the kernel, the next one wraps below
+    pfn 0 to an illegal address, and so does every one after it: the boot hangs."""
     m = machine()
     async with m.boot("memconsole=66060288", [Memconsole]) as k:  # 63 MiB
         pass
-    assert k.panic_message == "Can't reserve bootmem for memconsole"
-    assert k.outcome == "halt"
+    assert k.layout.min_low_pfn == 0
+    assert not k.panicked and k.outcome == "hang"
+    assert "Can't reserve bootmem" not in k.dmesg()
+    assert "reserve_bootmem: illegal reserve" in k.dmesg()
+
+
+async def test_f4_f5_non_numa_takes_a_too_large_block_over_the_kernel(autojump_clock):
+    """F4 with F5: on non-NUMA the 63 MiB candidate at pfn 0xe0 "succeeds" although the kernel
+    and the early allocations hold most of it; the block is reserved over them, and the next
+    early allocation, the dentry hash table, finds no memory: the boot panics."""
+    m = machine(numa=False)
+    async with m.boot("memconsole=66060288 nokaslr", [Memconsole]) as k:
+        pass
+    block = k.layout.virt_to_phys(k.module.instances["memconsole"].memconsole_mem_start)
+    assert block == 0xE0000  # max_low_pfn 0x3fe0 minus 16128 pages: below 1 MiB
+    assert k.panic_message == "Failed to allocate Dentry cache hash table"
+    assert "reserve bootmem for memconsole 66060288@" in k.dmesg()
 
 
 async def test_f5_unsigned_wrap_makes_the_panic_unreachable(autojump_clock):
@@ -150,7 +208,7 @@ async def test_f6_moved_page_offset_invalidates_the_stored_pointer(autojump_cloc
     """F6: the header stores a virtual pointer; a new PAGE_OFFSET makes it look invalid."""
     m = machine()
     _, k2, text = await crash_and_reboot(
-        m, second="memconsole=8K ksim.page_offset=0xffff888100000000")
+        m, second="memconsole=8K nokaslr ksim.page_offset=0xffff888100000000")
     assert "memory for memconsole isn't valid" in k2.dmesg()
     assert b"disk on fire" not in text
 
@@ -158,7 +216,7 @@ async def test_f6_moved_page_offset_invalidates_the_stored_pointer(autojump_cloc
 async def test_f7_consistent_header_accepts_corrupted_data(autojump_clock):
     """F7: no checksum: flipped data bytes behind a consistent header are served as the log."""
     m = machine()
-    async with m.boot("memconsole=8K", [Memconsole]) as k1:
+    async with m.boot("memconsole=8K nokaslr", [Memconsole]) as k1:
         await printk(KERN_ERR + "disk on fire\n")
         mod = k1.module.instances["memconsole"]
         buf_phys = k1.layout.virt_to_phys(mod.buf)
@@ -166,19 +224,19 @@ async def test_f7_consistent_header_accepts_corrupted_data(autojump_clock):
     data = bytearray(m.mem.read(buf_phys, 4080))
     at = data.find(b"disk on fire")
     m.mem.write(buf_phys + at, b"DISK ON FIRE")
-    async with m.boot("memconsole=8K", [Memconsole]) as k2:
+    async with m.boot("memconsole=8K nokaslr", [Memconsole]) as k2:
         text = await k2.read_file("/proc/memconsole")
     assert b"DISK ON FIRE" in text and "isn't valid" not in k2.dmesg()
 
 
 async def test_f7_corrupted_header_is_detected_and_reset(autojump_clock):
     m = machine()
-    async with m.boot("memconsole=8K", [Memconsole]) as k1:
+    async with m.boot("memconsole=8K nokaslr", [Memconsole]) as k1:
         mod = k1.module.instances["memconsole"]
         hdr_phys = k1.layout.virt_to_phys(mod.buf_hdr)
         await panic("Fatal exception")
     m.mem.write_u32(hdr_phys + 8, 5000)  # buf_len > buf_size
-    async with m.boot("memconsole=8K", [Memconsole]) as k2:
+    async with m.boot("memconsole=8K nokaslr", [Memconsole]) as k2:
         text = await k2.read_file("/proc/memconsole")
     assert "memory for memconsole isn't valid" in k2.dmesg()
     assert b"Fatal exception" not in text
@@ -195,7 +253,7 @@ async def test_cold_boot_loses_the_log(autojump_clock):
 async def test_memtest_loses_the_log(autojump_clock):
     """memtest scrubs free RAM before memconsole= reserves it: the log is gone."""
     m = machine()
-    _, k2, text = await crash_and_reboot(m, second="memconsole=8K memtest")
+    _, k2, text = await crash_and_reboot(m, second="memconsole=8K nokaslr memtest")
     assert "early_memtest: # of tests: 17" in k2.dmesg()
     assert "memory for memconsole isn't valid" in k2.dmesg()
     assert b"disk on fire" not in text
@@ -242,7 +300,7 @@ async def test_f9_next_boot_appends_and_eventually_overwrites_the_crash(autojump
     """F9: no boot boundary; about 4 KiB of new console output erases the previous crash."""
     m = machine()
     await crash_and_reboot(m)
-    async with m.boot("memconsole=8K", [Memconsole], power="warm") as k:
+    async with m.boot("memconsole=8K nokaslr", [Memconsole], power="warm") as k:
         text = await k.read_file("/proc/memconsole")
         assert text.index(b"Kernel panic") < text.rindex(b"Run /sbin/init")
         written = 0
@@ -307,7 +365,7 @@ async def test_panic_notifier_runs_last_and_reboot_param_controls_restart(autoju
             return 0
 
     m = machine()
-    async with m.boot("memconsole=8K", [Memconsole, Other]) as k:
+    async with m.boot("memconsole=8K nokaslr", [Memconsole, Other]) as k:
         await k.write_file("/sys/module/memconsole/parameters/reboot", "N\n")
         assert await k.read_file("/sys/module/memconsole/parameters/reboot") == b"N\n"
         await panic("Fatal exception")
@@ -363,12 +421,13 @@ def _ksim(*args: str) -> list[str]:
 def test_cli_persistence_across_processes(tmp_path: Path):
     """Issue 3's shell example, exactly: the log survives the ksim process itself."""
     ram = tmp_path / "m.ram"
-    first = subprocess.run(_ksim("boot", "--ram-file", str(ram), "--cmdline", "memconsole=8K",
+    first = subprocess.run(_ksim("boot", "--ram-file", str(ram), "--cmdline",
+                                 "memconsole=8K nokaslr",
                                  "--plugin", "memconsole", "--printk", "err:disk on fire",
                                  "--panic", "Fatal exception"), capture_output=True, text=True)
     assert first.returncode == 4, first.stderr
     second = subprocess.run(_ksim("boot", "-q", "--ram-file", str(ram), "--cmdline",
-                                  "memconsole=8K", "--plugin", "memconsole", "--cat",
+                                  "memconsole=8K nokaslr", "--plugin", "memconsole", "--cat",
                                   "/proc/memconsole"), capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     out = second.stdout
@@ -381,7 +440,8 @@ def test_sigkill_keeps_every_message_whose_printk_returned(tmp_path: Path):
     actions = []
     for i in range(3000):
         actions += ["--printk", "m%04d" % i]
-    proc = subprocess.Popen(_ksim("boot", "--ram-file", str(ram), "--cmdline", "memconsole=8K",
+    proc = subprocess.Popen(_ksim("boot", "--ram-file", str(ram), "--cmdline",
+                                  "memconsole=8K nokaslr",
                                   "--plugin", "memconsole", *actions),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
@@ -397,7 +457,7 @@ def test_sigkill_keeps_every_message_whose_printk_returned(tmp_path: Path):
     # the printk of m0399 returned before m0400 reached the serial console
     seen = 399
     after = subprocess.run(_ksim("boot", "-q", "--ram-file", str(ram), "--cmdline",
-                                 "memconsole=8K", "--plugin", "memconsole", "--cat",
+                                 "memconsole=8K nokaslr", "--plugin", "memconsole", "--cat",
                                  "/proc/memconsole"), capture_output=True, text=True)
     assert after.returncode == 0, after.stderr
     # The newest line may be cut: the kill can land between a record's two copies at the

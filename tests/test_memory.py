@@ -69,29 +69,13 @@ def test_m1_pfn_helpers() -> None:
 # -- M2, M3 ------------------------------------------------------------------------------------------------
 
 
-def test_m2_layout_small_machine_has_all_ram_low() -> None:
-    layout = MemoryLayout.for_ram(2 * GiB, kernel_end=0x1A00001)
-    assert layout.max_pfn == layout.max_low_pfn == 0x80000
-    assert layout.min_low_pfn == 0x1A01  # first pfn after the kernel image
-    assert layout.page_offset == PAGE_OFFSET_DEFAULT == 0xFFFF888000000000
-
-
-def test_m2_layout_big_machine_caps_low_memory_at_4g_and_mem_limits() -> None:
-    layout = MemoryLayout.for_ram(8 * GiB, kernel_end=16 * MiB)
-    assert (layout.max_low_pfn, layout.max_pfn) == (0x100000, 0x200000)
-    limited = MemoryLayout.for_ram(8 * GiB, mem_limit=GiB + 100, kernel_end=16 * MiB)
-    assert limited.max_pfn == limited.max_low_pfn == 0x40000
-
-
-def test_m2_layout_rejects_kernel_beyond_low_memory() -> None:
-    with pytest.raises(ValueError, match="does not fit"):
-        MemoryLayout.for_ram(64 * MiB, mem_limit=8 * MiB, kernel_end=16 * MiB)
+def test_m2_layout_rejects_inconsistent_bounds() -> None:
     with pytest.raises(ValueError, match="inconsistent"):
         MemoryLayout(PAGE_OFFSET_DEFAULT, 10, 5, 20)
 
 
 def test_m3_phys_to_virt_is_unchecked_unsigned_long_arithmetic() -> None:
-    layout = MemoryLayout.for_ram(GiB, kernel_end=16 * MiB)
+    layout = MemoryLayout(PAGE_OFFSET_DEFAULT, 0, GiB >> PAGE_SHIFT, GiB >> PAGE_SHIFT)
     assert layout.phys_to_virt(0x1000) == 0xFFFF888000001000
     assert layout.virt_to_phys(0xFFFF888000001000) == 0x1000
     # Past max_pfn still yields an address, as __va does; i386's PAGE_OFFSET gives another one (F6).
@@ -366,7 +350,7 @@ def test_torn_last_journal_record_is_dropped(tmp_path: Path) -> None:
         f.write("p 1")  # killed mid-append: the page was materialised but nothing written after it
     with PhysMem(MiB, ram_file=path) as ram:
         assert ram.read(PAGE_SIZE, PAGE_SIZE) == cold_page(MiB, 1, 1, 1)
-    assert sidecar.read_text() == "ksim-ram-journal 1 1048576\ncold 1 1\np 1\n"
+    assert sidecar.read_text() == "ksim-ram-journal 2 1048576\ncold 1 1\np 1\n"
 
 
 def test_cold_garbage_of_an_access_crossing_into_an_unsettled_page():
@@ -379,3 +363,73 @@ def test_cold_garbage_of_an_access_crossing_into_an_unsettled_page():
         mem.cold_boot(1)
         mem.read(0, 1)  # page 0 settled, page 1 not yet
         assert access(mem) == want
+
+
+# -- RAM above 4 GiB (E1) ---------------------------------------------------------------------------------
+
+
+def test_e1_ram_split_around_the_pci_hole_is_sparse_and_file_ordered(tmp_path: Path) -> None:
+    """QEMU pc: 3 GiB at 0, the rest at 4 GiB; the RAM file holds them back to back."""
+    path = tmp_path / "big.ram"
+    with PhysMem(4 * GiB, ram_file=path, below_4g=3 * GiB) as ram:
+        assert ram.ram_ranges() == [(0, 3 * GiB), (4 * GiB, 5 * GiB)]
+        ram.write(3 * GiB - 4, b"low!")
+        ram.write(4 * GiB, b"high")
+        ram.write_u64(5 * GiB - 8, 0x1122334455667788)
+        for addr in (3 * GiB, 4 * GiB - 1, 5 * GiB, 3 * GiB - 2):
+            with pytest.raises(PhysAddrError, match="outside RAM"):
+                ram.read(addr, 4)
+    data = path.open("rb")
+    data.seek(3 * GiB - 4)
+    assert data.read(8) == b"low!high"
+    data.seek(4 * GiB - 8)
+    assert data.read(8) == (0x1122334455667788).to_bytes(8, "little")
+    data.close()
+    assert path.stat().st_blocks * 512 < 64 * MiB
+
+
+def test_w1_data_fill_overwrites_lazily_by_byte_range() -> None:
+    """An overwrite of a large region (an initramfs copy) costs nothing until read; bytes just
+    outside it keep what they held; the same key gives the same bytes."""
+    with PhysMem(64 * MiB, seed=1) as ram, PhysMem(64 * MiB, seed=2) as other:
+        for mem in (ram, other):
+            mem.write(0x100FFC, b"keepXXXXkeep")
+            mem.fill([(0x101000, 0x3000000)], "initrd:40M")
+        assert ram.read(0x100FFC, 4) == b"keep"
+        assert ram.read(0x101000, 4) != b"XXXX"
+        assert ram.read(0x200000, 4096) == other.read(0x200000, 4096)  # a function of key, page
+        assert ram.read(0x3000000, 4) == bytes(4)
+        with pytest.raises(ValueError, match="one word"):
+            ram.fill([(0, 4096)], "two words")
+
+
+def test_journal_keeps_the_boot_count_and_data_fills(tmp_path: Path) -> None:
+    path = tmp_path / "m.ram"
+    with PhysMem(MiB, ram_file=path) as ram:
+        assert ram.boots == 0
+        ram.record_boot(1)
+        ram.fill([(0x4000, 0x6000)], "bzimage:ksim")
+        want = ram.read(0x4000, 0x2000)
+        ram.cold_boot(3)  # a cold boot forgets RAM, not how often the machine booted
+        ram.fill([(0x4000, 0x6000)], "bzimage:ksim")
+        ram.record_boot(2)
+    with PhysMem(MiB, ram_file=path) as ram:
+        assert ram.boots == 2
+        assert ram.read(0x4000, 0x2000) == want
+
+
+def test_journal_version_1_is_upgraded_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "m.ram"
+    with PhysMem(MiB, ram_file=path, seed=4) as ram:
+        ram.write(0x1000, b"data")
+    sidecar = Path(f"{path}.cold")
+    sidecar.write_text("ksim-ram-journal 1 1048576\ncold 4 7\np 1\n")
+    with PhysMem(MiB, ram_file=path) as ram:
+        assert ram.read(0x1000, 4) == b"data"  # page 1 was materialised before the write
+        assert ram.read(0x2000, PAGE_SIZE) == cold_page(MiB, 4, 7, 2)
+        ram.record_boot(1)
+    assert sidecar.read_text() == "ksim-ram-journal 2 1048576\ncold 4 7\np 1\np 2\nboots 1\n"
+    assert not Path(f"{path}.cold.tmp").exists()
+    sidecar.write_text("ksim-ram-journal 1 1048576\nboots 3\n")  # not a version-1 record
+    with pytest.raises(RamFileError, match="corrupt"):
+        PhysMem(MiB, ram_file=path)

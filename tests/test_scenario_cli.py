@@ -142,7 +142,7 @@ def test_a_closed_stdout_never_turns_a_failure_into_success(tmp_path: Path) -> N
 
 RAM_FILE = """\
 name: ram file
-machine: {{ram: 8M, ram_file: "ram-{{seed}}.img"{keep}}}
+machine: {{ram: 64M, ram_file: "ram-{{seed}}.img"{keep}}}
 seeds: [1, 2]
 boots:
   - steps: [{{printk: {{level: err, text: "disk on fire"}}}}]
@@ -164,5 +164,15 @@ def test_ram_files_go_to_a_temporary_folder_unless_kept(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "kept.yaml", "ram-1.img", "ram-1.img.cold", "ram-2.img", "ram-2.img.cold", "temp.yaml"]
-    assert (tmp_path / "ram-1.img").stat().st_size == 8 << 20
-    assert (tmp_path / "ram-1.img.cold").read_text().startswith("ksim-ram-journal 1 8388608\n")
+    assert (tmp_path / "ram-1.img").stat().st_size == 64 << 20
+    assert (tmp_path / "ram-1.img.cold").read_text().startswith("ksim-ram-journal 2 67108864\n")
+
+
+def test_the_machine_keys_name_the_machines_firmware_and_kernels() -> None:
+    from typing import get_args
+
+    from ksim.firmware import FIRMWARE_NAMES
+    from ksim.scenario.model import Firmware, KernelBuild
+    from ksim.vmlinux import IMAGE_NAMES
+    assert get_args(Firmware) == tuple(FIRMWARE_NAMES)
+    assert get_args(KernelBuild) == tuple(IMAGE_NAMES)

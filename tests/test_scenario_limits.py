@@ -105,7 +105,7 @@ def test_an_echoed_value_is_cut_short() -> None:
 
 RAM_FILE = """\
 name: ram file
-machine: {{ram: 8M, ram_file: "{path}", keep_ram_file: {keep}}}
+machine: {{ram: 64M, ram_file: "{path}", keep_ram_file: {keep}}}
 boots:
   - steps:
       - corrupt: {{address: 0x100000, bytes: "4b 53 49 4d"}}
@@ -123,9 +123,9 @@ def test_a_ram_file_stays_in_the_scenario_folder(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stdout == ""
     refusal = ("is outside the scenario's folder: a scenario's RAM file stays in its folder "
                "(ksim run --ram-files-anywhere lifts this)")
-    assert f"{folder}/escape.yaml:2:30: machine.ram_file: '../../victim' {refusal}" in proc.stderr
-    assert f"{folder}/link.yaml:2:30: machine.ram_file: 'link.img' {refusal}" in proc.stderr
-    assert f"{folder}/proc.yaml:2:30: machine.ram_file: '/proc/self/mem' {refusal}" \
+    assert f"{folder}/escape.yaml:2:31: machine.ram_file: '../../victim' {refusal}" in proc.stderr
+    assert f"{folder}/link.yaml:2:31: machine.ram_file: 'link.img' {refusal}" in proc.stderr
+    assert f"{folder}/proc.yaml:2:31: machine.ram_file: '/proc/self/mem' {refusal}" \
         in proc.stderr
     assert not (tmp_path / "victim").exists()
 
@@ -136,7 +136,7 @@ def test_ram_files_anywhere_lifts_the_confinement_for_the_cli_user(tmp_path: Pat
     (folder / "outside.yaml").write_text(RAM_FILE.format(path="../ram.img", keep="true"))
     proc = ksim("run", "--ram-files-anywhere", str(folder / "outside.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "ram.img").stat().st_size == 8 << 20
+    assert (tmp_path / "ram.img").stat().st_size == 64 << 20
     with open(tmp_path / "ram.img", "rb") as f:
         f.seek(0x100000)
         assert f.read(4) == b"KSIM"

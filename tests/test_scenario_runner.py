@@ -60,7 +60,7 @@ def test_a_passing_scenario_checks_every_expectation() -> None:
         name: ok
         plugins: [memconsole]
         boots:
-          - cmdline: "memconsole=8192"
+          - cmdline: "memconsole=8192 nokaslr"
             steps:
               - printk: {level: err, text: "disk on fire"}
               - panic: "Fatal exception"
@@ -70,7 +70,7 @@ def test_a_passing_scenario_checks_every_expectation() -> None:
               - file: /proc/memconsole
                 contains: "disk on fire"
           - reboot: warm
-            cmdline: "memconsole=8192"
+            cmdline: "memconsole=8192 nokaslr"
             expect:
               - file: /proc/memconsole
                 lines_in_order: ["disk on fire", "Kernel panic - not syncing: Fatal exception"]

@@ -267,7 +267,7 @@ async def _planted_depth_2(strategy) -> tuple[bool, int]:
     sixth and seventh points; the bug is ``b`` running inside it: one ordering constraint
     beyond who starts first, a bug of depth 2 (found iff ``a`` starts and the change point is
     one of those two points: probability 2/(n·k), twice the bound)."""
-    async with Machine("16M", cpus=2).boot("") as k:
+    async with Machine("64M", cpus=2).boot("") as k:
         sched = k.sched = Scheduler(k, strategy)
         state = {"window": False, "found": False}
 
@@ -321,7 +321,7 @@ async def test_pct_change_points_fall_inside_the_run(autojump_clock):
     for seed in range(20):
         strategy = PCT(seed, depth=3, steps=k)
         assert all(1 <= p <= k for p in strategy.change_points)
-        async with Machine("16M", cpus=2).boot("") as kern:
+        async with Machine("64M", cpus=2).boot("") as kern:
             sched = kern.sched = Scheduler(kern, strategy)
             for name in ("x", "y"):
                 async def loop() -> None:
@@ -341,7 +341,7 @@ class _Greedy(RandomWalk):
 
 
 async def test_a_run_past_its_step_budget_ends_with_a_livelock_verdict(autojump_clock):
-    async with Machine("16M", cpus=2).boot("") as k:
+    async with Machine("64M", cpus=2).boot("") as k:
         sched = k.sched = Scheduler(k, _Greedy(0))
         sched.step_budget = 400
         sched.budget_note = "a test's"

@@ -72,8 +72,8 @@ from ksim.units import MAX_RAM, MIN_RAM, NR_CPUS, check_cpus, parse_ram  # noqa:
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("7M", "the kernel image alone needs 4M; give the machine at least 8M"),
-    ("8188K", "the kernel image alone needs 4M"),
+    ("31M", "the kernel is loaded at 16M and decompresses above it; give the machine at least 32M"),
+    ("32764K", "give the machine at least 32M"),
     ("12345", "RAM must be a positive multiple of 4096"),
     ("0", "RAM must be a positive multiple of 4096"),
     ("100T", "at most 64T (x86-64's MAX_PHYSMEM_BITS, 46, is the limit)"),
@@ -88,7 +88,7 @@ def test_ram_outside_the_machines_limits_is_refused_with_the_limit_named(value, 
 
 
 def test_ram_at_the_limits_is_accepted():
-    assert parse_ram("8M") == MIN_RAM and parse_ram("64T") == MAX_RAM
+    assert parse_ram("32M") == MIN_RAM and parse_ram("64T") == MAX_RAM
     assert parse_ram(64 << 20) == 64 << 20
 
 

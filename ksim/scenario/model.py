@@ -33,11 +33,13 @@ import attrs
 from ksim.errno import errorcode
 from ksim.memory import PAGE_SIZE
 from ksim.printk import LEVEL_NAMES
-from ksim.units import format_size, parse_size
+from ksim.units import format_size, parse_ram, parse_size
 
 Chain = Literal["panic", "reboot", "die"]
 NotifyReturn = Literal["done", "ok", "stop", "bad"]
 RebootMode = Literal["restart", "halt", "power_off"]
+Firmware = Literal["seabios", "pc-bios", "uefi", "ecc-scrub"]  # ksim.firmware.FIRMWARE_NAMES
+KernelBuild = Literal["ksim", "debian"]  # ksim.vmlinux.IMAGE_NAMES
 RebootKind = Literal["cold", "warm", "memtest"]
 Outcome = Literal["shutdown", "restart", "halt", "power_off", "hang", "running"]
 Answer = Literal["holds", "fails", "partly", "measured"]
@@ -57,8 +59,6 @@ Scalar = str | int | float | bool
 # Values no sensible scenario reaches; past them a file is rejected when loading, with the
 # limit named, instead of hanging, exhausting memory or crashing ksim later.
 MAX_CPUS = 8192  # NR_CPUS_RANGE_END on x86-64 (MAXSMP, CPUMASK_OFFSTACK)
-MAX_RAM = 1 << 46  # 64 TiB: MAX_PHYSMEM_BITS with 4-level paging; RAM is mapped sparsely
-MIN_RAM = 8 << 20  # the kernel image alone takes 1M-4M
 MAX_SEEDS = 100_000  # seeds of one scenario
 MAX_SEED = (1 << 64) - 1
 MAX_COUNT = 100_000  # messages of one printk/spawn step (threads x count), interrupts of an irq
@@ -266,19 +266,20 @@ def bytes_problem(value: str | list[int]) -> str | None:
     return None
 
 
-def ram_problem(ram: str) -> str | None:
+def initrd_problem(initrd: str) -> str | None:
     try:
-        size = parse_size(ram)
+        parse_size(initrd)
     except ValueError as exc:
         return str(exc)
-    if size <= 0 or size % PAGE_SIZE:
-        return f"invalid size '{ram}': RAM must be a positive multiple of {PAGE_SIZE}"
-    if size < MIN_RAM:
-        return (f"invalid size '{ram}': the kernel image alone needs 4M; give the machine at "
-                "least 8M")
-    if size > MAX_RAM:
-        return (f"invalid size '{_short(ram)}': at most {format_size(MAX_RAM)} (x86-64's "
-                "MAX_PHYSMEM_BITS, 46, is the limit)")
+    return None
+
+
+def ram_problem(ram: str) -> str | None:
+    """The machine's RAM rule, ksim.units.parse_ram's: the same words as ``ksim boot --ram``."""
+    try:
+        parse_ram(ram)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -860,6 +861,11 @@ class MachineSpec:
     ram_file: str | None = None
     keep_ram_file: bool = False
     numa: bool = True
+    firmware: Firmware = "seabios"
+    initrd: str = attrs.field(default="0", validator=Check(initrd_problem, {
+        "type": "string", "pattern": r"^[0-9]+([KkMmGgTt]([Ii]?[Bb])?|[Bb])?$"}))
+    kernel: KernelBuild = "ksim"
+    pmu: bool = False
 
     @property
     def ram_bytes(self) -> int:

@@ -38,7 +38,6 @@ from ksim.module_loader import strerror
 from ksim.plugins import load_plugins
 from ksim.printk import KERN_SOH, level_from_name
 from ksim.scenario.concurrency import BootConcurrency, ConcurrencyError, boot_seed
-from ksim.setup import KERNEL_IMAGE_START
 from ksim.scenario.expect import Failure, Seen, check
 from ksim.scenario.loader import ram_file_problem
 from ksim.scenario.model import (
@@ -219,7 +218,9 @@ class ScenarioRun:
 
     async def run_machine(self, spec: MachineSpec, ram_file: str | None) -> None:
         self.machine = Machine(spec.ram, cpus=spec.cpus, ram_file=ram_file, seed=self.seed,
-                               numa=spec.numa, record_consoles=self.sc.records_consoles())
+                               numa=spec.numa, record_consoles=self.sc.records_consoles(),
+                               firmware=spec.firmware, initrd=spec.initrd, kernel=spec.kernel,
+                               pmu=spec.pmu)
         try:
             with trio.move_on_after(self.sc.timeout) as scope:
                 for boot in self.sc.boots:
@@ -629,8 +630,10 @@ def find_reservation(kernel, name: str) -> tuple[int, int]:
     memblock, layout = kernel.memblock, kernel.layout
     if memblock is None or layout is None:
         raise _Stop("the kernel stopped before it set up memory")
-    regions = [r for r in memblock.reserved
-               if not r.base <= 0 < r.end and not r.base <= KERNEL_IMAGE_START < r.end]
+    # each reservation as made (memblock merges neighbours), not page 0 or the kernel image
+    image = kernel.kaslr.phys_base
+    regions = [r for r in memblock.requests() if not r.base <= 0 < r.end
+               and not r.base <= image < r.end]
     values = [v for v in vars(mod).values() if isinstance(v, int) and not isinstance(v, bool)]
     # pointers first (what a driver keeps), then plain physical addresses
     candidates = [layout.virt_to_phys(v) for v in values if v >= layout.page_offset]
