@@ -34,7 +34,8 @@ if TYPE_CHECKING:
         DEFINE_MUTEX, DEFINE_RAW_SPINLOCK, DEFINE_SPINLOCK, Deadlock, Mutex, RawSpinLock, SpinLock,
         mutex_lock, mutex_unlock, raw_spin_lock, raw_spin_lock_irqsave, raw_spin_unlock,
         raw_spin_unlock_irqrestore, spin_lock, spin_lock_init, spin_lock_irq, spin_lock_irqsave,
-        spin_trylock, spin_unlock, spin_unlock_irq, spin_unlock_irqrestore,
+        spin_trylock, spin_trylock_irqsave, spin_unlock, spin_unlock_irq,
+        spin_unlock_irqrestore,
     )
     from ksim.machine import Machine
     from ksim.mm import (
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
         notifier_from_errno, notifier_to_errno, raw_notifier_call_chain,
         raw_notifier_chain_register, raw_notifier_chain_unregister,
     )
-    from ksim.panic import TaskKilled, die, die_chain, panic, panic_notifier_list
+    from ksim.panic import TaskKilled, die, die_chain, oops_in_progress, panic, panic_notifier_list
     from ksim.preempt import (
         in_atomic, in_interrupt, in_irq, irqs_disabled, local_irq_restore, local_irq_save,
         preempt_disable, preempt_enable,
@@ -88,8 +89,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "ksim.locking": ("DEFINE_MUTEX", "DEFINE_RAW_SPINLOCK", "DEFINE_SPINLOCK", "Deadlock",
         "Mutex", "RawSpinLock", "SpinLock", "mutex_lock", "mutex_unlock", "raw_spin_lock",
         "raw_spin_lock_irqsave", "raw_spin_unlock", "raw_spin_unlock_irqrestore", "spin_lock",
-        "spin_lock_init", "spin_lock_irq", "spin_lock_irqsave", "spin_trylock", "spin_unlock",
-        "spin_unlock_irq", "spin_unlock_irqrestore"),
+        "spin_lock_init", "spin_lock_irq", "spin_lock_irqsave", "spin_trylock",
+        "spin_trylock_irqsave", "spin_unlock", "spin_unlock_irq", "spin_unlock_irqrestore"),
     "ksim.machine": ("Machine",),
     "ksim.mm": ("BOOTMEM_DEFAULT", "BOOTMEM_EXCLUSIVE", "PAGE_ALIGN", "PAGE_MASK",
         "PAGE_SHIFT", "PAGE_SIZE", "PFN_DOWN", "PFN_PHYS", "PFN_UP", "max_low_pfn", "max_pfn",
@@ -107,7 +108,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "blocking_notifier_chain_unregister", "notifier_from_errno", "notifier_to_errno",
         "raw_notifier_call_chain", "raw_notifier_chain_register",
         "raw_notifier_chain_unregister"),
-    "ksim.panic": ("TaskKilled", "die", "die_chain", "panic", "panic_notifier_list"),
+    "ksim.panic": ("TaskKilled", "die", "die_chain", "oops_in_progress", "panic",
+        "panic_notifier_list"),
     "ksim.preempt": ("in_atomic", "in_interrupt", "in_irq", "irqs_disabled",
         "local_irq_restore", "local_irq_save", "preempt_disable", "preempt_enable"),
     "ksim.printk": ("KERN_ALERT", "KERN_CONT", "KERN_CRIT", "KERN_DEBUG", "KERN_DEFAULT",
@@ -153,8 +155,8 @@ __all__ = [
     "DEFINE_MUTEX", "DEFINE_RAW_SPINLOCK", "DEFINE_SPINLOCK", "Deadlock", "Mutex",
     "RawSpinLock", "SpinLock", "mutex_lock", "mutex_unlock", "raw_spin_lock",
     "raw_spin_lock_irqsave", "raw_spin_unlock", "raw_spin_unlock_irqrestore", "spin_lock",
-    "spin_lock_init", "spin_lock_irq", "spin_lock_irqsave", "spin_trylock", "spin_unlock",
-    "spin_unlock_irq", "spin_unlock_irqrestore",
+    "spin_lock_init", "spin_lock_irq", "spin_lock_irqsave", "spin_trylock",
+    "spin_trylock_irqsave", "spin_unlock", "spin_unlock_irq", "spin_unlock_irqrestore",
     # memory
     "BOOTMEM_DEFAULT", "BOOTMEM_EXCLUSIVE", "PAGE_ALIGN", "PAGE_MASK", "PAGE_SHIFT",
     "PAGE_SIZE", "PFN_DOWN", "PFN_PHYS", "PFN_UP", "max_low_pfn", "max_pfn",
@@ -173,7 +175,7 @@ __all__ = [
     "notifier_from_errno", "notifier_to_errno", "raw_notifier_call_chain",
     "raw_notifier_chain_register", "raw_notifier_chain_unregister",
     # kernel/panic.c
-    "TaskKilled", "die", "die_chain", "panic", "panic_notifier_list",
+    "TaskKilled", "die", "die_chain", "oops_in_progress", "panic", "panic_notifier_list",
     # preempt.h
     "in_atomic", "in_interrupt", "in_irq", "irqs_disabled", "local_irq_restore",
     "local_irq_save", "preempt_disable", "preempt_enable",

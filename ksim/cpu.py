@@ -47,6 +47,8 @@ class CPU:
     rcu_read_lock_nesting: int = 0
     # printk_safe: a printk from here is only stored (console drivers, console_lock paths)
     printk_context: int = 0
+    # the console whose write() runs here now (console_emit_next_record), for the checkers
+    console_write: object = None
     online: bool = True
     # stop_this_cpu(): halted for good by the panic path; its thread never runs again
     stopped: bool = False

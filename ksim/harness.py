@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ksim.kcsan import RaceDetector
+from ksim.locking.consolecheck import ConsoleWriteCheck
 from ksim.locking.lockdep import Lockdep
 from ksim.scheduler import Scheduler
 from ksim.strategy import Strategy
@@ -23,8 +24,8 @@ __all__ = ["CHECKER_KINDS", "Checker", "attach_checkers", "check_invariants", "c
            "detach_checkers", "install_scheduler"]
 
 # Report kinds that mean a checker (or the kernel itself) found something wrong.
-CHECKER_KINDS = ("lockdep", "data-race", "deadlock", "bug", "lockup", "warning", "oops",
-                 "hang")
+CHECKER_KINDS = ("lockdep", "data-race", "console", "deadlock", "bug", "lockup", "warning",
+                 "oops", "hang")
 
 
 class Checker(Protocol):
@@ -32,8 +33,9 @@ class Checker(Protocol):
 
 
 def attach_checkers(kernel: Kernel) -> list[Checker]:
-    """lockdep-lite and the data-race detector on ``kernel``; returns them (to detach)."""
-    return [Lockdep.attach(kernel), RaceDetector.attach(kernel)]
+    """lockdep-lite, the data-race detector and the console-driver checker on ``kernel``;
+    returns them (to detach)."""
+    return [Lockdep.attach(kernel), RaceDetector.attach(kernel), ConsoleWriteCheck.attach(kernel)]
 
 
 def detach_checkers(checkers: list[Checker]) -> None:

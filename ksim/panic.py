@@ -116,6 +116,12 @@ class TaskKilled(Exception):
         self.signal = signal
 
 
+def oops_in_progress() -> int:
+    """The C global ``oops_in_progress`` (K1), read as a call: non-zero while an oops or a
+    panic is being printed, when console drivers must trylock their locks (S6)."""
+    return current_kernel().panic.oops_in_progress
+
+
 def bust_spinlocks(yes: bool) -> None:
     """K1: while an oops is in progress console code must not wait for locks."""
     current_kernel().panic.oops_in_progress += 1 if yes else -1

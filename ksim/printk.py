@@ -576,16 +576,20 @@ async def console_flush_all(pk: Printk, do_cond_resched: bool) -> tuple[bool, in
                 cpu.irqs_enabled = False  # printk_safe_enter_irqsave()
                 cpu.printk_context += 1
                 pk.console_owner = task  # console_lock_spinning_enable()
-                if con.dropped and not extended:
-                    line = b"** %d printk messages dropped **\n" % con.dropped
-                    con.dropped = 0
-                    await _write(con, line)
                 data = pk.console_text(record, extended)  # type: ignore[arg-type]
                 nowait = con.write_nowait
-                if nowait is not None and con.received is None:
+                if nowait is not None and con.received is None and not con.dropped:
                     nowait(con, data)  # the UART: a plain call, no coroutine to build
                 else:
-                    await _write(con, data)
+                    cpu.console_write = con  # for the checkers: a console driver runs here
+                    try:
+                        if con.dropped and not extended:
+                            line = b"** %d printk messages dropped **\n" % con.dropped
+                            con.dropped = 0
+                            await _write(con, line)
+                        await _write(con, data)
+                    finally:
+                        cpu.console_write = None
                 con.seq = seq + 1
                 handover = _console_lock_spinning_disable_and_check(pk)
                 cpu.printk_context -= 1

@@ -302,16 +302,26 @@ class Scheduler:
         if not any(self.is_live(t) for t in self.threads):
             self._all_done.set()
 
+    def _now(self) -> float:
+        """The kernel's time in seconds: trio's virtual clock plus the modelled work of every
+        preemption point so far (what local_clock() reads), so a CPU that keeps working
+        lets time pass for the others' timers too."""
+        return trio.current_time() + self.kernel.work_ns * 1e-9
+
+    def _wake_due(self) -> None:
+        now = self._now()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, thread = heapq.heappop(timers)
+            if thread.state == SLEEPING:
+                self._add_runnable(thread)
+
     async def _wait_for_timer(self) -> None:
         """Let virtual time run to the earliest deadline (or a spawn), then wake those due."""
         self._wakeup = trio.Event()
-        with trio.move_on_at(self._timers[0][0]):
+        with trio.move_on_at(self._timers[0][0] - self.kernel.work_ns * 1e-9):
             await self._wakeup.wait()
-        now = trio.current_time()
-        while self._timers and self._timers[0][0] <= now:
-            _, _, thread = heapq.heappop(self._timers)
-            if thread.state == SLEEPING:
-                self._add_runnable(thread)
+        self._wake_due()
 
     def current_thread(self) -> SimThread | None:
         thread = current().thread
@@ -380,6 +390,8 @@ class Scheduler:
         if self.step_budget is not None and self.points * 2 >= self.step_budget:
             self._budget_check()
         self.kernel.work_ns += POINT_NS
+        if self._timers and self._timers[0][0] <= self._now():
+            self._wake_due()  # work took the time a sleeper or a spinning delay waited for
         strategy = self.strategy
         strategy.point = self.points
         cpu = thread.cpu
@@ -596,7 +608,7 @@ class Scheduler:
         if not spinning:
             self._leave_cpu(thread)
         self._timer_seq += 1
-        heapq.heappush(self._timers, (trio.current_time() + seconds, self._timer_seq, thread))
+        heapq.heappush(self._timers, (self._now() + seconds, self._timer_seq, thread))
         self.running = None
         self._pass_baton(None)
         await _to_driver()

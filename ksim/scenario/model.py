@@ -734,8 +734,8 @@ MATCHERS: dict[str, MatcherSpec] = {
 TEXT_MATCHERS = tuple(k for k in MATCHERS if k != "exists")
 # Report kinds the core files today (ksim.bug.Report.kind); another lower-case word is
 # accepted too (a kind a newer core or a plugin files) unless it looks like a typo of these.
-REPORT_KINDS = ("any", "lockdep", "data-race", "deadlock", "bug", "lockup", "warning", "oops",
-                "hang")
+REPORT_KINDS = ("any", "lockdep", "data-race", "console", "deadlock", "bug", "lockup", "warning",
+                "oops", "hang")
 REPORT_KIND_RE = re.compile(r"[a-z][a-z0-9_-]*")
 
 
@@ -772,8 +772,8 @@ SUBJECTS: dict[str, SubjectSpec] = {
     "panicked": SubjectSpec("whether the kernel panicked (true/false)", "bool"),
     "rebooted": SubjectSpec("whether the boot ended in a restart (true/false)", "bool"),
     "outcome": SubjectSpec("how the boot ended: " + ", ".join(OUTCOMES), "outcome"),
-    "reports": SubjectSpec("checker reports of a kind (lockdep, data-race, deadlock, bug, "
-                           "lockup, warning, oops, hang; or any)", target="kind"),
+    "reports": SubjectSpec("checker reports of a kind (lockdep, data-race, console, deadlock, "
+                           "bug, lockup, warning, oops, hang; or any)", target="kind"),
 }
 
 
