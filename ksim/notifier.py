@@ -315,8 +315,15 @@ async def _notifier_call_chain(nh: _NotifierHead, val: int, v: object,
     nb = nh.head
     while nb is not None and nr_to_call:
         next_nb = nb.next
-        result = await nb.notifier_call(nb, val, v)
-        ret = NOTIFY_DONE if result is None else int(result)
+        try:
+            result = await nb.notifier_call(nb, val, v)
+        except BaseException as exc:
+            from ksim.panic import driver_bug, is_driver_bug  # panic.py imports this module
+            if not is_driver_bug(exc):
+                raise
+            await driver_bug(exc, getattr(nb.notifier_call, "__qualname__", "notifier_call"))
+            result = NOTIFY_DONE
+        ret = NOTIFY_DONE if not isinstance(result, int) else int(result)
         nr_calls += 1
         if ret & NOTIFY_STOP_MASK:
             break

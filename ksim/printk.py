@@ -612,7 +612,13 @@ async def console_flush_all(pk: Printk, do_cond_resched: bool) -> tuple[bool, in
 async def _write(con: Console, data: bytes) -> None:
     if con.received is not None:
         con.received += data
-    await con.write(con, data)  # type: ignore[misc]
+    try:
+        await con.write(con, data)  # type: ignore[misc]
+    except BaseException as exc:
+        from ksim.panic import driver_bug, is_driver_bug  # panic.py imports this module
+        if not is_driver_bug(exc):
+            raise
+        await driver_bug(exc, "%s->write" % con.name)
 
 
 # -- register_console / unregister_console (C4, C5) ------------------------------------------
