@@ -11,10 +11,12 @@ few seconds; ``tools/fuzz.py --cmdlines N`` is the longer run of the same proper
 
 from __future__ import annotations
 
+import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 
 from ksim import Machine
+from ksim.cli import main
 from ksim.vclock import virtual_clock
 
 from fuzz_cmdline import cmdlines
@@ -70,3 +72,14 @@ def test_four_billion_memtest_passes_log_the_last_ones_and_boot() -> None:
     # the header line itself was overwritten in the log buffer by the passes' lines, as in Linux
     assert "pattern 0000000000000000" in dmesg
     assert "Run /sbin/init as init process" in dmesg
+
+
+@pytest.mark.parametrize("cmdline", ["--", "console=ttyS0,115200/loglevel:\u00b2",
+                                     b"quiet \xff".decode("utf-8", "surrogateescape"),
+                                     "memtest=4294967295 quiet", "mem=1M"])
+def test_the_cli_boots_any_command_line_without_a_traceback(cmdline: str, capsys) -> None:
+    code = main(["boot", "-q", "--cmdline=" + cmdline, "--cat", "/proc/cmdline"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "internal error" not in err
+    assert code in (0, 3)  # 3: the kernel panicked (mem=1M), as Linux does
+    assert len(err.splitlines()) <= 2
