@@ -69,7 +69,7 @@ class _Exit(Exception):
 
 
 class _Action(argparse.Action):
-    """Collects the ordered ``--printk/--cat/--write/--oops/--panic`` actions."""
+    """Collects the ordered ``--printk/--cat/--ls/--rm/--write/--oops/--panic`` actions."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
@@ -214,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"printk TEXT, at LEVEL ({LEVELS}) if given, else the default "
                            "level")
     acts.add_argument("--cat", action=_Action, metavar="PATH", help="print a file")
+    acts.add_argument("--ls", action=_Action, metavar="DIR",
+                      help="print the names in a directory, one a line, as ls -1 DIR")
+    acts.add_argument("--rm", action=_Action, metavar="PATH",
+                      help="remove a file, as rm PATH (pstore: erase the record)")
     acts.add_argument("--write", action=_Action, metavar="PATH=VALUE",
                       help="write VALUE to a file, as echo VALUE > PATH")
     acts.add_argument("--oops", action=_Action, metavar="TEXT",
@@ -323,6 +327,10 @@ async def _run_actions(kernel: Any, actions: list[tuple[str, str]], out: _Out,
                 await printk(prefix + "%s\n", text)
             elif kind == "cat":
                 out.cat(await kernel.read_file(value))
+            elif kind == "ls":
+                out.cat("".join(name + "\n" for name in kernel.list_dir(value)).encode())
+            elif kind == "rm":
+                await kernel.unlink_file(value)
             elif kind == "write":
                 path, _, data = value.partition("=")
                 await kernel.write_file(path, data + "\n")
