@@ -66,6 +66,11 @@ class Ramoops(KernelModule):
     author = "Marco Stornelli <marco.stornelli@gmail.com>"
     license = "GPL"
     initcall = "postcore"  # postcore_initcall(ramoops_init)
+    # ksim compare: Documentation/admin-guide/ramoops.rst's setup (a memmap=$ region, 16 KiB
+    # records, ECC on), and the files the next boot shows
+    usual_cmdline = ("memmap=1M$0x10000000 ramoops.mem_address=0x10000000 "
+                     "ramoops.mem_size=0x100000 ramoops.record_size=0x4000 ramoops.ecc=1")
+    crash_log_files = ("/sys/fs/pstore",)
 
     record_size = module_param("ulong", MIN_MEM_SIZE, 0o400, "size of each dump done on oops/panic")
     console_size = module_param("ulong", MIN_MEM_SIZE, 0o400, "size of kernel console log")
