@@ -264,7 +264,8 @@ class ScenarioRun:
         run = _BootRun(boot)
         checkers: list[Checker] = []
         try:
-            async with machine.boot(cmdline, classes, builtin=builtin, power=power) as k:
+            async with machine.boot(cmdline, classes, builtin=builtin, power=power,
+                                    initrd=boot.initrd) as k:
                 run.kernel = k
                 if k.outcome == "running":
                     if boot.concurrent:
