@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="what a reset keeps and where the firmware's regions are: seabios "
                            "(QEMU's BIOS), pc-bios (a PC BIOS that clears RAM unless the warm "
                            "flag is set), uefi, ecc-scrub (RAM scrubbed at every reset); "
-                           "docs/machine.md (default seabios)")
+                           "docs/survival.md (default seabios)")
     boot.add_argument("--initrd", default="0", type=_size, metavar="SIZE",
                       help="an initramfs of SIZE bytes (e.g. 40M) that the boot loader copies "
                            "to the top of low RAM at every boot (default: none)")
