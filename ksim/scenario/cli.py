@@ -16,6 +16,8 @@ import sys
 import time
 from typing import TextIO
 
+from ksim.sweep import shard_items, shard_type
+
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 
 
@@ -79,7 +81,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--ktap", metavar="FILE",
                      help="also write KTAP (version 1, as KUnit; kunit.py parse reads it) to "
                           "FILE; '-' writes it to stdout and the usual report to stderr")
-    run.add_argument("--shard", metavar="I/N", type=_shard,
+    run.add_argument("--shard", metavar="I/N", type=shard_type,
                      help="run only shard I of N (1 <= I <= N) of the (scenario, seed) items: "
                           "item k of the run goes to shard k mod N + 1, so shards 1..N together "
                           "are exactly the whole run")
@@ -97,13 +99,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                             description="Print a JSON Schema (draft 2020-12) of the scenario "
                                         "format, for editors to validate and complete.")
     schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
-
-
-def _shard(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", text)
-    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, got {text[:40]!r}")
-    return int(m.group(1)), int(m.group(2))
 
 
 _WORD = re.compile(r"\(|\)|[^\s()]+")
@@ -184,7 +179,7 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     total = len(items)
     shard = args.shard or (1, 1)
-    items = items[shard[0] - 1::shard[1]]
+    items = list(shard_items(items, shard))
     from ksim.scenario.report import Reporter, write_json, write_junit, write_ktap
     from ksim.scenario.runner import PASS, run_scenario
     human = sys.stderr if args.ktap == "-" else sys.stdout

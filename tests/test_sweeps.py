@@ -1,0 +1,122 @@
+"""Sweeps (issue 13): the run record, replays past their end, shards and ``ksim merge``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ksim.strategy import decode_schedule, encode_schedule
+from ksim.stress import StressConfig, run_seed
+from ksim.sweep import MergeError, merge_documents, read_record, shard_items, unfinished
+
+VARIANTS = str(Path(__file__).resolve().parent / "stress_plugins")
+KSIM = str(Path(sys.executable).parent / "ksim")
+NOLOCK = ["--plugin-path", VARIANTS, "--plugin", "memconsole_nolock", "--cmdline",
+          "memconsole=8192", "--cpus", "2", "--threads", "3", "--messages", "10"]
+CONFIG = StressConfig(plugins=("memconsole_nolock",), plugin_path=(VARIANTS,),
+                      cmdline="memconsole=8192", cpus=2, threads=3, messages=10)
+
+
+def stress(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([KSIM, "stress", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_shard_k_mod_n_plus_one_and_the_shards_are_the_whole_run() -> None:
+    seeds = range(5, 15)
+    parts = [shard_items(seeds, (i, 3)) for i in (1, 2, 3)]
+    assert list(parts[0]) == [5, 8, 11, 14] and list(parts[2]) == [7, 10, 13]
+    assert sorted(s for p in parts for s in p) == list(seeds)
+
+
+def test_stress_shards_merged_give_the_identical_json_as_one_run(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.json"
+    assert stress(*NOLOCK, "--seeds", "0..7", "--json", str(whole)).returncode == 1
+    for i in (1, 2, 3):
+        proc = stress(*NOLOCK, "--seeds", "0..7", "--shard", f"{i}/3", "--json",
+                      str(tmp_path / f"s{i}.json"), *(["-j", "2"] if i == 2 else []))
+        assert proc.returncode == 1 and f"(shard {i}/3: " in proc.stdout
+    shard2 = json.loads((tmp_path / "s2.json").read_text())
+    assert [r["seed"] for r in shard2["results"]] == [1, 4, 7]
+    assert shard2["shard"] == {"index": 2, "count": 3, "items": 8}
+    merged = tmp_path / "merged.json"
+    proc = subprocess.run([KSIM, "merge", str(tmp_path / "s3.json"), str(tmp_path / "s1.json"),
+                           str(tmp_path / "s2.json"), "-o", str(merged)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert merged.read_text() == whole.read_text()
+
+
+def test_merge_refuses_files_that_are_not_the_shards_of_one_run(tmp_path: Path) -> None:
+    doc = {"format": "x", "shard": {"index": 1, "count": 2, "items": 3}, "results": [1, 3],
+           "config": {"a": 1}}
+    other = {**doc, "shard": {"index": 2, "count": 2, "items": 3}, "results": [2]}
+    assert merge_documents([other, doc])["results"] == [1, 2, 3]
+    with pytest.raises(MergeError, match="shard 2/2 missing"):
+        merge_documents([doc])
+    with pytest.raises(MergeError, match="'config' differs"):
+        merge_documents([doc, {**other, "config": {"a": 2}}])
+    with pytest.raises(MergeError, match="shard 1/2 again"):
+        merge_documents([doc, doc])
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    (tmp_path / "b.json").write_text("{not json")
+    proc = subprocess.run([KSIM, "merge", str(tmp_path / "a.json"), str(tmp_path / "b.json")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "b.json: not JSON" in proc.stderr
+
+
+def test_a_bad_stress_shard_is_usage_error() -> None:
+    for bad in ("0/3", "4/3", "x"):
+        proc = stress("--shard", bad)
+        assert proc.returncode == 2 and "expected I/N with 1 <= I <= N" in proc.stderr
+    proc = stress("--seed", "3", "--shard", "2/2")
+    assert proc.returncode == 2 and "no seed of the 1 falls in this shard" in proc.stderr
+
+
+def test_the_record_names_each_seed_before_it_runs_so_a_killed_harness_loses_none(
+        tmp_path: Path) -> None:
+    record = tmp_path / "run.jsonl"
+    proc = subprocess.Popen([KSIM, "stress", *NOLOCK, "--seeds", "0..100000", "--record",
+                             str(record)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if record.exists() and sum(line.get("event") == "done"
+                                       for line in read_record(str(record))) >= 3:
+                break
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # the harness dies: no chance to write anything
+        proc.wait()
+    lines = read_record(str(record))
+    assert lines[0]["format"] == "ksim-stress-record" and lines[0]["seeds"] == [0, 100000]
+    done = [line["seed"] for line in lines if line.get("event") == "done"]
+    assert done == list(range(len(done))) and len(done) >= 3
+    for line in lines[1:]:
+        if line.get("event") == "done":
+            assert not line["ok"] and line["schedule"].startswith("ks2.")
+    lost = unfinished(str(record))
+    assert [line["seed"] for line in lost] == [len(done)]  # the seed that was running
+    again = subprocess.run([KSIM, *shlex.split(lost[0]["command"])[1:]], capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 1 and f"FAIL seed {len(done)}" in again.stdout
+
+
+def test_a_replay_continues_past_the_end_of_its_schedule_with_the_seeds_strategy() -> None:
+    full = run_seed(CONFIG, 4)
+    decisions = decode_schedule(full.schedule)
+    prefix = encode_schedule(decisions[:len(decisions) // 3])
+    first = run_seed(CONFIG, 4, replay=prefix)
+    second = run_seed(CONFIG, 4, replay=prefix)
+    assert (first.digest, first.schedule) == (second.digest, second.schedule)  # deterministic
+    assert decode_schedule(first.schedule)[:len(decisions) // 3] == decisions[:len(decisions) // 3]
+    assert len(decode_schedule(first.schedule)) > len(decisions) // 3  # it went on
