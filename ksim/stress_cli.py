@@ -127,6 +127,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="run only shard I of N of the seeds: seed k of the range (from 0) goes "
                         "to shard k mod N + 1, so shards 1..N are exactly the whole run; "
                         "'ksim merge' joins their --json files (default: 1/1)")
+    p.add_argument("--shrink", action="store_true",
+                   help="reduce the first failing seed's schedule to the fewest context "
+                        "switches that still fail the same way; print its replay and a "
+                        "timeline of the threads at the switches")
     p.add_argument("--record", metavar="FILE",
                    help="append each seed's start (seed, replay, command) before it runs and "
                         "its verdict and schedule after, one JSON line each, flushed: a harness "
@@ -321,6 +325,29 @@ def _trace(config: StressConfig, results: list[StressResult], wanted: int | None
     return note
 
 
+def _leading(violations: tuple[str, ...]) -> list[str]:
+    """The checker reports first (they name the racing functions), then the symptoms."""
+    from ksim.harness import CHECKER_KINDS
+    return sorted(violations, key=lambda v: v.partition(":")[0] not in CHECKER_KINDS)
+
+
+def _shrink(config: StressConfig, result: StressResult) -> None:
+    """``--shrink``: the first failing seed's schedule, shrunk (:mod:`ksim.shrink`)."""
+    import attrs
+
+    from ksim.shrink import shrink_stress_seed
+    from ksim.stress import replay_command
+    shrunk = shrink_stress_seed(config, result.seed, result.schedule)
+    Stdout.write(f"shrunk seed {result.seed} to {shrunk.preemptions_after} preemption(s), "
+                 f"{shrunk.switches_after} context switch(es) (from {shrunk.preemptions_before} "
+                 f"and {shrunk.switches_before}; {shrunk.runs} runs), still failing with: "
+                 f"{shrunk.target}\n")
+    short = attrs.evolve(result, schedule=shrunk.schedule)
+    Stdout.write(f"  replay:   {replay_command(config, short)}\n")
+    for line in shrunk.timeline():
+        Stdout.write(f"  {line}\n")
+
+
 # -- the command ----------------------------------------------------------------------------
 def _validate(args: argparse.Namespace) -> tuple[StressConfig, range, range]:
     """The configuration, the whole run's seeds and this shard's."""
@@ -421,13 +448,15 @@ def main(args: argparse.Namespace) -> int:
     results.sort(key=lambda r: r.seed)
     failed = [r for r in results if not r.ok]
     for result in failed[:5]:
-        Stdout.write(f"FAIL seed {result.seed}: " + "; ".join(result.violations[:5]) + "\n")
+        Stdout.write(f"FAIL seed {result.seed}: " + "; ".join(_leading(result.violations)[:5])
+                     + "\n")
         for line in result.details[:12]:
             Stdout.write(f"  {line.strip()}\n")
-        Stdout.write(f"  schedule: {result.schedule}\n")
-        Stdout.write(f"  replay:   {replay_command(config, result)}\n")
+        Stdout.write(f"  replay:   {replay_command(config, result)}\n")  # the schedule, once
     if len(failed) > 5:
         Stdout.write(f"... and {len(failed) - 5} more failing seeds\n")
+    if args.shrink and failed and interrupted is None:
+        _shrink(config, failed[0])
     title = "ksim stress: " + _describe(config, whole, args.replay is not None)
     if args.shard is not None:
         title += f" (shard {shard[0]}/{shard[1]}: {len(seeds)} seeds)"

@@ -120,3 +120,49 @@ def test_a_replay_continues_past_the_end_of_its_schedule_with_the_seeds_strategy
     assert (first.digest, first.schedule) == (second.digest, second.schedule)  # deterministic
     assert decode_schedule(first.schedule)[:len(decisions) // 3] == decisions[:len(decisions) // 3]
     assert len(decode_schedule(first.schedule)) > len(decisions) // 3  # it went on
+
+
+# -- shrinking ------------------------------------------------------------------------------
+def test_ddmin_finds_a_one_minimal_failing_subset() -> None:
+    from ksim.shrink import ddmin
+    runs = []
+
+    def fails(items):  # type: ignore[no-untyped-def]
+        runs.append(list(items))
+        return {3, 11} <= set(items)
+
+    assert ddmin(list(range(20)), fails) == [3, 11]
+    assert ddmin([5], lambda items: True) == []  # nothing needed at all
+
+
+def test_shrink_turns_the_nolock_failure_into_a_replay_of_a_few_switches() -> None:
+    """The library's memconsole_nolock failure (the stress equivalent of
+    scenarios/memconsole/nolock-is-caught.yaml): from a random schedule with about a hundred
+    and fifty preemptions to one with none, whose replay still convicts proc_read against
+    record_msg's header updates."""
+    from ksim.shrink import shrink_stress_seed
+    failing = run_seed(CONFIG, 1)
+    assert not failing.ok and failing.switches > 50
+    shrunk = shrink_stress_seed(CONFIG, 1, failing.schedule)
+    assert shrunk.target.startswith("data-race: BUG: KCSAN: data-race in")
+    assert shrunk.preemptions_before == failing.switches
+    assert shrunk.preemptions_after <= 2 and shrunk.switches_after <= 4
+    assert len(shrunk.schedule) < len(failing.schedule) // 2
+    again = run_seed(CONFIG, 1, replay=shrunk.schedule)
+    assert again.violations == shrunk.violations
+    assert any(v.startswith("data-race: BUG: KCSAN: data-race in ") for v in again.violations)
+    timeline = shrunk.timeline()
+    assert timeline[0].split()[:2] == ["point", "stress/0"] and "-> reader" in "\n".join(timeline)
+
+
+def test_stress_shrink_prints_the_checker_reports_first_and_a_short_replay() -> None:
+    proc = stress(*NOLOCK, "--seeds", "1", "--shrink")
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("FAIL seed 1: data-race: BUG: KCSAN: data-race in ")
+    assert sum("ks2." in line for line in lines[:3]) == 1  # the schedule, once
+    shrunk = next(i for i, line in enumerate(lines) if line.startswith("shrunk seed 1 to 0 "))
+    replay = lines[shrunk + 1].split("replay:", 1)[1]
+    again = subprocess.run([KSIM, *shlex.split(replay)[1:]], capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 1 and "data-race in" in again.stdout.splitlines()[0]
