@@ -123,6 +123,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="the seed --trace records (default: the first failing one)")
     p.add_argument("--json", metavar="FILE",
                    help="write every finished seed's result as JSON (default: none)")
+    p.add_argument("--ktap", metavar="FILE",
+                   help="also write the results as KTAP version 1 (as KUnit prints them; "
+                        "kunit.py parse reads it): one suite, one test per seed (default: none)")
     p.add_argument("--shard", metavar="I/N", type=shard_type, default=None,
                    help="run only shard I of N of the seeds: seed k of the range (from 0) goes "
                         "to shard k mod N + 1, so shards 1..N are exactly the whole run; "
@@ -304,6 +307,40 @@ def _report_json(config: StressConfig, whole: range, seeds: range, shard: tuple[
     }, indent=1) + "\n"
 
 
+def stress_ktap(config: StressConfig, seeds: range, results: list[StressResult],
+                interrupted: int | None) -> str:
+    """KTAP version 1 (Documentation/dev-tools/ktap.rst), as KUnit nests a suite: the run is
+    one test with one subtest per seed; a failing seed's violations and replay command are
+    diagnostic lines before its result line; seeds an interrupt kept from running are
+    ``# SKIP``."""
+    from ksim.scenario.report import KTAP_INDENT as sub
+    from ksim.scenario.report import _ktap_diag, _ktap_name
+    from ksim.stress import replay_command
+    by_seed = {r.seed: r for r in results}
+    name = _ktap_name("ksim stress: " + _describe(config, seeds, False))
+    out = ["KTAP version 1", "1..1", f"{sub}KTAP version 1", f"{sub}# Subtest: {name}",
+           f"{sub}1..{len(seeds)}"]
+    counts = {"pass": 0, "fail": 0, "skip": 0}
+    for case, seed in enumerate(seeds, start=1):
+        r = by_seed.get(seed)
+        if r is None:
+            why = signal.Signals(interrupted).name if interrupted else "the run"
+            out.append(f"{sub}ok {case} seed={seed} # SKIP not run (stopped by {why})")
+            counts["skip"] += 1
+        elif r.ok:
+            out.append(f"{sub}ok {case} seed={seed}")
+            counts["pass"] += 1
+        else:
+            out += _ktap_diag([*_leading(r.violations), *(d.strip() for d in r.details),
+                               "replay: " + replay_command(config, r)], sub)
+            out.append(f"{sub}not ok {case} seed={seed}")
+            counts["fail"] += 1
+    out.append(f"# {name}: pass:{counts['pass']} fail:{counts['fail']} skip:{counts['skip']} "
+               f"total:{len(seeds)}")
+    out.append(("not ok" if counts["fail"] else "ok") + f" 1 {name}")
+    return "\n".join(out) + "\n"
+
+
 def _trace(config: StressConfig, results: list[StressResult], wanted: int | None,
            path: str) -> str:
     """Run the chosen seed again, replaying its schedule, with a trace attached."""
@@ -403,7 +440,7 @@ def main(args: argparse.Namespace) -> int:
     config, whole, seeds = _validate(args)
     shard = args.shard or (1, 1)
     outputs = {name: prepare_output(getattr(args, name), f"--{name}", "stress")
-               for name in ("json", "trace", "record") if getattr(args, name) is not None}
+               for name in ("json", "trace", "record", "ktap") if getattr(args, name) is not None}
     from ksim.plugins import load_plugins
     from ksim.stress import ReplayMismatch, replay_command, run_length, run_seed, \
         stress_command
@@ -469,6 +506,8 @@ def main(args: argparse.Namespace) -> int:
     if "json" in outputs:
         write_atomic(outputs["json"], _report_json(config, whole, seeds, shard, results,
                                                    interrupted))
+    if "ktap" in outputs:
+        write_atomic(outputs["ktap"], stress_ktap(config, seeds, results, interrupted))
     if interrupted is not None:
         print(f"ksim stress: stopped by {signal.Signals(interrupted).name}", file=sys.stderr)
         return exit_status_for(interrupted)

@@ -166,3 +166,22 @@ def test_stress_shrink_prints_the_checker_reports_first_and_a_short_replay() -> 
     again = subprocess.run([KSIM, *shlex.split(replay)[1:]], capture_output=True, text=True,
                            timeout=120)
     assert again.returncode == 1 and "data-race in" in again.stdout.splitlines()[0]
+
+
+def test_stress_ktap_is_one_suite_with_a_test_per_seed_that_kunit_parse_reads(
+        tmp_path: Path) -> None:
+    from test_scenario_ktap_shard import parse_ktap
+    out = tmp_path / "stress.ktap"
+    proc = stress("--plugin-path", VARIANTS, "--plugin", "memconsole_conlock", *NOLOCK[4:],
+                  "--seeds", "0..1", "--ktap", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = out.read_text().splitlines()
+    [(ok, name, seeds)] = parse_ktap(list(lines))
+    assert ok and name == "ksim stress: seeds 0..1, memconsole_conlock, strategy random"
+    assert [(ok, n) for ok, n, _ in seeds] == [(True, "seed=0"), (True, "seed=1")]
+    proc = stress(*NOLOCK, "--seeds", "3", "--ktap", str(out))
+    lines = out.read_text().splitlines()
+    [(ok, _, [(seed_ok, _, _)])] = parse_ktap(list(lines))
+    assert proc.returncode == 1 and not ok and not seed_ok
+    assert lines[5].startswith("    # data-race: BUG: KCSAN: data-race in ")
+    assert any(line.startswith("    # replay: ksim stress ") for line in lines)
