@@ -96,7 +96,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                           "keep_ram_file: true) live outside the scenario's folder; a "
                           "'corrupt' step then writes wherever that file is")
     schema = sub.add_parser("schema", help="print the JSON Schema of the scenario format",
-                            description="Print a JSON Schema (draft 2020-12) of the scenario "
+                            description="Print a JSON Schema (draft-07, what the YAML "
+                                        "language server reads) of the scenario "
                                         "format, for editors to validate and complete.")
     schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
 
