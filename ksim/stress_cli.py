@@ -116,9 +116,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "and options; default: none)")
     p.add_argument("-j", "--jobs", type=_number(1, MAX_JOBS), default=1, metavar="N",
                    help="processes to spread seeds over (default 1)")
-    p.add_argument("--trace", metavar="FILE.json",
-                   help="write a Chrome trace-event timeline (Perfetto) of the first failing "
-                        "seed, or of the first seed if none fails (default: none)")
+    p.add_argument("--trace", metavar="FILE",
+                   help="write a Perfetto timeline (Perfetto's protobuf format; a FILE ending "
+                        "in .json gets Chrome trace-event JSON) of the first failing seed, or "
+                        "of the first seed if none fails (default: none)")
     p.add_argument("--trace-seed", type=_number(0, 2 ** 64 - 1), default=None, metavar="N",
                    help="the seed --trace records (default: the first failing one)")
     p.add_argument("--json", metavar="FILE",
@@ -355,7 +356,7 @@ def _trace(config: StressConfig, results: list[StressResult], wanted: int | None
         why = "the first failing seed" if failing else "no seed failed: the first seed"
     trace = Trace()
     again = run_seed(config, chosen.seed, chosen.schedule or None, trace=trace)
-    write_atomic(path, trace.dumps())
+    write_atomic(path, trace.dumps() if path.endswith(".json") else trace.dumps_proto())
     note = f"trace: seed {chosen.seed} ({why}) written to {path}"
     if again.digest != chosen.digest:
         note += " (warning: the traced run's output differs from the sweep's)"
@@ -423,9 +424,15 @@ def _validate(args: argparse.Namespace) -> tuple[StressConfig, range, range]:
         if not seeds:
             raise UsageError(f"ksim stress: --shard {args.shard[0]}/{args.shard[1]}: no seed "
                              f"of the {len(whole)} falls in this shard")
+    if args.trace is not None and not args.trace.endswith(".json"):
+        import importlib.util
+        if importlib.util.find_spec("perfetto") is None:
+            raise UsageError(f"ksim stress: --trace {shown(args.trace)}: Perfetto's protobuf "
+                             "format needs the perfetto package (pip install 'ksim[perfetto]'); "
+                             "a file name ending in .json gets the Chrome JSON format")
     if args.trace_seed is not None:
         if args.trace is None:
-            raise UsageError("ksim stress: --trace-seed needs --trace FILE.json")
+            raise UsageError("ksim stress: --trace-seed needs --trace FILE")
         if args.trace_seed not in seeds:
             raise UsageError(f"ksim stress: --trace-seed {args.trace_seed} is not among the "
                              f"seeds run ({seeds[0]}..{seeds[-1]})")

@@ -185,3 +185,62 @@ def test_stress_ktap_is_one_suite_with_a_test_per_seed_that_kunit_parse_reads(
     assert proc.returncode == 1 and not ok and not seed_ok
     assert lines[5].startswith("    # data-race: BUG: KCSAN: data-race in ")
     assert any(line.startswith("    # replay: ksim stress ") for line in lines)
+
+
+# -- Perfetto traces ------------------------------------------------------------------------
+def _packets(path: Path):  # type: ignore[no-untyped-def]
+    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
+    trace = Trace()
+    trace.ParseFromString(path.read_bytes())
+    return list(trace.packet)
+
+
+def test_the_trace_is_perfettos_protobuf_with_cpu_tracks_nested_slices_and_lock_flows(
+        tmp_path: Path) -> None:
+    """Read back with the perfetto package's own protos (its trace processor downloads a
+    binary, which an offline machine cannot: then this test checks the protobuf itself)."""
+    pytest.importorskip("perfetto")
+    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import TrackEvent
+    path = tmp_path / "t.pftrace"
+    proc = stress("--plugin-path", VARIANTS, "--plugin", "memconsole", *NOLOCK[4:],
+                  "--irq-printk", "3", "--nmi", "2", "--seeds", "0", "--trace", str(path))
+    assert proc.returncode == 0 and f"written to {path}" in proc.stdout
+    packets = _packets(path)
+    tracks = {p.track_descriptor.uuid: p.track_descriptor.name for p in packets
+              if p.HasField("track_descriptor")}
+    assert {"CPU0", "CPU1", "CPU0 locks", "CPU1 locks"} <= set(tracks.values())
+    stacks: dict[int, list[str]] = {}
+    names: dict[str, set[str]] = {}
+    flows_out, flows_in = set(), set()
+    last = 0
+    for p in packets:
+        if not p.HasField("track_event"):
+            continue
+        assert p.timestamp >= last  # in time order
+        last = p.timestamp
+        e = p.track_event
+        stack = stacks.setdefault(e.track_uuid, [])
+        if e.type == TrackEvent.TYPE_SLICE_BEGIN:
+            stack.append(e.name)
+            names.setdefault(e.categories[0], set()).add(e.name)
+            flows_out.update(e.flow_ids)
+            flows_in.update(e.terminating_flow_ids)
+        else:
+            assert e.type == TrackEvent.TYPE_SLICE_END and stack  # every slice closes
+            stack.pop()
+    assert all(not s for s in stacks.values())
+    assert {"stress/0", "reader/0"} <= names["run"]
+    assert any(n.startswith("irq ") for n in names["irq"])
+    assert any(n.startswith("nmi ") for n in names["nmi"])
+    assert "buf_lock" in " ".join(names["lock"]) and names["contention"]
+    assert flows_in and flows_in <= flows_out  # each waiter's arrow starts at a holder
+
+
+def test_a_trace_file_named_json_stays_chrome_json(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    proc = stress("--plugin-path", VARIANTS, "--plugin", "memconsole", *NOLOCK[4:],
+                  "--seeds", "0", "--trace", str(path))
+    assert proc.returncode == 0
+    events = json.loads(path.read_text())["traceEvents"]
+    assert {"run", "lock", "contention"} <= {e.get("cat") for e in events}
+    assert {e["ph"] for e in events} >= {"X", "s", "f"}
