@@ -116,6 +116,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "and options; default: none)")
     p.add_argument("-j", "--jobs", type=_number(1, MAX_JOBS), default=1, metavar="N",
                    help="processes to spread seeds over (default 1)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run the seeds on the Dask cluster whose scheduler is at ADDRESS "
+                        "(tcp://host:8786; pip install 'ksim[dask]'; the plugins must be at the "
+                        "same paths on the workers): the same results as a serial run "
+                        "(default: this machine, -j)")
     p.add_argument("--trace", metavar="FILE",
                    help="write a Perfetto timeline (Perfetto's protobuf format; a FILE ending "
                         "in .json gets Chrome trace-event JSON) of the first failing seed, or "
@@ -416,6 +421,9 @@ def _validate(args: argparse.Namespace) -> tuple[StressConfig, range, range]:
             seeds = parse_seeds(args.seeds or DEFAULT_SEEDS)
         except ValueError as exc:
             raise UsageError(f"ksim stress: {exc}") from None
+    if args.dask is not None and (args.jobs > 1 or args.replay is not None):
+        raise UsageError("ksim stress: --dask runs the seeds on a cluster: not with -j N "
+                         "(the cluster's workers are the jobs) nor --replay (one seed)")
     whole = seeds
     if args.shard is not None:
         if args.replay is not None:
@@ -452,6 +460,13 @@ def main(args: argparse.Namespace) -> int:
     from ksim.stress import ReplayMismatch, replay_command, run_length, run_seed, \
         stress_command
     load_plugins(config.plugins, config.plugin_path)  # an unknown plugin fails before any run
+    client = None
+    if args.dask is not None:
+        from ksim.sweep import dask_client
+        try:
+            client = dask_client(args.dask)
+        except ValueError as exc:
+            raise UsageError(f"ksim stress: {exc}") from None
     record = _open_record(outputs.get("record"), config, whole, shard)
 
     def on_start(seed: int) -> None:
@@ -479,7 +494,7 @@ def main(args: argparse.Namespace) -> int:
                         f"({exc}); replay it with the options and --seed printed beside it"
                     ) from None
             else:
-                _sweep(config, seeds, args.jobs, results, on_start, on_done)
+                _sweep(config, seeds, args.jobs, results, on_start, on_done, client)
         except BaseException as exc:
             if not is_interrupt(exc):
                 raise
@@ -487,6 +502,9 @@ def main(args: argparse.Namespace) -> int:
         finally:
             if record is not None:
                 record.close()
+            if client is not None:
+                with interrupts_ignored():
+                    client.close()
     if interrupted is not None:
         ignore_interrupts()
     results.sort(key=lambda r: r.seed)
@@ -535,10 +553,19 @@ def _open_record(path: str | None, config: StressConfig, whole: range,
 
 
 def _sweep(config: StressConfig, seeds: range, jobs: int, results: list[StressResult],
-           on_start: Callable[[int], None], on_done: Callable[[StressResult], None]) -> None:
-    pool = _Pool(config, seeds, jobs, on_start) if jobs > 1 and len(seeds) > 1 else None
+           on_start: Callable[[int], None], on_done: Callable[[StressResult], None],
+           client: Any = None) -> None:
+    pool = _Pool(config, seeds, jobs, on_start) if jobs > 1 and len(seeds) > 1 \
+        and client is None else None
     try:
-        source = pool.results() if pool is not None else _serial(config, seeds, on_start)
+        if client is not None:
+            from ksim.stress import run_seed
+            from ksim.sweep import dask_map
+            source = dask_map(client, run_seed, [(config, seed) for seed in seeds], on_start)
+        elif pool is not None:
+            source = pool.results()
+        else:
+            source = _serial(config, seeds, on_start)
         progress = _progress(len(seeds))
         if progress is None:
             for result in source:

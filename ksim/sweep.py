@@ -274,3 +274,39 @@ def merge_main(args: argparse.Namespace) -> int:
     else:
         write_atomic(output, text)
     return 0
+
+
+# -- Dask -----------------------------------------------------------------------------------
+def dask_client(address: str) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address`` (``ValueError`` saying what
+    is missing or unreachable)."""
+    try:
+        import distributed
+    except ImportError:
+        raise ValueError("--dask needs the dask extra: pip install 'ksim[dask]'") from None
+    try:
+        # The default client (distributed.as_completed looks for one); how long to try is
+        # dask's own setting, distributed.comm.timeouts.connect (30 s;
+        # $DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT).
+        return distributed.Client(address)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ValueError(f"--dask {address[:80]!r}: cannot reach the Dask scheduler: "
+                         f"{exc}") from None
+
+
+def dask_map(client: Any, fn: Callable[..., T], args: Sequence[Any],
+             on_start: Callable[[Any], None]) -> Any:
+    """``fn(*a)`` for each ``a`` of ``args`` on the cluster, yielded as they finish
+    (``on_start(a[1])``, the seed, before each is submitted).  Each task is pure (a seed's run
+    depends on its seed and configuration), so a worker lost and its task rerun elsewhere
+    gives the same result; ``pure=False`` keeps Dask from merging two equal calls."""
+    import distributed
+    futures = []
+    for a in args:
+        on_start(a[1])
+        futures.append(client.submit(fn, *a, pure=False))
+    try:
+        for future in distributed.as_completed(futures):
+            yield future.result()
+    finally:
+        client.cancel(futures)

@@ -244,3 +244,27 @@ def test_a_trace_file_named_json_stays_chrome_json(tmp_path: Path) -> None:
     events = json.loads(path.read_text())["traceEvents"]
     assert {"run", "lock", "contention"} <= {e.get("cat") for e in events}
     assert {e["ph"] for e in events} >= {"X", "s", "f"}
+
+
+# -- Dask -----------------------------------------------------------------------------------
+def test_seeds_on_a_dask_cluster_give_the_same_json_as_a_serial_run(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    serial, spread, record = (tmp_path / n for n in ("serial.json", "dask.json", "r.jsonl"))
+    assert stress(*NOLOCK, "--seeds", "0..7", "--json", str(serial)).returncode == 1
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        proc = stress(*NOLOCK, "--seeds", "0..7", "--dask", cluster.scheduler_address,
+                      "--json", str(spread), "--record", str(record))
+    assert proc.returncode == 1, proc.stderr
+    assert spread.read_text() == serial.read_text()
+    assert sorted(line["seed"] for line in read_record(str(record))
+                  if line.get("event") == "done") == list(range(8))
+
+
+def test_dask_without_a_scheduler_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("distributed")
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "1s")
+    proc = stress("--seeds", "0..1", "--dask", "tcp://127.0.0.1:9", timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("ksim stress: --dask 'tcp://127.0.0.1:9': cannot reach")
+    assert proc.stderr.count("\n") == 1
