@@ -42,10 +42,12 @@ from ksim.scenario.expect import Failure, Seen, check
 from ksim.scenario.loader import ram_file_problem
 from ksim.scenario.model import (
     Boot, CatStep, CorruptStep, ExpectStep, Expectation, InsmodStep, IrqStep, MachineSpec, NmiStep,
-    ReadStep,
-    NotifierStep, OopsStep, PanicStep, PluginRef, PrintkStep, RmmodStep, Scenario, SleepStep,
-    SpawnStep, Step, SysRebootStep, WriteStep, corrupt_bytes, parse_duration, parse_priority,
+    NotifierStep, OopsStep, PanicStep, PluginRef, PrintkStep, ReadStep, RmmodStep, Scenario,
+    SleepStep, SpawnStep, Step, SysRebootStep, WriteStep, corrupt_bytes, parse_duration,
+    parse_priority,
 )
+from ksim.strategy import parse_strategy
+from ksim.stress import FIRST_RUN_POINTS, LIVELOCK_FACTOR, MIN_BUDGET
 
 PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
 READ_TIMEOUT = 1.0  # virtual seconds a read of a stopped kernel's file may block
@@ -163,11 +165,14 @@ class _BootRun:
 
 class ScenarioRun:
     def __init__(self, scenario: Scenario, seed: int, result: Result, *,
-                 ram_files_anywhere: bool = False) -> None:
+                 ram_files_anywhere: bool = False, lengths: dict[int, int] | None = None) -> None:
         self.sc = scenario
         self.seed = seed
         self.result = result
         self.ram_files_anywhere = ram_files_anywhere
+        # PCT's k per concurrent boot (run_lengths), and the preemption points each one made
+        self.lengths = lengths
+        self.points: dict[int, int] = {}
         self.machine: Any = None  # the Machine, while run() runs
         self.prev_kernel: Any = None
         self.current_step: tuple[int, Step] | None = None
@@ -263,8 +268,10 @@ class ScenarioRun:
                 run.kernel = k
                 if k.outcome == "running":
                     if boot.concurrent:
+                        steps = (self.lengths or {}).get(boot.index)
                         run.conc = BootConcurrency(k, sc.strategy,
-                                                   boot_seed(self.seed, boot.index))
+                                                   boot_seed(self.seed, boot.index),
+                                                   steps=steps, budget=boot_budget(boot, steps))
                     if boot.checked:
                         checkers = attach_checkers(k)
                     for i, step in enumerate(boot.steps):
@@ -290,6 +297,8 @@ class ScenarioRun:
             run.outcome = k.outcome
         self.log_boot(run, cmdline)
         if run.conc is not None:
+            if run.conc.sched.verdict is None:  # a run cut short by a verdict measures nothing
+                self.points[boot.index] = run.conc.sched.points
             self.log(f"{where}: {run.conc.summary()}")
         if not run.finished and boot.steps:
             self.report_unrun(run, where)
@@ -651,9 +660,49 @@ def _crash_summary(exc: BaseException) -> list[str]:
     return [f"at {short_path(fr.filename)}:{fr.lineno} in {fr.name}" for fr in frames[-6:]]
 
 
-async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool) -> None:
+def boot_budget(boot: Boot, steps: int | None) -> int:
+    """The step budget of a concurrent boot (past it the boot ends with a livelock verdict):
+    :data:`~ksim.stress.LIVELOCK_FACTOR` times its length when the length is known (PCT),
+    else :data:`~ksim.stress.FIRST_RUN_POINTS` per message, read and interrupt its steps
+    ask for, generously: no run of the library comes near either."""
+    if steps:
+        return max(LIVELOCK_FACTOR * steps, MIN_BUDGET)
+    work = 1
+    for step in boot.steps:
+        if isinstance(step, (SpawnStep, ReadStep)):
+            work += step.threads * step.count
+        elif isinstance(step, (IrqStep, NmiStep)):
+            work += step.count
+    return max(FIRST_RUN_POINTS * work, 10 * MIN_BUDGET)
+
+
+_RUN_LENGTHS: dict[str, dict[int, int]] = {}
+
+
+def run_lengths(sc: Scenario) -> dict[int, int]:
+    """PCT's k for each concurrent boot of ``sc``: the preemption points that boot made in a
+    round-robin run with seed 0 (memoised per scenario and process, so it is the same k on
+    every machine and for every seed, whichever seeds are run).  The first run keeps no RAM
+    file and checks no verdict: it only measures."""
+    key = repr(sc)
+    if key not in _RUN_LENGTHS:
+        first = attrs.evolve(sc, strategy="rr", verdict=None,
+                             machine=attrs.evolve(sc.machine, keep_ram_file=False))
+        points: dict[int, int] = {}
+        trio.run(_run, first, 0, Result(first, 0), False, None, points,
+                 clock=trio.testing.MockClock(autojump_threshold=0))
+        _RUN_LENGTHS[key] = points
+    return _RUN_LENGTHS[key]
+
+
+async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool,
+               lengths: dict[int, int] | None = None,
+               points: dict[int, int] | None = None) -> None:
     t0 = trio.current_time()
-    runner = ScenarioRun(sc, seed, result, ram_files_anywhere=ram_files_anywhere)
+    runner = ScenarioRun(sc, seed, result, ram_files_anywhere=ram_files_anywhere,
+                         lengths=lengths)
+    if points is not None:
+        runner.points = points
     try:
         await runner.run()
     except (KeyboardInterrupt, SystemExit):
@@ -686,8 +735,9 @@ def run_scenario(sc: Scenario, seed: int | None = None, *,
     result = Result(sc, seed)
     start = time.perf_counter()
     clock = trio.testing.MockClock(autojump_threshold=0)
+    lengths = run_lengths(sc) if parse_strategy(sc.strategy)[0] == "pct" else None
     try:
-        trio.run(_run, sc, seed, result, ram_files_anywhere, clock=clock)
+        trio.run(_run, sc, seed, result, ram_files_anywhere, lengths, clock=clock)
     finally:
         result.wall = time.perf_counter() - start
     if result.status != ERROR and result.failures:
