@@ -268,3 +268,38 @@ def test_dask_without_a_scheduler_is_one_line(monkeypatch: pytest.MonkeyPatch) -
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("ksim stress: --dask 'tcp://127.0.0.1:9': cannot reach")
     assert proc.stderr.count("\n") == 1
+
+
+def test_run_shards_merged_are_the_whole_runs_json_but_for_wall_times(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("""\
+name: passes
+seeds: [1, 2, 3]
+boots: [{steps: [{printk: "hello"}], expect: [{dmesg: {contains: hello}}]}]
+---
+name: fails
+seeds: [1, 2]
+verdict: {question: "Is it there?", answer: fails, why: "it never is",
+          observe: {dmesg: {contains: "not there"}}}
+boots: [{expect: [{dmesg: {contains: "not there"}}]}]
+""")
+
+    def run(*extra: str) -> dict:
+        out = tmp_path / f"r{len(list(tmp_path.iterdir()))}.json"
+        proc = subprocess.run([KSIM, "run", str(tmp_path / "a.yaml"), "--json", str(out),
+                               *extra], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        return json.loads(out.read_text())
+
+    def timeless(doc: dict) -> dict:
+        doc["summary"] = {k: v for k, v in doc["summary"].items()
+                          if k not in ("wall_s", "scenarios_per_s")}
+        for r in doc["results"]:
+            del r["wall_s"]
+        return doc
+
+    whole = run()
+    shards = [run("--shard", f"{i}/2") for i in (2, 1)]
+    merged = merge_documents(shards)
+    assert [r["id"] for r in merged["results"]] == [r["id"] for r in whole["results"]]
+    assert merged["verdicts"] == whole["verdicts"] and merged["verdicts"][0]["agrees"] is True
+    assert timeless(merged) == timeless(whole)
