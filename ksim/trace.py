@@ -8,7 +8,7 @@ axis is the scheduler's step count — one preemption point is one microsecond o
 because virtual time stands still while simulated CPUs compute; it is the order of events
 that matters, and it is exact.
 
-:meth:`Trace.dumps_proto` writes Perfetto's protobuf trace (``TracePacket``\ s of track
+:meth:`Trace.dumps_proto` writes Perfetto's protobuf trace (``TracePacket`` messages of track
 descriptors and ``TrackEvent`` slices, built with the official ``perfetto`` package's
 ``TraceProtoBuilder``: ``pip install ksim[perfetto]``); :meth:`Trace.dumps` the Chrome
 trace-event JSON Perfetto calls legacy (flows as ``s``/``f`` events).
