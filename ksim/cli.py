@@ -90,7 +90,7 @@ class _Parser(argparse.ArgumentParser):
             message = (f"unknown command {shown(word)}{did_you_mean(word, commands)} "
                        f"(commands: {', '.join(commands)})")
         elif message.startswith("the following arguments are required: COMMAND"):
-            message = ("expected a command: boot, stress, run, schema or plugins "
+            message = ("expected a command: boot, stress, merge, run, schema or plugins "
                        "(ksim --help says more)")
         raise UsageError(f"{self.prog}: {message}")
 
