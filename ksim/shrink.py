@@ -36,7 +36,8 @@ from ksim.strategy import C, Replay, Strategy, decode_irq, decode_schedule
 Key = tuple[int, int]  # (preemption point, rank among the decisions at that point)
 T = TypeVar("T")
 MAX_RUNS = 3000  # a shrink stops trying after this many runs (what it has is still a failure)
-INFRASTRUCTURE = ("ksim/scheduler.py", "ksim/strategy.py", "ksim/current.py", "ksim/preempt.py")
+INFRASTRUCTURE = ("ksim/scheduler.py", "ksim/strategy.py", "ksim/current.py", "ksim/preempt.py",
+                  "ksim/shrink.py")
 
 
 def default_pick(candidates: Sequence[C], running: C | None) -> C:
@@ -51,17 +52,37 @@ def default_pick(candidates: Sequence[C], running: C | None) -> C:
     return candidates[0]
 
 
+def _shown(names: list[str]) -> str:
+    """The innermost two functions, ``inner<caller``."""
+    return "<".join(names[-1:-3:-1]) or "-"
+
+
 def where(thread: object) -> str:
-    """The innermost kernel function ``thread`` is in (its coroutine chain, the scheduler's
-    own frames left out)."""
+    """Where the suspended ``thread`` is: its coroutine chain, outermost first, the
+    scheduler's own frames left out."""
     coro = getattr(thread, "coro", None)
-    name = "-"
+    names = []
     while coro is not None:
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
         if frame is not None and not frame.f_code.co_filename.endswith(INFRASTRUCTURE):
-            name = frame.f_code.co_name
+            names.append(frame.f_code.co_name)
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return name
+    return _shown(names)
+
+
+def where_running() -> str:
+    """Where the running thread is: the strategy is asked from inside its call stack (a
+    running coroutine has no ``cr_await`` to follow)."""
+    import sys
+    names: list[str] = []
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.endswith(INFRASTRUCTURE):
+        frame = frame.f_back  # type: ignore[assignment]
+    while frame is not None and len(names) < 2:
+        if not frame.f_code.co_filename.endswith(INFRASTRUCTURE):
+            names.insert(0, frame.f_code.co_name)
+        frame = frame.f_back  # type: ignore[assignment]
+    return _shown(names)
 
 
 @attrs.frozen
@@ -142,7 +163,7 @@ class Steered(Strategy):
         self.log.append(Decision(
             self.point, key[1], running.tid if running is not None else None, could,
             chosen.tid, default.tid,
-            where(running) if switch and self._names else "",
+            where_running() if switch and self._names else "",
             where(chosen) if self._names and chosen.tid != previous else "", previous))
         return chosen
 
