@@ -194,10 +194,10 @@ def failure_key(violation: str) -> str:
     return re.sub(r"\d+", "N", re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", violation))
 
 
-def target_of(violations: Sequence[str]) -> str:
+def leading_failure(violations: Sequence[str]) -> str:
     """The failure a shrink keeps: the first checker report, else the first violation."""
     checkers = [v for v in violations if v.partition(":")[0] in CHECKER_KINDS]
-    return failure_key((checkers or list(violations))[0])
+    return (checkers or list(violations))[0]
 
 
 def ddmin(items: Sequence[T], fails: Callable[[Sequence[T]], bool]) -> list[T]:
@@ -278,16 +278,20 @@ class Shrunk:
 
 
 def shrink(run: Callable[[Strategy], tuple[Sequence[str], str]], schedule: str,
-           max_runs: int = MAX_RUNS) -> Shrunk:
+           max_runs: int = MAX_RUNS, *, picks_only: bool = False,
+           key: Callable[[str], str] = failure_key) -> Shrunk:
     """Shrink the failing ``schedule``.  ``run(strategy)`` runs the seed under ``strategy``
-    and returns (violations, schedule string)."""
+    and returns (violations, schedule string).  ``picks_only``: the strategy makes the thread
+    choices only (a scenario's irq steps raise their own interrupts); ``key``: what makes two
+    violations the same failure."""
     recorded = decode_schedule(schedule)
-    interrupts = [v for v in recorded if v < 0]
-    original = Steered({}, inner=Replay(recorded))
+    interrupts = [] if picks_only else [v for v in recorded if v < 0]
+    original = Steered({}, inner=Replay([v for v in recorded if v >= 0] if picks_only
+                                        else recorded))
     violations, _ = run(original)
     if not violations:
         raise ValueError("the schedule does not fail: nothing to shrink")
-    target = target_of(violations)
+    target = key(leading_failure(violations))
     runs = 1
 
     def fails(directives: dict[Key, int]) -> bool:
@@ -296,7 +300,7 @@ def shrink(run: Callable[[Strategy], tuple[Sequence[str], str]], schedule: str,
             return False
         runs += 1
         found, _ = run(Steered(directives, interrupts))
-        return any(failure_key(v) == target for v in found)
+        return any(key(v) == target for v in found)
 
     log = original.log
     everything = directives_of(log)
@@ -308,7 +312,7 @@ def shrink(run: Callable[[Strategy], tuple[Sequence[str], str]], schedule: str,
     kept = ddmin(sorted(stage), lambda keys: fails({k: stage[k] for k in keys}))
     final = Steered({k: stage[k] for k in kept}, interrupts, names=True)
     found, shrunk_schedule = run(final)
-    if not any(failure_key(v) == target for v in found):  # the run budget ran out midway
+    if not any(key(v) == target for v in found):  # the run budget ran out midway
         final = Steered(everything, interrupts, names=True)
         found, shrunk_schedule = run(final)
         kept = sorted(everything)
@@ -338,5 +342,24 @@ def shrink_stress_seed(config: object, seed: int, schedule: str,
     return shrink(run, schedule, max_runs)
 
 
+
+
+def shrink_scenario(scenario: object, seed: int, boot: int, schedule: str,
+                    max_runs: int = MAX_RUNS, **options: object) -> Shrunk:
+    """:func:`shrink` over runs of a scenario's ``seed``, steering concurrent boot ``boot``;
+    "the same failure" is the same expectation (its location and title) failing again."""
+    from ksim.scenario.runner import run_scenario
+
+    def run(strategy: Strategy) -> tuple[Sequence[str], str]:
+        result = run_scenario(scenario, seed, strategies={boot: strategy},  # type: ignore[arg-type]
+                              **options)  # type: ignore[arg-type]
+        found = [f"{f.loc}: {f.title}" for f in result.failures]
+        if result.error:
+            found.append(result.error)
+        return found, result.schedules.get(boot, "")
+
+    return shrink(run, schedule, max_runs, picks_only=True, key=lambda v: v)
+
+
 __all__ = ["Shrunk", "Steered", "ddmin", "default_pick", "failure_key", "shrink",
-           "shrink_stress_seed", "target_of"]
+           "leading_failure", "shrink_scenario", "shrink_stress_seed"]

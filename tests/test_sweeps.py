@@ -303,3 +303,29 @@ boots: [{expect: [{dmesg: {contains: "not there"}}]}]
     assert [r["id"] for r in merged["results"]] == [r["id"] for r in whole["results"]]
     assert merged["verdicts"] == whole["verdicts"] and merged["verdicts"][0]["agrees"] is True
     assert timeless(merged) == timeless(whole)
+
+
+def test_run_shrink_reduces_a_failing_concurrent_scenario_to_its_forced_switches(
+        tmp_path: Path) -> None:
+    (tmp_path / "race.yaml").write_text(f"""\
+name: memconsole without its lock has no race
+machine: {{cpus: 2}}
+seeds: [1]
+plugin_path: {VARIANTS}
+plugins: [memconsole_nolock]
+boots:
+  - cmdline: "memconsole=8192 loglevel=8"
+    steps:
+      - spawn: {{threads: 3, count: 10, text: "worker {{thread}} msg {{i}}", wait: false}}
+      - read: {{path: /proc/memconsole, count: 5, wait: false}}
+      - irq: {{count: 4, every: 20}}
+    expect:
+      - reports: {{kind: data-race, count: 0}}
+""")
+    proc = subprocess.run([KSIM, "run", str(tmp_path / "race.yaml"), "--shrink"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("shrunk "))
+    assert " boot 1 to 0 preemption(s), 3 context switch(es) (from " in line
+    assert line.endswith("boot 1: reports data-race: count")  # the expectation that failed
+    assert "-> reader" in proc.stdout

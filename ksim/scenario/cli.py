@@ -85,6 +85,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      help="run only shard I of N (1 <= I <= N) of the (scenario, seed) items: "
                           "item k of the run goes to shard k mod N + 1, so shards 1..N together "
                           "are exactly the whole run")
+    run.add_argument("--shrink", action="store_true",
+                     help="shrink the first failing concurrent scenario's schedule to the "
+                          "fewest context switches that fail the same expectation; print it "
+                          "and a timeline of the threads at the switches")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="show what happened (boots, cat output) for passing scenarios too")
     run.add_argument("-x", "--exitfirst", action="store_true",
@@ -203,6 +207,8 @@ def run_command(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - start
         reporter.finish(wall)
     results = reporter.results
+    if args.shrink:
+        _shrink(results, human, args.ram_files_anywhere)
     try:
         if args.junit:
             write_junit(results, wall, args.junit)
@@ -216,6 +222,27 @@ def run_command(args: argparse.Namespace) -> int:
     ok = all(r.status == PASS for r in results) and len(results) == len(items) \
         and not contradicted
     return EXIT_PASS if ok else EXIT_FAIL
+
+
+def _shrink(results, stream: TextIO, ram_files_anywhere: bool) -> None:
+    """``--shrink``: the first failing result with a concurrent boot (its last one)."""
+    from ksim.scenario.runner import FAIL
+    from ksim.shrink import shrink_scenario
+    failing = next((r for r in results if r.status == FAIL and r.schedules), None)
+    out = _Stdout(stream)
+    if failing is None:
+        out.write("shrink: no failing scenario ran under the scheduler: nothing to shrink\n")
+        return
+    boot = max(failing.schedules)
+    shrunk = shrink_scenario(failing.scenario, failing.seed, boot, failing.schedules[boot],
+                             ram_files_anywhere=ram_files_anywhere)
+    out.write(f"shrunk {failing.id} boot {boot} to {shrunk.preemptions_after} preemption(s), "
+              f"{shrunk.switches_after} context switch(es) (from {shrunk.preemptions_before} "
+              f"and {shrunk.switches_before}; {shrunk.runs} runs), still failing: "
+              f"{shrunk.target}\n  schedule: {shrunk.schedule}\n")
+    for line in shrunk.timeline():
+        out.write(f"  {line}\n")
+    out.flush()
 
 
 def schema_command(args: argparse.Namespace) -> int:
