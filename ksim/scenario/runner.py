@@ -67,6 +67,7 @@ class Result:
     checks: int = 0
     observed: bool | None = None  # whether the verdict's observation held (None: not reached)
     observation: list[Failure] = attrs.Factory(list)  # why it did not hold
+    schedules: dict[int, str] = attrs.Factory(dict)  # concurrent boot -> its schedule string
 
     @property
     def id(self) -> str:
@@ -177,6 +178,7 @@ class ScenarioRun:
         self.prev_kernel: Any = None
         self.current_step: tuple[int, Step] | None = None
         self.current_boot = 0
+        self.strategies: dict[int, Any] = {}  # boot -> the thread choices to use (ksim.shrink)
 
     def fail(self, loc, title: str, *details: str) -> None:
         self.result.failures.append(Failure(loc, title, tuple(details)))
@@ -272,7 +274,8 @@ class ScenarioRun:
                         steps = (self.lengths or {}).get(boot.index)
                         run.conc = BootConcurrency(k, sc.strategy,
                                                    boot_seed(self.seed, boot.index),
-                                                   steps=steps, budget=boot_budget(boot, steps))
+                                                   steps=steps, budget=boot_budget(boot, steps),
+                                                   inner=self.strategies.get(boot.index))
                     if boot.checked:
                         checkers = attach_checkers(k)
                     for i, step in enumerate(boot.steps):
@@ -298,6 +301,7 @@ class ScenarioRun:
             run.outcome = k.outcome
         self.log_boot(run, cmdline)
         if run.conc is not None:
+            self.result.schedules[boot.index] = run.conc.sched.schedule_string()
             if run.conc.sched.verdict is None:  # a run cut short by a verdict measures nothing
                 self.points[boot.index] = run.conc.sched.points
             self.log(f"{where}: {run.conc.summary()}")
@@ -698,10 +702,12 @@ def run_lengths(sc: Scenario) -> dict[int, int]:
 
 async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool,
                lengths: dict[int, int] | None = None,
-               points: dict[int, int] | None = None) -> None:
+               points: dict[int, int] | None = None,
+               strategies: dict[int, Any] | None = None) -> None:
     t0 = trio.current_time()
     runner = ScenarioRun(sc, seed, result, ram_files_anywhere=ram_files_anywhere,
                          lengths=lengths)
+    runner.strategies = strategies or {}
     if points is not None:
         runner.points = points
     try:
@@ -727,10 +733,12 @@ async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool
 
 
 def run_scenario(sc: Scenario, seed: int | None = None, *,
-                 ram_files_anywhere: bool = False) -> Result:
+                 ram_files_anywhere: bool = False,
+                 strategies: dict[int, Any] | None = None) -> Result:
     """Run one scenario with one seed (default: its first) and say how it went.
 
-    ``ram_files_anywhere`` lets a kept RAM file live outside the scenario's folder.
+    ``ram_files_anywhere`` lets a kept RAM file live outside the scenario's folder;
+    ``strategies`` gives concurrent boots (by number) their thread choices (a shrink).
     """
     seed = sc.seeds[0] if seed is None else seed
     result = Result(sc, seed)
@@ -738,7 +746,8 @@ def run_scenario(sc: Scenario, seed: int | None = None, *,
     clock = trio.testing.MockClock(autojump_threshold=0)
     lengths = run_lengths(sc) if parse_strategy(sc.strategy)[0] == "pct" else None
     try:
-        trio.run(_run, sc, seed, result, ram_files_anywhere, lengths, clock=clock)
+        trio.run(_run, sc, seed, result, ram_files_anywhere, lengths, None, strategies,
+                 clock=clock)
     finally:
         result.wall = time.perf_counter() - start
     if result.status != ERROR and result.failures:
