@@ -27,16 +27,20 @@ import attrs
 import trio
 import trio.testing
 
-import ksim
 from ksim.bug import short_path
 from ksim.current import set_current
 from ksim.errno import EAGAIN, ENOENT, KernelError, errorcode
 from ksim.harness import Checker, attach_checkers, detach_checkers
 from ksim.locking import Deadlock
 from ksim.machine import Machine, exception_leaves
-from ksim.module_loader import strerror
+from ksim.module_loader import insmod, rmmod, strerror
+from ksim.notifier import (
+    NOTIFY_BAD, NOTIFY_DONE, NOTIFY_OK, NOTIFY_STOP, NotifierBlock, atomic_notifier_chain_register,
+)
+from ksim.panic import TaskKilled, die, die_chain, panic, panic_notifier_list
 from ksim.plugins import load_plugins
-from ksim.printk import KERN_SOH, level_from_name
+from ksim.printk import KERN_SOH, level_from_name, printk
+from ksim.reboot import kernel_halt, kernel_power_off, kernel_restart, register_reboot_notifier
 from ksim.scenario.concurrency import BootConcurrency, ConcurrencyError, boot_seed
 from ksim.scenario.expect import Failure, Seen, check
 from ksim.scenario.loader import ram_file_problem
@@ -457,7 +461,7 @@ class ScenarioRun:
         prefix = _level_prefix(step.level)
         end = "\n" if step.newline else ""
         for i in range(step.count):
-            await ksim.printk(prefix + "%s" + end, step.text.replace("{i}", str(i)))
+            await printk(prefix + "%s" + end, step.text.replace("{i}", str(i)))
 
     @executes(SpawnStep)
     async def spawn(self, step: SpawnStep, run: _BootRun, where: str) -> None:
@@ -491,14 +495,14 @@ class ScenarioRun:
     async def oops(self, step: OopsStep, run: _BootRun, where: str) -> None:
         k = run.kernel
         try:
-            await ksim.die(step.message, step.err, function=step.function)
-        except ksim.TaskKilled as exc:
+            await die(step.message, step.err, function=step.function)
+        except TaskKilled as exc:
             self.log(f"{where}: oops: {exc}; the next steps run in a new shell")
             set_current(k.new_task("sh"))
 
     @executes(PanicStep)
     async def panic(self, step: PanicStep, run: _BootRun, where: str) -> None:
-        await ksim.panic("%s", step.message)
+        await panic("%s", step.message)
 
     @executes(WriteStep)
     async def write(self, step: WriteStep, run: _BootRun, where: str) -> None:
@@ -528,12 +532,12 @@ class ScenarioRun:
 
     @executes(InsmodStep)
     async def insmod(self, step: InsmodStep, run: _BootRun, where: str) -> None:
-        ret = await ksim.insmod(step.name, dict(step.params))
+        ret = await insmod(step.name, dict(step.params))
         self._errno_check(step, ret, f"insmod: ERROR: could not insert module {step.name}.ko")
 
     @executes(RmmodStep)
     async def rmmod(self, step: RmmodStep, run: _BootRun, where: str) -> None:
-        ret = await ksim.rmmod(step.name)
+        ret = await rmmod(step.name)
         self._errno_check(step, ret, f"rmmod: ERROR: could not remove module {step.name}")
 
     @executes(CorruptStep)
@@ -547,11 +551,11 @@ class ScenarioRun:
     @executes(SysRebootStep)
     async def sys_reboot(self, step: SysRebootStep, run: _BootRun, where: str) -> None:
         if step.mode == "restart":
-            await ksim.kernel_restart(step.cmd)
+            await kernel_restart(step.cmd)
         elif step.mode == "halt":
-            await ksim.kernel_halt()
+            await kernel_halt()
         else:
-            await ksim.kernel_power_off()
+            await kernel_power_off()
 
     @executes(ExpectStep)
     async def expect_now(self, step: ExpectStep, run: _BootRun, where: str) -> None:
@@ -560,22 +564,22 @@ class ScenarioRun:
 
     @executes(NotifierStep)
     async def notifier(self, step: NotifierStep, run: _BootRun, where: str) -> None:
-        code = {"done": ksim.NOTIFY_DONE, "ok": ksim.NOTIFY_OK, "stop": ksim.NOTIFY_STOP,
-                "bad": ksim.NOTIFY_BAD}[step.returns]
+        code = {"done": NOTIFY_DONE, "ok": NOTIFY_OK, "stop": NOTIFY_STOP,
+                "bad": NOTIFY_BAD}[step.returns]
         prefix = _level_prefix(step.level)
 
         async def call(nb, action, data):
-            await ksim.printk(prefix + "notifier %s called (%s, action %d)\n", step.name,
+            await printk(prefix + "notifier %s called (%s, action %d)\n", step.name,
                               step.chain, action)
             return code
 
-        nb = ksim.NotifierBlock(notifier_call=call, priority=parse_priority(step.priority))
+        nb = NotifierBlock(notifier_call=call, priority=parse_priority(step.priority))
         if step.chain == "panic":
-            ret = ksim.atomic_notifier_chain_register(ksim.panic_notifier_list, nb)
+            ret = atomic_notifier_chain_register(panic_notifier_list, nb)
         elif step.chain == "die":
-            ret = ksim.atomic_notifier_chain_register(ksim.die_chain, nb)
+            ret = atomic_notifier_chain_register(die_chain, nb)
         else:
-            ret = await ksim.register_reboot_notifier(nb)
+            ret = await register_reboot_notifier(nb)
         if ret:
             raise _Stop(f"registration returned {ret} ({errorcode.get(-ret, '?')})")
 
