@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ksim import __version__, stress_cli
+from ksim import __version__, compare_cli, stress_cli, sweep
 from ksim.clitools import Stdout, UsageError, did_you_mean, is_interrupt, one_line, shown
 from ksim.scenario import cli as scenario_cli
 
@@ -69,7 +69,7 @@ class _Exit(Exception):
 
 
 class _Action(argparse.Action):
-    """Collects the ordered ``--printk/--cat/--write/--oops/--panic`` actions."""
+    """Collects the ordered ``--printk/--cat/--ls/--rm/--write/--oops/--panic`` actions."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
@@ -90,7 +90,7 @@ class _Parser(argparse.ArgumentParser):
             message = (f"unknown command {shown(word)}{did_you_mean(word, commands)} "
                        f"(commands: {', '.join(commands)})")
         elif message.startswith("the following arguments are required: COMMAND"):
-            message = ("expected a command: boot, stress, run, schema or plugins "
+            message = ("expected a command: boot, stress, merge, run, schema or plugins "
                        "(ksim --help says more)")
         raise UsageError(f"{self.prog}: {message}")
 
@@ -161,7 +161,9 @@ def _ram(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_command: Any = None) -> argparse.ArgumentParser:
+    """The parser; ``plugin_command`` is a plugin's subcommand module to add (its
+    ``add_parser(subparsers)``), found by :func:`parse` when the command is not ksim's own."""
     parser = _Parser(prog="ksim", description="Simulate the Linux console/printk, notifier "
                      "and boot-parameter machinery.", allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"ksim {__version__}",
@@ -190,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="what a reset keeps and where the firmware's regions are: seabios "
                            "(QEMU's BIOS), pc-bios (a PC BIOS that clears RAM unless the warm "
                            "flag is set), uefi, ecc-scrub (RAM scrubbed at every reset); "
-                           "docs/machine.md (default seabios)")
+                           "docs/survival.md (default seabios)")
     boot.add_argument("--initrd", default="0", type=_size, metavar="SIZE",
                       help="an initramfs of SIZE bytes (e.g. 40M) that the boot loader copies "
                            "to the top of low RAM at every boot (default: none)")
@@ -214,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"printk TEXT, at LEVEL ({LEVELS}) if given, else the default "
                            "level")
     acts.add_argument("--cat", action=_Action, metavar="PATH", help="print a file")
+    acts.add_argument("--ls", action=_Action, metavar="DIR",
+                      help="print the names in a directory, one a line, as ls -1 DIR")
+    acts.add_argument("--rm", action=_Action, metavar="PATH",
+                      help="remove a file, as rm PATH (pstore: erase the record)")
     acts.add_argument("--write", action=_Action, metavar="PATH=VALUE",
                       help="write VALUE to a file, as echo VALUE > PATH")
     acts.add_argument("--oops", action=_Action, metavar="TEXT",
@@ -222,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     boot.set_defaults(actions=[])
 
     stress_cli.add_parser(sub)
+    compare_cli.add_parser(sub)
+    sweep.add_merge_parser(sub)  # ksim merge
     scenario_cli.add_parsers(sub)  # ksim run, ksim schema
 
     plugins = sub.add_parser("plugins", help="list the plugins ksim can find",
@@ -231,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--plugin-path", action="append", default=[], metavar="DIR",
                          help="also look for plugins in DIR (repeatable; also "
                               "$KSIM_PLUGIN_PATH)")
+    if plugin_command is not None:
+        plugin_command.add_parser(sub)
+        for command in sub.choices.values():
+            if command.get_default("plugin_main") is None and \
+                    command.prog.split()[-1] not in BUILTIN_COMMANDS:
+                command.set_defaults(plugin_main=plugin_command.main)
     for name, command in sub.choices.items():
         command.allow_abbrev = False  # a mistyped option gets a did-you-mean, not a guess
         if not command.epilog and name in EPILOGS:
@@ -246,10 +260,28 @@ def _subcommand(parser: argparse.ArgumentParser, name: str | None) -> argparse.A
     return parser
 
 
+BUILTIN_COMMANDS = ("boot", "stress", "compare", "merge", "run", "schema", "plugins")
+
+
+def _plugin_command(argv: Sequence[str]) -> Any:
+    """The plugin module providing the command ``argv`` names, if ksim has no such command.
+
+    Only then are the ``ksim.commands`` entry points looked up (importlib.metadata costs
+    tens of milliseconds, which ksim's own commands do not pay)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    if word is None or word in BUILTIN_COMMANDS or any(a in ("-h", "--help", "--version")
+                                                         for a in argv[:argv.index(word)]):
+        return None
+    from ksim.plugins import load_command
+    return load_command(word)
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse ``argv``; an unknown option or a stray argument is a :class:`UsageError` with a
-    did-you-mean from the subcommand's own options."""
-    parser = build_parser()
+    did-you-mean from the subcommand's own options.  A command ksim does not have may come
+    from a plugin (the ``ksim.commands`` entry points, :func:`ksim.plugins.load_command`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_plugin_command(argv))
     args, extras = parser.parse_known_args(argv)
     if extras:
         command = _subcommand(parser, getattr(args, "command", None))
@@ -323,6 +355,10 @@ async def _run_actions(kernel: Any, actions: list[tuple[str, str]], out: _Out,
                 await printk(prefix + "%s\n", text)
             elif kind == "cat":
                 out.cat(await kernel.read_file(value))
+            elif kind == "ls":
+                out.cat("".join(name + "\n" for name in kernel.list_dir(value)).encode())
+            elif kind == "rm":
+                await kernel.unlink_file(value)
             elif kind == "write":
                 path, _, data = value.partition("=")
                 await kernel.write_file(path, data + "\n")
@@ -448,8 +484,18 @@ def _plugins(args: argparse.Namespace) -> int:
 
 # -- dispatch -------------------------------------------------------------------------------
 def _dispatch(args: argparse.Namespace) -> int:
+    handler = getattr(args, "handler", None)  # a command that names its own main
+    if handler is not None:
+        status_: int = handler(args)
+        return status_
+    plugin_main = getattr(args, "plugin_main", None)
+    if plugin_main is not None:
+        status: int = plugin_main(args)
+        return status
     if args.command == "stress":
         return stress_cli.main(args)
+    if args.command == "merge":
+        return sweep.merge_main(args)
     if args.command in ("run", "schema"):
         return scenario_cli.main(args)
     if args.command == "plugins":

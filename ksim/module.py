@@ -71,6 +71,11 @@ class KernelModule:
     license: ClassVar[str] = "GPL"
     initcall: ClassVar[str] = "device"
     source: ClassVar[str] = ""  # where the plugin was found (set by the loader)
+    # For ``ksim compare``: the command line a user of this crash-log driver usually boots with
+    # (``memconsole=8192``), and the files the next boot shows the saved log in (a directory
+    # means every file in it).  A driver without ``crash_log_files`` cannot be compared.
+    usual_cmdline: ClassVar[str] = ""
+    crash_log_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, kernel: Kernel, builtin: bool) -> None:
         self.kernel = kernel

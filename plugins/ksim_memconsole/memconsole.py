@@ -56,6 +56,9 @@ class Memconsole(KernelModule):
     author = "xiaosuo <>"
     license = "GPL"
     initcall = "device"
+    # ksim compare: the proposal's own example size, and where the next boot shows the log
+    usual_cmdline = "memconsole=8192"
+    crash_log_files = ("/proc/memconsole",)
 
     # static int reboot = 1; module_param(reboot, bool, 0644);
     reboot = module_param("bool", True, 0o644, "restart the machine from the panic notifier")
