@@ -481,3 +481,15 @@ def test_a_new_ram_file_whose_journal_cannot_be_written_is_not_left_behind(
         PhysMem(MiB, ram_file=path)
     # a RAM file without its journal would boot warm, on zeros, next time
     assert not path.exists()
+
+
+def test_ksim_boot_on_a_full_filesystem_says_so_and_exits_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from ksim.cli import main
+    monkeypatch.setattr(os, "posix_fallocate", _enospc)
+    code = main(["boot", "-q", "--ram-file", str(tmp_path / "m.ram"), "--cat", "/proc/cmdline"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot store to RAM file" in err and "No space left on device" in err
+    assert "Traceback" not in err and "internal error" not in err
+    assert len(err.splitlines()) == 1
