@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from ksim.bug import is_driver_bug
 from ksim.current import current_kernel
 from ksim.errno import EACCES, EFAULT, EINVAL, ENOENT, EPERM, KernelError
 from ksim.init import require_async
@@ -131,10 +132,9 @@ class VFS:
                 raise TypeError("proc_read of %s returned %s, not bytes"
                                 % (entry.path, type(data).__name__))
         except BaseException as exc:
-            from ksim.panic import driver_bug, is_driver_bug  # panic.py imports this module
             if not is_driver_bug(exc):
                 raise
-            await driver_bug(exc, "%s proc_read" % entry.path)
+            await current_kernel().driver_bug(exc, "%s proc_read" % entry.path)
             return b""
         return bytes(data)
 
@@ -148,10 +148,9 @@ class VFS:
                 raise TypeError("proc_write of %s returned %s, not int"
                                 % (path, type(result).__name__))
         except BaseException as exc:
-            from ksim.panic import driver_bug, is_driver_bug  # panic.py imports this module
             if not is_driver_bug(exc):
                 raise
-            await driver_bug(exc, "%s proc_write" % path)
+            await current_kernel().driver_bug(exc, "%s proc_write" % path)
             result = -EFAULT
         if result < 0:
             raise KernelError(result, f"{path}: write failed")

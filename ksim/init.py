@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from ksim.bug import is_driver_bug
 from ksim.cmdline import parameq, parameqn, split_args
 from ksim.kern_levels import LOGLEVEL_WARNING
 from ksim.params import KernelParam, ParamOps, check_perm, param_ops_for
@@ -212,10 +213,9 @@ async def _call_setup(kernel: Kernel, p: ObsKernelParam, value: str | None) -> o
         try:
             return await p.setup_func(value)
         except BaseException as exc:
-            from ksim.panic import driver_bug, is_driver_bug  # panic.py imports this module
             if not is_driver_bug(exc):
                 raise
-            await driver_bug(exc, _handler_name(p))
+            await kernel.driver_bug(exc, _handler_name(p))
             return 0
 
 

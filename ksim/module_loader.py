@@ -19,7 +19,8 @@ from ksim.errno import EBUSY, EEXIST, EFAULT, ENOENT, errorcode
 from ksim.fs import ProcFile, ProcOps, text_reader
 from ksim.init import kernel_file
 from ksim.module import KernelModule
-from ksim.panic import driver_bug, is_driver_bug
+from ksim.bug import is_driver_bug
+from ksim.panic import driver_bug
 from ksim.params import KernelParam, param_attr_store, param_sysfs_path, parse_module_args
 from ksim.printk import KERN_DEBUG, KERN_WARNING, printk
 

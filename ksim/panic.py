@@ -323,19 +323,6 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
     raise TaskKilled(SIGSEGV, task.comm)
 
 
-def is_driver_bug(exc: BaseException) -> bool:
-    """Whether an exception escaping driver code is a bug in that driver.
-
-    ksim's own exceptions carry the simulator's control flow (a task killed, an errno, a
-    machine stopping, a checker's or a replay's verdict) and pass through; anything else --
-    a ``ZeroDivisionError``, a ``TypeError`` from a core API called wrongly, ``SystemExit``
-    from a plugin calling ``sys.exit`` -- is what a wild pointer or ``BUG()`` is in C."""
-    if isinstance(exc, (KeyboardInterrupt, GeneratorExit)) or not isinstance(
-            exc, (Exception, SystemExit)):
-        return False
-    return type(exc).__module__.partition(".")[0] != "ksim"
-
-
 def _driver_frames(exc: BaseException) -> list[tuple[str, str]]:
     """``(function, file:line)`` of the driver's (non-ksim, non-runtime) Python frames,
     innermost first, as a kernel call trace lists them."""
