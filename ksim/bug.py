@@ -107,6 +107,19 @@ def caller_location(depth: int = 2) -> str:
                          frame.f_code.co_name)
 
 
+def is_driver_bug(exc: BaseException) -> bool:
+    """Whether an exception escaping driver code is a bug in that driver.
+
+    ksim's own exceptions carry the simulator's control flow (a task killed, an errno, a
+    machine stopping, a checker's or a replay's verdict) and pass through; anything else --
+    a ``ZeroDivisionError``, a ``TypeError`` from a core API called wrongly, ``SystemExit``
+    from a plugin calling ``sys.exit`` -- is what a wild pointer or ``BUG()`` is in C."""
+    if isinstance(exc, (KeyboardInterrupt, GeneratorExit)) or not isinstance(
+            exc, (Exception, SystemExit)):
+        return False
+    return type(exc).__module__.partition(".")[0] != "ksim"
+
+
 def taint_string(taints: str) -> str:
     """``Not tainted`` or ``Tainted: G        W`` (K7)."""
     if not taints:

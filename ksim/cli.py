@@ -375,6 +375,11 @@ async def _run_actions(kernel: Any, actions: list[tuple[str, str]], out: _Out,
             print(f"ksim boot: --{kind} {shown(value)}: {os.strerror(-exc.errno)}",
                   file=sys.stderr)
             status = EXIT_ACTION
+        except TaskKilled as exc:  # an oops in driver code the action ran: the shell is dead
+            print(f"ksim boot: --{kind} {shown(value)}: the shell was killed by signal "
+                  f"{exc.signal} (an oops: see the console)", file=sys.stderr)
+            _not_run(actions[started[0]:], "the shell was killed")
+            return EXIT_ACTION
     return status
 
 

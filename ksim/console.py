@@ -81,6 +81,12 @@ class ConsoleCmdline:
     loglevel: int = 0
 
 
+def _loglevel(level: str) -> int:
+    """``/loglevel:N``'s N; anything but ASCII digits (``²`` is a Unicode digit that ``int``
+    rejects) leaves the console's own loglevel, as a kernel parser reading ``0``-``9`` would."""
+    return int(level) if level.isascii() and level.isdigit() else 0
+
+
 def parse_console_option(value: str) -> ConsoleCmdline:
     """Split ``ttyS1,115200n8`` into (ttyS, 1, "115200n8") exactly as console_setup() does (C3).
 
@@ -97,10 +103,10 @@ def parse_console_option(value: str) -> ConsoleCmdline:
     loglevel = 0
     if options is not None and "/loglevel:" in options:
         options, _, level = options.partition("/loglevel:")
-        loglevel = int(level) if level.isdigit() else 0
+        loglevel = _loglevel(level)
     elif "/loglevel:" in head:
         head, _, level = head.partition("/loglevel:")
-        loglevel = int(level) if level.isdigit() else 0
+        loglevel = _loglevel(level)
         value = head
     buf = ("ttyS" + value[:15]) if "0" <= value[:1] <= "9" else value[:19]
     cut = len(buf)

@@ -37,7 +37,7 @@ class EarlyPrintkState:
 def _port(spec: str) -> int:
     digits = ""
     for ch in spec:
-        if not ch.isdigit():
+        if not "0" <= ch <= "9":  # ASCII only: "²" is a digit to str.isdigit
             break
         digits += ch
     return int(digits) if digits else 0

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from ksim.bug import is_driver_bug
 from ksim.current import current_kernel
-from ksim.errno import EACCES, EINVAL, ENOENT, EPERM, KernelError
+from ksim.errno import EACCES, EFAULT, EINVAL, ENOENT, EPERM, KernelError
 from ksim.init import require_async
 
 ReadFn = Callable[["ProcFile", int, int], Awaitable[bytes]]
@@ -125,13 +126,32 @@ class VFS:
     @staticmethod
     async def _read_once(entry: ProcFile, count: int, pos: int) -> bytes:
         assert entry.ops.proc_read is not None
-        return await entry.ops.proc_read(entry, count, pos)
+        try:
+            data = await entry.ops.proc_read(entry, count, pos)
+            if not isinstance(data, (bytes, bytearray)):
+                raise TypeError("proc_read of %s returned %s, not bytes"
+                                % (entry.path, type(data).__name__))
+        except BaseException as exc:
+            if not is_driver_bug(exc):
+                raise
+            await current_kernel().driver_bug(exc, "%s proc_read" % entry.path)
+            return b""
+        return bytes(data)
 
     async def write(self, path: str, data: bytes) -> int:
         entry = self.lookup(path)
         if not entry.mode & 0o222 or entry.ops.proc_write is None:
             raise KernelError(EACCES, f"{path}: Permission denied")
-        result = await entry.ops.proc_write(entry, data)
+        try:
+            result = await entry.ops.proc_write(entry, data)
+            if not isinstance(result, int):
+                raise TypeError("proc_write of %s returned %s, not int"
+                                % (path, type(result).__name__))
+        except BaseException as exc:
+            if not is_driver_bug(exc):
+                raise
+            await current_kernel().driver_bug(exc, "%s proc_write" % path)
+            result = -EFAULT
         if result < 0:
             raise KernelError(result, f"{path}: write failed")
         return result

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from ksim.bug import is_driver_bug
 from ksim.cmdline import parameq, parameqn, split_args
 from ksim.kern_levels import LOGLEVEL_WARNING
 from ksim.params import KernelParam, ParamOps, check_perm, param_ops_for
@@ -198,11 +199,24 @@ async def parse_early_param(kernel: Kernel) -> None:
         for p in table:
             if p.early and p.setup_func is not None and (
                     parameq(tok.name, p.str) or (tok.name == "console" and p.str == "earlycon")):
-                with kernel.hangcheck.running(_handler_name(p)):
-                    ret = await p.setup_func(tok.value)
+                ret = await _call_setup(kernel, p, tok.value)
                 if ret != 0:
                     kernel.printk.log_line(LOGLEVEL_WARNING,
                                            "Malformed early option '%s'" % tok.name)
+
+
+async def _call_setup(kernel: Kernel, p: ObsKernelParam, value: str | None) -> object:
+    """Run a ``__setup``/``early_param`` handler; an exception in it is a bug in that code,
+    reported as an Oops (early in boot the idle task dies: a panic, as in Linux)."""
+    assert p.setup_func is not None
+    with kernel.hangcheck.running(_handler_name(p)):
+        try:
+            return await p.setup_func(value)
+        except BaseException as exc:
+            if not is_driver_bug(exc):
+                raise
+            await kernel.driver_bug(exc, _handler_name(p))
+            return 0
 
 
 async def obsolete_checksetup(kernel: Kernel, line: str) -> bool:
@@ -221,8 +235,7 @@ async def obsolete_checksetup(kernel: Kernel, line: str) -> bool:
                 kernel.printk.log_line(LOGLEVEL_WARNING,
                                        "Parameter %s is obsolete, ignored" % p.str)
                 return True
-            with kernel.hangcheck.running(_handler_name(p)):
-                consumed = await p.setup_func(line[n:])
+            consumed = await _call_setup(kernel, p, line[n:])
             if consumed:
                 return True
     return had_early

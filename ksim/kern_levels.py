@@ -47,7 +47,7 @@ def level_from_name(name: str | int) -> int:
             raise ValueError(f"log level {name} is outside 0..7")
         return name
     key = name.strip().lower().removeprefix("kern_")
-    if key.isdigit():
+    if key.isascii() and key.isdigit():  # "²" is a digit to str.isdigit, not to int()
         return level_from_name(int(key))
     if key == "warning":
         key = "warn"

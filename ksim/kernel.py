@@ -45,7 +45,7 @@ from ksim.mm import MmState
 from ksim.module_loader import ModuleState
 from ksim.nmi import NmiState
 from ksim.notifier import StandardChains
-from ksim.panic import PanicState
+from ksim.panic import PanicState, driver_bug
 from ksim.params import KernelParam
 from ksim.printk import Printk
 from ksim.reboot import RebootState
@@ -189,6 +189,11 @@ class Kernel:
             yield
         finally:
             reset_current(token)
+
+    async def driver_bug(self, exc: BaseException, where: str) -> None:
+        """A Python exception escaped driver code: :func:`ksim.panic.driver_bug` (the core
+        modules that call drivers reach it through the kernel, below ksim.panic)."""
+        await driver_bug(exc, where)
 
     async def read_file(self, path: str, pos: int = 0, count: int | None = None) -> bytes:
         with self.as_current():

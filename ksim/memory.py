@@ -279,10 +279,22 @@ _JOURNAL_VERSION: Final = 2
 _JOURNAL_VERSIONS: Final = (1, 2)  # what load() accepts; version 1 is upgraded in place
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, path: Path) -> None:
     view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        # A torn last line is dropped on load, so what is on disk stays a journal of the past.
+        raise RamFileError(f"cannot write RAM journal {path}: {exc.strerror} (the run stops "
+                           "here; the RAM file and its journal hold every store made before)") \
+            from None
+
+
+# The RAM file's blocks are allocated (posix_fallocate) a chunk at a time before the first store
+# to it: a store to a hole of a sparse file on a full filesystem would otherwise kill the process
+# with SIGBUS, without a message.
+_BACKING_CHUNK_SHIFT: Final = 16
 
 
 class _Journal:
@@ -395,7 +407,7 @@ class _Journal:
         if self._fd is None:
             self.rewrite(text)
         else:
-            _write_all(self._fd, text.encode("ascii"))
+            _write_all(self._fd, text.encode("ascii"), self.path)
 
     def rewrite(self, records: str, *, with_boots: bool = True) -> None:
         """Replace the whole journal atomically, so a kill leaves either the old or the new one.
@@ -404,10 +416,16 @@ class _Journal:
         """
         boots = f"boots {self.boots}\n" if with_boots and self.boots else ""
         tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise RamFileError(f"cannot write RAM journal {tmp}: {exc.strerror}") from None
         try:
             header = f"{_JOURNAL_MAGIC} {_JOURNAL_VERSION} {self._ram_size}\n"
-            _write_all(fd, f"{header}{boots}{records}".encode("ascii"))
+            _write_all(fd, f"{header}{boots}{records}".encode("ascii"), self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # the old journal stays whole: no half state
+            raise
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
@@ -490,7 +508,7 @@ class PhysMem:
     little-endian, as on x86.
     """
 
-    __slots__ = ("_fd", "_fills", "_high_end", "_journal", "_low", "_map", "_page_gen", "_ram_file", "_seed",
+    __slots__ = ("_backed", "_fd", "_fills", "_high_end", "_journal", "_low", "_map", "_page_gen", "_ram_file", "_seed",
                  "_size", "_boots")
 
     def __init__(self, size: int, *, ram_file: str | os.PathLike[str] | None = None, seed: int = 0,
@@ -512,6 +530,7 @@ class PhysMem:
         self._page_gen: dict[int, int] = {}
         self._journal: _Journal | None = None
         self._fd: int | None = None
+        self._backed: set[int] | None = None  # RAM file: chunks whose blocks are allocated
         self._ram_file = None if ram_file is None else Path(ram_file)
         if self._ram_file is None:
             self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
@@ -522,14 +541,20 @@ class PhysMem:
         try:
             _check_ram_file(fd, path, size)
             if created:
+                # A new RAM file gets its journal at once: a RAM file without one would be
+                # taken for a machine that booted before, warm, on zeros.
                 journal.path.unlink(missing_ok=True)
+                journal.rewrite("")
             self._fills, self._page_gen = journal.load()
             self._map = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
         except BaseException:
             journal.close()
             os.close(fd)
+            if created:
+                path.unlink(missing_ok=True)
             raise
         self._fd = fd
+        self._backed = set()
         self._journal = journal
         self._boots = journal.boots
 
@@ -635,6 +660,22 @@ class PhysMem:
             self._journal.append(fill.record())
         self._fills.append(fill)
 
+    def _back(self, start: int, end: int) -> None:
+        """Allocate the RAM file's blocks under ``[start, end)`` (offsets) before a store."""
+        assert self._backed is not None and self._fd is not None
+        backed = self._backed
+        for chunk in range(start >> _BACKING_CHUNK_SHIFT, ((end - 1) >> _BACKING_CHUNK_SHIFT) + 1):
+            if chunk in backed:
+                continue
+            offset = chunk << _BACKING_CHUNK_SHIFT
+            try:
+                os.posix_fallocate(self._fd, offset, min(1 << _BACKING_CHUNK_SHIFT, self._size - offset))
+            except OSError as exc:
+                raise RamFileError(
+                    f"cannot store to RAM file {self._ram_file}: {exc.strerror} (the run stops "
+                    "here; the file holds every store made before)") from None
+            backed.add(chunk)
+
     def _settle(self, start: int, end: int) -> None:
         """Materialise the pages of ``[start, end)`` that a fill has not reached yet."""
         first = start >> PAGE_SHIFT
@@ -653,6 +694,8 @@ class PhysMem:
         fills = self._fills
         written = []
         for pfn in pfns:
+            if self._backed is not None:
+                self._back(pfn << PAGE_SHIFT, (pfn + 1) << PAGE_SHIFT)
             pending = fills[self._page_gen.get(pfn, 0):]
             # Only the newest fill covering the whole page and those after it can show through.
             first = next((i for i in range(len(pending) - 1, 0, -1) if pending[i].covers_page(pfn)), 0)
@@ -687,6 +730,8 @@ class PhysMem:
         if fills and not (addr >> PAGE_SHIFT == (end - 1) >> PAGE_SHIFT
                           and self._page_gen.get(addr >> PAGE_SHIFT) == len(fills)):
             self._settle(addr, end)
+        if self._backed is not None and end > addr:
+            self._back(addr, end)
         self._map[addr:end] = data
 
     def memset(self, addr: int, byte: int, n: int) -> None:
@@ -700,6 +745,8 @@ class PhysMem:
             stop = min(pos + _MEMSET_CHUNK, end)
             if self._fills:
                 self._settle(pos, stop)
+            if self._backed is not None:
+                self._back(pos, stop)
             self._map[pos:stop] = chunk[:stop - pos]
 
     def memcpy(self, dst: int, src: int, n: int) -> None:
@@ -709,6 +756,8 @@ class PhysMem:
         if self._fills:
             self._settle(src, src + n)
             self._settle(dst, dst + n)
+        if self._backed is not None and n:
+            self._back(dst, dst + n)
         self._map.move(dst, src, n)
 
     if TYPE_CHECKING:  # generated below, one per width
@@ -775,6 +824,8 @@ def _int_accessors(bits: int, fmt: str) -> None:
         if fills and (self._page_gen.get(addr >> PAGE_SHIFT) != len(fills)
                       or addr & ~PAGE_MASK > PAGE_SIZE - width):  # may cross into the next page
             self._settle(addr, addr + width)
+        if self._backed is not None:
+            self._back(addr, addr + width)
         pack_into(self._map, addr, value)
 
     for function, name, doc in (

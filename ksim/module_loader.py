@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ksim.current import current_kernel
-from ksim.errno import EBUSY, EEXIST, ENOENT, errorcode
+from ksim.errno import EBUSY, EEXIST, EFAULT, ENOENT, errorcode
 from ksim.fs import ProcFile, ProcOps, text_reader
 from ksim.init import kernel_file
 from ksim.module import KernelModule
+from ksim.bug import is_driver_bug
+from ksim.panic import driver_bug
 from ksim.params import KernelParam, param_attr_store, param_sysfs_path, parse_module_args
 from ksim.printk import KERN_DEBUG, KERN_WARNING, printk
 
@@ -82,7 +84,13 @@ async def do_init_module(kernel: Kernel, mod: KernelModule) -> int:
     state.loading = mod.name
     try:
         with kernel.hangcheck.running("%s_init" % mod.name):
-            ret = await mod.init()
+            try:
+                ret = await mod.init()
+            except BaseException as exc:
+                if not is_driver_bug(exc):
+                    raise
+                await driver_bug(exc, "%s_init" % mod.name)
+                ret = -EFAULT  # a die notifier stopped the oops: the module did not load
     finally:
         state.loading = None
     if ret is None:
@@ -168,7 +176,12 @@ async def rmmod(name: str) -> int:
         return -ENOENT
     if mod.builtin:
         return -EBUSY  # built-in code cannot be unloaded
-    await mod.exit()
+    try:
+        await mod.exit()
+    except BaseException as exc:
+        if not is_driver_bug(exc):
+            raise
+        await driver_bug(exc, "%s_exit" % name)  # survived (a die notifier): unload anyway
     mod.live = False
     del state.live[name]
     kernel.vfs.remove_owned("module:" + name)

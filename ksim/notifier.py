@@ -42,8 +42,10 @@ from typing import Any
 import attrs
 import trio
 
-from ksim.bug import Report, add_report, caller_location, dump_stack_lines, report_header, warn
-from ksim.current import KernelGlobal, Task, current, current_cpu, deref, maybe_current_kernel
+from ksim.bug import Report, add_report, caller_location, dump_stack_lines, is_driver_bug, report_header, \
+    warn
+from ksim.current import KernelGlobal, Task, current, current_cpu, current_kernel, deref, \
+    maybe_current_kernel
 from ksim.errno import EBUSY, EEXIST, ENOENT
 from ksim.init import SYSTEM_BOOTING, require_async
 from ksim.kern_levels import KERN_WARNING
@@ -315,8 +317,15 @@ async def _notifier_call_chain(nh: _NotifierHead, val: int, v: object,
     nb = nh.head
     while nb is not None and nr_to_call:
         next_nb = nb.next
-        result = await nb.notifier_call(nb, val, v)
-        ret = NOTIFY_DONE if result is None else int(result)
+        try:
+            result = await nb.notifier_call(nb, val, v)
+        except BaseException as exc:
+            if not is_driver_bug(exc):
+                raise
+            await current_kernel().driver_bug(
+                exc, getattr(nb.notifier_call, "__qualname__", "notifier_call"))
+            result = NOTIFY_DONE
+        ret = NOTIFY_DONE if not isinstance(result, int) else int(result)
         nr_calls += 1
         if ret & NOTIFY_STOP_MASK:
             break

@@ -16,19 +16,21 @@ taint mask, the oops counter) and its knobs live here too: ``panic=`` and ``paus
 from __future__ import annotations
 
 import random
+import traceback
 from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
-from ksim.bug import TAINT_DIE, TAINT_ORDER, Report, add_taint, cpu_pid_line
+from ksim.bug import TAINT_DIE, TAINT_ORDER, Report, add_taint, cpu_pid_line, is_runtime_file, \
+    short_path
 from ksim.current import KernelGlobal, current, current_kernel, smp_processor_id
 from ksim.errno import EINVAL
 from ksim.fs import ProcOps, text_reader
 from ksim.init import core_param, early_param, kernel_file
 from ksim.notifier import DIE_OOPS, NOTIFY_STOP, AtomicNotifierHead, atomic_notifier_call_chain
 from ksim.preempt import in_interrupt, local_irq_disable, preempt_disable
-from ksim.printk import KERN_ALERT, KERN_DEFAULT, KERN_EMERG, KERN_INFO, KERN_WARNING, \
+from ksim.printk import KERN_ALERT, KERN_CRIT, KERN_DEFAULT, KERN_EMERG, KERN_INFO, KERN_WARNING, \
     KMSG_DUMP_OOPS, KMSG_DUMP_PANIC, console_flush_on_panic, kmsg_dump, printk
 from ksim.reboot import MachineHalt, apply_panic_reboot_mode, emergency_restart
 from ksim.smp import crash_smp_send_stop, panic_smp_self_stop, smp_send_stop
@@ -236,7 +238,8 @@ def _registers(rng: random.Random) -> list[str]:
     return lines
 
 
-async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_crash") -> None:
+async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_crash",
+              trap: str | None = None, call_trace: list[str] | None = None) -> None:
     """Render an Oops for ``message`` (the fault headline) and handle it as Linux does (K5).
 
     The order is x86-64 6.1's page_fault_oops(): the ``BUG:``/``#PF:`` lines (KERN_ALERT),
@@ -245,6 +248,9 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
     print_modules() walks the list), the die chain (N16), then ``CR2:``; oops_end() adds
     taint D, ``---[ end trace ... ]---`` (pr_warn), kmsg_dump and the executive summary
     (the registers of the boot's first oops again, in case it scrolled away).
+
+    ``trap`` names a trap other than a page fault (``"invalid opcode"``: no ``#PF`` lines, no
+    page-table walk) and ``call_trace`` replaces the sysrq write path's frames.
 
     Returns normally only if a die notifier returned NOTIFY_STOP; otherwise it panics or
     raises :class:`TaskKilled` for the current task.
@@ -262,7 +268,10 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
              "#PF: error_code(0x%04x) - %s" % (err, "protection violation" if err & 1
                                                 else "not-present page")]
     pgd = "PGD 0 P4D 0 "
-    header = ["Oops: %04x [#%d] PREEMPT SMP NOPTI" % (err & 0xFFFF, state.oops_count),
+    if trap is not None:
+        alert = [message]
+    header = ["%s: %04x [#%d] PREEMPT SMP NOPTI" % (trap or "Oops", err & 0xFFFF,
+                                                      state.oops_count),
               cpu_pid_line(),
               "Hardware name: %s" % HARDWARE_NAME]
     regs = ["RIP: 0010:%s+0x16/0x20" % function,
@@ -272,22 +281,25 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
     regs += ["FS:  0000000000000000(0000) GS:ffff88803ec00000(0000) knlGS:0000000000000000",
              "CS:  0010 DS: 0000 ES: 0000 CR0: 0000000080050033",
              "CR2: 0000000000000000 CR3: 0000000002e0a000 CR4: 00000000000006f0"]
-    trace = ["Call Trace:", " <TASK>", " __handle_sysrq+0x8d/0x150",
-             " write_sysrq_trigger+0x24/0x40", " proc_reg_write+0x51/0x90",
-             " vfs_write+0xc3/0x3a0", " ksys_write+0x5f/0xe0", " do_syscall_64+0x3b/0x90",
-             " entry_SYSCALL_64_after_hwframe+0x63/0xcd", " </TASK>",
+    frames = call_trace if call_trace is not None else [
+        "__handle_sysrq+0x8d/0x150", "write_sysrq_trigger+0x24/0x40", "proc_reg_write+0x51/0x90",
+        "vfs_write+0xc3/0x3a0", "ksys_write+0x5f/0xe0", "do_syscall_64+0x3b/0x90",
+        "entry_SYSCALL_64_after_hwframe+0x63/0xcd"]
+    trace = ["Call Trace:", " <TASK>", *(" " + f for f in frames), " </TASK>",
              "Modules linked in:" + "".join(" " + name
                                             for name in reversed(kernel.module.names()))]
     for line in alert:
         await printk(KERN_ALERT + "%s\n", line)
-    await printk(KERN_INFO + "%s\n", pgd)
+    if trap is None:
+        await printk(KERN_INFO + "%s\n", pgd)
     for line in header + regs + trace:
         await printk(KERN_DEFAULT + "%s\n", line)
     ret = await atomic_notifier_call_chain(kernel.chains.die_chain, DIE_OOPS, message)
     await printk(KERN_DEFAULT + "CR2: 0000000000000000\n")
     bust_spinlocks(False)
     add_taint(TAINT_DIE)
-    lines = alert + [pgd] + header + regs + trace + ["CR2: 0000000000000000"]
+    lines = alert + ([pgd] if trap is None else []) + header + regs + trace \
+        + ["CR2: 0000000000000000"]
     kernel.reports.append(Report("oops", message, "\n".join(lines)))
     await printk(KERN_WARNING + "---[ end trace 0000000000000000 ]---\n")
     await kmsg_dump(KMSG_DUMP_OOPS)
@@ -300,8 +312,39 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
         return
     if in_interrupt():
         await panic("Fatal exception in interrupt")
-    if state.panic_on_oops:
+    # An oops inside panic() (a panic notifier's bug) would kill the panicking task in Linux
+    # and leave the machine stopped mid-panic; ksim panics again, which carries on (deviation)
+    if state.panic_on_oops or state.panic_cpu != -1:
         await panic("Fatal exception")
+    if task.pid == 0:  # make_task_dead(): an oops in the boot CPU's idle task (early boot)
+        await panic("Attempted to kill the idle task!")
     if task.pid == 1:
         await panic("Attempted to kill init! exitcode=0x%08x", SIGSEGV)
     raise TaskKilled(SIGSEGV, task.comm)
+
+
+def _driver_frames(exc: BaseException) -> list[tuple[str, str]]:
+    """``(function, file:line)`` of the driver's (non-ksim, non-runtime) Python frames,
+    innermost first, as a kernel call trace lists them."""
+    out = []
+    for fs in reversed(traceback.extract_tb(exc.__traceback__)):
+        if is_runtime_file(fs.filename) or short_path(fs.filename).startswith("ksim/"):
+            continue
+        out.append((fs.name, "%s:%d" % (short_path(fs.filename), fs.lineno or 0)))
+    return out
+
+
+async def driver_bug(exc: BaseException, where: str) -> None:
+    """A Python exception escaped driver code (``where``: the callback, e.g.
+    ``buggy.init``): report it as x86 reports ``BUG()`` in a driver -- ``kernel BUG at
+    file:line!``, an ``invalid opcode`` Oops whose call trace is the driver's Python frames --
+    and handle it as any oops (panic_on_oops, the task killed, init or the idle task killed
+    → panic).  Returns only if a die notifier stopped the oops; the caller then goes on as
+    if the callback had returned nothing."""
+    frames = _driver_frames(exc)
+    location = frames[0][1] if frames else where
+    await printk(KERN_CRIT + "------------[ cut here ]------------\n")
+    trace = ["%s+0x0/0x0 [%s]" % (name, loc) for name, loc in frames] or [where]
+    # the Python exception stands where C's BUG_ON condition would be read from the source
+    await die("kernel BUG at %s! (%s: %s)" % (location, type(exc).__name__, str(exc)[:200]), 0, function=frames[0][0] if frames else where,
+              trap="invalid opcode", call_trace=trace)

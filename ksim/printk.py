@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ksim.bug import warn
+from ksim.bug import is_driver_bug, warn
 from ksim.cmdline import get_option, memparse, simple_strtoul
 from ksim.console import (
     CON_BOOT, CON_BRL, CON_CONSDEV, CON_ENABLED, CON_EXTENDED, CON_PRINTBUFFER,
@@ -612,7 +612,12 @@ async def console_flush_all(pk: Printk, do_cond_resched: bool) -> tuple[bool, in
 async def _write(con: Console, data: bytes) -> None:
     if con.received is not None:
         con.received += data
-    await con.write(con, data)  # type: ignore[misc]
+    try:
+        await con.write(con, data)  # type: ignore[misc]
+    except BaseException as exc:
+        if not is_driver_bug(exc):
+            raise
+        await current_kernel().driver_bug(exc, "%s->write" % con.name)
 
 
 # -- register_console / unregister_console (C4, C5) ------------------------------------------

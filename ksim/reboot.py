@@ -75,7 +75,7 @@ async def reboot_setup(value: str) -> int:
         mode = modes.get(word[:1])
         if word[:1] == "s":
             digits = word[3:] if word[1:3] == "mp" else word[1:]
-            if digits[:1].isdigit():
+            if "0" <= digits[:1] <= "9":
                 cpu = simple_strtoul(digits, 0)[0]
                 if cpu >= k.smp.nr_cpu_ids:
                     k.printk.log_line(LOGLEVEL_ERR, "Ignoring the CPU number in reboot= option. "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -317,7 +318,8 @@ def test_stale_journal_is_dropped_with_a_new_ram_file(tmp_path: Path) -> None:
     path.unlink()
     with PhysMem(MiB, ram_file=path) as ram:
         assert ram.read(0, PAGE_SIZE) == bytes(PAGE_SIZE)
-    assert not Path(f"{path}.cold").exists()
+    # replaced by the new file's own journal, which has no fills and no boots
+    assert Path(f"{path}.cold").read_text().splitlines() == ["ksim-ram-journal 2 1048576"]
 
 
 @pytest.mark.parametrize(
@@ -433,3 +435,61 @@ def test_journal_version_1_is_upgraded_atomically(tmp_path: Path) -> None:
     sidecar.write_text("ksim-ram-journal 1 1048576\nboots 3\n")  # not a version-1 record
     with pytest.raises(RamFileError, match="corrupt"):
         PhysMem(MiB, ram_file=path)
+
+
+# -- a full filesystem: a clear error, never SIGBUS, never a half state ----------------------------------
+
+def _enospc(*args: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_store_to_a_ram_file_on_a_full_filesystem_is_an_error_not_sigbus(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "machine.ram"
+    with PhysMem(MiB, ram_file=path) as ram:
+        ram.write(0, b"kept")
+        monkeypatch.setattr(os, "posix_fallocate", _enospc)
+        ram.write(8, b"same chunk: blocks already allocated")
+        with pytest.raises(RamFileError, match="No space left on device"):
+            ram.write(MiB // 2, b"a new chunk")
+        with pytest.raises(RamFileError, match="No space left on device"):
+            ram.write_u32(MiB // 2, 1)
+    with PhysMem(MiB, ram_file=path) as ram:
+        assert ram.read(0, 4) == b"kept"
+
+
+def test_a_journal_write_on_a_full_filesystem_is_an_error_and_leaves_the_old_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "machine.ram"
+    with PhysMem(MiB, ram_file=path) as ram:
+        ram.cold_boot(1)
+        before = Path(f"{path}.cold").read_text()
+        real_write = os.write
+        monkeypatch.setattr(os, "write", lambda fd, data: _enospc())
+        with pytest.raises(RamFileError, match="cannot write RAM journal .*No space left"):
+            ram.cold_boot(2)
+        monkeypatch.setattr(os, "write", real_write)
+    assert Path(f"{path}.cold").read_text() == before  # the rewrite was all or nothing
+    assert not Path(f"{path}.cold.tmp").exists()
+
+
+def test_a_new_ram_file_whose_journal_cannot_be_written_is_not_left_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "machine.ram"
+    monkeypatch.setattr(os, "write", lambda fd, data: _enospc())
+    with pytest.raises(RamFileError, match="No space left on device"):
+        PhysMem(MiB, ram_file=path)
+    # a RAM file without its journal would boot warm, on zeros, next time
+    assert not path.exists()
+
+
+def test_ksim_boot_on_a_full_filesystem_says_so_and_exits_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from ksim.cli import main
+    monkeypatch.setattr(os, "posix_fallocate", _enospc)
+    code = main(["boot", "-q", "--ram-file", str(tmp_path / "m.ram"), "--cat", "/proc/cmdline"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot store to RAM file" in err and "No space left on device" in err
+    assert "Traceback" not in err and "internal error" not in err
+    assert len(err.splitlines()) == 1

@@ -34,12 +34,15 @@ plugin_path: .
 plugins: [crashycli]
 boots: [{}]
 """
+# A plugin's own bug is an Oops (tests/test_driver_bugs.py); what still ends a run with
+# ERROR is an exception of ksim's own escaping, as a KernelError outside any errno path.
 CRASHY = """\
 from ksim import KernelModule
+from ksim.errno import EIO, KernelError
 class Crashy(KernelModule):
     name = "crashycli"
     async def init(self):
-        raise ValueError("boom")
+        raise KernelError(EIO, "boom")
 """
 
 
@@ -69,7 +72,7 @@ def test_exit_1_with_failures_and_errors_and_the_run_goes_on(
     out = capsys.readouterr().out
     assert status == 1
     assert f"ERROR {tree}/crash/crash.yaml: crashing one" in out
-    assert "ksim crashed in boot 1: ValueError: boom" in out
+    assert "ksim crashed in boot 1: KernelError: boom" in out
     assert f"FAIL  {tree}/sub/bad.yml: bad one" in out
     assert f"{tree}/sub/bad.yml:4:17: boot 1: dmesg: contains" in out
     assert "Traceback" not in out

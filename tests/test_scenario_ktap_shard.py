@@ -40,10 +40,11 @@ boots: [{}]
 """,
     "crashyktap.py": """\
 from ksim import KernelModule
+from ksim.errno import EIO, KernelError
 class Crashy(KernelModule):
     name = "crashyktap"
     async def init(self):
-        raise ValueError("boom")
+        raise KernelError(EIO, "boom")  # ksim's own exception: a plugin bug would be an Oops
 """,
 }
 
@@ -102,7 +103,7 @@ def test_ktap_is_one_test_per_scenario_with_a_subtest_per_seed(tree: Path) -> No
         (True, f"{tree}/a.yaml: passes"), (False, f"{tree}/a.yaml: fails _2"),
         (False, f"{tree}/b.yaml: crashes")]
     assert [(ok, name) for ok, name, _ in tests[1][2]] == [(False, "seed=1"), (False, "seed=2")]
-    assert tests[2][2][0][1].startswith("seed=0 # ERROR ksim crashed in boot 1: ValueError: boom")
+    assert tests[2][2][0][1].startswith("seed=0 # ERROR ksim crashed in boot 1: KernelError: boom")
     assert f"    # {tree}/a.yaml:7:28: boot 1: dmesg: contains" in lines
     assert "# " + f"{tree}/a.yaml: passes: pass:2 fail:0 skip:0 total:2" in lines
 

@@ -164,7 +164,7 @@ def level_problem(level: object, what: str = "level") -> str | None:
     key = str(level).lower().removeprefix("kern_")
     if key == "warning":
         key = "warn"
-    if key in LEVELS or (key.isdigit() and len(key) == 1 and 0 <= int(key) <= 7):
+    if key in LEVELS or (len(key) == 1 and "0" <= key <= "7"):
         return None
     return (f"unknown {what} '{_short(str(level))}'{did_you_mean(key, LEVELS)} (expected "
             f"{', '.join(LEVELS)} or 0-7)")
