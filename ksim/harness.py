@@ -24,8 +24,8 @@ __all__ = ["CHECKER_KINDS", "Checker", "attach_checkers", "check_invariants", "c
            "detach_checkers", "install_scheduler"]
 
 # Report kinds that mean a checker (or the kernel itself) found something wrong.
-CHECKER_KINDS = ("lockdep", "data-race", "console", "deadlock", "bug", "lockup", "warning",
-                 "oops", "hang")
+CHECKER_KINDS = ("lockdep", "data-race", "console", "deadlock", "livelock", "bug", "lockup",
+                 "warning", "oops", "hang")
 
 
 class Checker(Protocol):

@@ -73,6 +73,10 @@ _OFF_CPU = frozenset((BLOCKED, DONE, SLEEPING))
 _SWITCH = object()  # what a simulated thread yields to the driver: "another thread runs now"
 
 
+class TrioInSimThread(RuntimeError):
+    """A simulated thread used a trio primitive the deterministic scheduler cannot give it."""
+
+
 @types.coroutine
 def _to_driver() -> Any:
     """Suspend the running simulated thread; the driver resumes whoever holds the baton."""
@@ -269,6 +273,10 @@ class Scheduler:
         coro, run = thread.coro, thread.context.run  # type: ignore[union-attr]
         value: object = None
         error: BaseException | None = None
+        # Every thread runs inside this one trio task: a cancel scope a thread enters belongs
+        # to the task, so one left open across a switch corrupts the task's scope stack.
+        task = trio.lowlevel.current_task()
+        status = getattr(task, "_cancel_status", None)
         while True:
             try:
                 if error is None:
@@ -285,6 +293,13 @@ class Scheduler:
                     raise MachineHang(self.verdict) from None
                 raise
             if yielded is _SWITCH:
+                if getattr(task, "_cancel_status", None) is not status:
+                    error = TrioInSimThread(
+                        f"{thread.task.comm} (cpu {thread.cpu.id}) reached a preemption point "
+                        "inside a trio cancel scope (trio.move_on_after, fail_after, "
+                        "CancelScope); a simulated thread must wait through the kernel "
+                        "(msleep, locks, wait events), not through trio")
+                    continue
                 return
             try:  # a trio primitive awaited directly: the machine waits with this CPU
                 value, error = await _forward(yielded), None

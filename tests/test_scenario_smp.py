@@ -378,3 +378,42 @@ def test_the_report_kinds_include_the_checkers() -> None:
         load_text(f"name: k\nboots: [{{expect: [{{reports: {{kind: {kind}, count: 0}}}}]}}]\n")
     assert "did you mean 'data-race'" in problems(
         "name: k\nboots: [{expect: [{reports: {kind: data-rase, count: 0}}]}]\n")[0]
+
+
+# -- PCT's k and the step budget ---------------------------------------------------------------
+
+def test_pct_change_points_fall_inside_a_scenario_run() -> None:
+    """PCT draws its D-1 change points from the run's length k, measured by a round-robin
+    first run (seed 0): on a ~300-point scenario every seed switches, and the first run's
+    length is the k each seed's strategy got."""
+    from ksim.scenario.runner import run_lengths
+    sc = load(SMP.format(strategy="pct:3"))
+    [k] = run_lengths(sc).values()
+    assert 100 < k < 2000
+    for seed in (1, 2, 3):
+        result = run_scenario(sc, seed)
+        assert result.status == PASS, failure_text(result)
+        [line] = [ln for ln in result.log if "scheduler pct" in ln]
+        switches = int(re.search(r"(\d+) switches", line).group(1))  # type: ignore[union-attr]
+        assert switches >= 1, line
+
+
+def test_a_thread_polling_forever_under_pct_ends_in_a_livelock_verdict() -> None:
+    """Two threads each waiting, at their preemption points, for the other CPU to hold the
+    console lock, once both have printed: neither ever will, yet both keep running. The boot
+    stops at its step budget as a hang with a livelock report; the run never hangs (and its
+    round-robin first run, cut short the same way, gives PCT no k)."""
+    text = """\
+        name: poll
+        machine: {cpus: 2}
+        strategy: pct:2
+        boots:
+          - steps:
+              - spawn: {threads: 2, count: 1, text: "x", panic: "never",
+                        until_held: console_sem}
+            expect:
+              - outcome: hang
+              - reports: {kind: livelock, count: 1, contains: "did not end within"}
+    """
+    result = run(text)
+    assert result.status == PASS, failure_text(result)

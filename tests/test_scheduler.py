@@ -365,3 +365,28 @@ async def test_a_run_past_its_step_budget_ends_with_a_livelock_verdict(autojump_
         " ran:     poller (cpu 1) 200 of the last 200 points",
         " starved: setter (cpu 0) runnable, never ran"]
     assert sched.verdict == report.title
+
+
+async def test_a_trio_cancel_scope_across_a_preemption_point_fails_at_once_naming_the_thread(
+        autojump_clock):
+    """Every simulated thread runs inside the scheduler's one trio task, so a trio cancel scope
+    left open across a switch would corrupt trio's scope stack ("Cancel scope stack
+    corrupted"); the thread gets a clear error at that point instead."""
+    from ksim.scheduler import TrioInSimThread
+    with pytest.raises(BaseException) as info:
+        async with Machine("64M", cpus=2).boot("") as k:
+            sched = k.sched = Scheduler(k, RoundRobin())  # a switch at every point
+
+            async def fn() -> None:
+                with trio.move_on_after(1):
+                    await preempt_point()
+
+            for cpu in range(2):
+                k.spawn_thread(fn, name=f"c{cpu}", cpu=cpu)
+            await sched.join()
+    leaves = [info.value]
+    while leaves and isinstance(leaves[0], BaseExceptionGroup):
+        leaves = list(leaves[0].exceptions)
+    assert isinstance(leaves[0], TrioInSimThread), repr(info.value)
+    assert "c0 (cpu 0)" in str(leaves[0]) or "c1 (cpu 1)" in str(leaves[0])
+    assert "move_on_after" in str(leaves[0])

@@ -734,8 +734,8 @@ MATCHERS: dict[str, MatcherSpec] = {
 TEXT_MATCHERS = tuple(k for k in MATCHERS if k != "exists")
 # Report kinds the core files today (ksim.bug.Report.kind); another lower-case word is
 # accepted too (a kind a newer core or a plugin files) unless it looks like a typo of these.
-REPORT_KINDS = ("any", "lockdep", "data-race", "console", "deadlock", "bug", "lockup", "warning",
-                "oops", "hang")
+REPORT_KINDS = ("any", "lockdep", "data-race", "console", "deadlock", "livelock", "bug", "lockup",
+                "warning", "oops", "hang")
 REPORT_KIND_RE = re.compile(r"[a-z][a-z0-9_-]*")
 
 
@@ -884,6 +884,7 @@ class Boot:
     index: int  # 1-based
     reboot: RebootKind | None = None
     cmdline: str = ""
+    initrd: str | None = None  # None: the machine's initramfs size
     plugins: tuple[PluginRef, ...] | None = None  # None: the scenario's plugins
     before: tuple[Step, ...] = ()
     steps: tuple[Step, ...] = ()
