@@ -1,4 +1,10 @@
-"""Helpers shared by the benchmarks: timing, RSS, and the ratio line every benchmark prints."""
+"""Helpers shared by the benchmarks: CPU timing, RSS, and the ratio line every benchmark prints.
+
+Every figure is CPU time of this process (``time.process_time``): the machine is shared, and
+wall time would charge ksim for other people's work.  Each benchmark interleaves its rounds
+(baseline, ksim, baseline, ...) and keeps each side's best, so load hits both alike; the
+ratios are what count.  ``report`` records each line in ``RESULTS`` for ``run.py --json``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,21 @@ import os
 import time
 from collections.abc import Callable
 
+RESULTS: list[dict[str, object]] = []
+
 
 def best_of(repeats: int, fn: Callable[[], float]) -> float:
     """The best (lowest) of several timings: the least disturbed by a shared, noisy machine."""
     return min(fn() for _ in range(repeats))
+
+
+def interleaved(rounds: int, *fns: Callable[[], float]) -> list[float]:
+    """Each function's best over ``rounds`` rounds, the functions taking turns in each round."""
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], fn())
+    return best
 
 
 def rss_bytes() -> int:
@@ -18,10 +35,29 @@ def rss_bytes() -> int:
 
 
 def report(name: str, ksim: float, baseline: float, unit: str, baseline_name: str,
-           higher_is_better: bool = True, target: str = "") -> None:
-    ratio = ksim / baseline if higher_is_better else baseline / ksim
-    print(f"{name}: ksim {ksim:,.1f} {unit} | {baseline_name} {baseline:,.1f} {unit} | "
-          f"ratio {ratio:.2f}x" + (f" (target {target})" if target else ""))
+           higher_is_better: bool = True, target: str = "",
+           at_least: float | None = None, at_most: float | None = None) -> None:
+    """Print ``name: ksim X | baseline Y | ratio R`` and, for a target, PASS or MISS.
+
+    The ratio is how many times better ksim is (``ksim / baseline`` for a rate,
+    ``baseline / ksim`` for a cost), unless ``at_most`` is given: then it is how many times
+    the baseline's cost ksim pays (``ksim / baseline``), which must not exceed ``at_most``.
+    """
+    if at_most is not None:
+        ratio = ksim / baseline if not higher_is_better else baseline / ksim
+        verdict = "PASS" if ratio <= at_most else "MISS"
+        target = target or f"<= {at_most:g}x"
+    else:
+        ratio = ksim / baseline if higher_is_better else baseline / ksim
+        verdict = ("PASS" if ratio >= at_least else "MISS") if at_least is not None else ""
+        if at_least is not None:
+            target = target or f">= {at_least:g}x"
+    print(f"{name}: ksim {ksim:,.2f} {unit} | {baseline_name} {baseline:,.2f} {unit} | "
+          f"ratio {ratio:.2f}x" + (f" (target {target}" if target else "")
+          + (f": {verdict})" if verdict else (")" if target else "")))
+    RESULTS.append({"name": name, "ksim": ksim, "baseline": baseline, "unit": unit,
+                    "baseline_name": baseline_name, "ratio": ratio, "target": target,
+                    "verdict": verdict or None})
 
 
-now = time.perf_counter
+now = time.process_time
