@@ -29,13 +29,13 @@ CYCLES = 40
 
 
 def cycle_scenario(cycles: int) -> str:
-    boots = ['  - cmdline: "memconsole=8192"\n'
+    boots = ['  - cmdline: "memconsole=8192 nokaslr"\n'
              '    steps:\n'
              '      - printk: {level: err, text: "crash %d"}\n'
              '      - panic: "Fatal exception"\n' % 0]
     for i in range(1, cycles):
         boots.append('  - reboot: warm\n'
-                     '    cmdline: "memconsole=8192"\n'
+                     '    cmdline: "memconsole=8192 nokaslr"\n'
                      '    steps:\n'
                      '      - expect:\n'
                      '          - file: /proc/memconsole\n'
