@@ -69,7 +69,7 @@ class _Exit(Exception):
 
 
 class _Action(argparse.Action):
-    """Collects the ordered ``--printk/--cat/--write/--oops/--panic`` actions."""
+    """Collects the ordered ``--printk/--cat/--ls/--rm/--write/--oops/--panic`` actions."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
@@ -161,7 +161,9 @@ def _ram(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_command: Any = None) -> argparse.ArgumentParser:
+    """The parser; ``plugin_command`` is a plugin's subcommand module to add (its
+    ``add_parser(subparsers)``), found by :func:`parse` when the command is not ksim's own."""
     parser = _Parser(prog="ksim", description="Simulate the Linux console/printk, notifier "
                      "and boot-parameter machinery.", allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"ksim {__version__}",
@@ -214,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"printk TEXT, at LEVEL ({LEVELS}) if given, else the default "
                            "level")
     acts.add_argument("--cat", action=_Action, metavar="PATH", help="print a file")
+    acts.add_argument("--ls", action=_Action, metavar="DIR",
+                      help="print the names in a directory, one a line, as ls -1 DIR")
+    acts.add_argument("--rm", action=_Action, metavar="PATH",
+                      help="remove a file, as rm PATH (pstore: erase the record)")
     acts.add_argument("--write", action=_Action, metavar="PATH=VALUE",
                       help="write VALUE to a file, as echo VALUE > PATH")
     acts.add_argument("--oops", action=_Action, metavar="TEXT",
@@ -231,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--plugin-path", action="append", default=[], metavar="DIR",
                          help="also look for plugins in DIR (repeatable; also "
                               "$KSIM_PLUGIN_PATH)")
+    if plugin_command is not None:
+        plugin_command.add_parser(sub)
+        for command in sub.choices.values():
+            if command.get_default("plugin_main") is None and \
+                    command.prog.split()[-1] not in BUILTIN_COMMANDS:
+                command.set_defaults(plugin_main=plugin_command.main)
     for name, command in sub.choices.items():
         command.allow_abbrev = False  # a mistyped option gets a did-you-mean, not a guess
         if not command.epilog and name in EPILOGS:
@@ -246,10 +258,28 @@ def _subcommand(parser: argparse.ArgumentParser, name: str | None) -> argparse.A
     return parser
 
 
+BUILTIN_COMMANDS = ("boot", "stress", "run", "schema", "plugins")
+
+
+def _plugin_command(argv: Sequence[str]) -> Any:
+    """The plugin module providing the command ``argv`` names, if ksim has no such command.
+
+    Only then are the ``ksim.commands`` entry points looked up (importlib.metadata costs
+    tens of milliseconds, which ksim's own commands do not pay)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    if word is None or word in BUILTIN_COMMANDS or any(a in ("-h", "--help", "--version")
+                                                         for a in argv[:argv.index(word)]):
+        return None
+    from ksim.plugins import load_command
+    return load_command(word)
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse ``argv``; an unknown option or a stray argument is a :class:`UsageError` with a
-    did-you-mean from the subcommand's own options."""
-    parser = build_parser()
+    did-you-mean from the subcommand's own options.  A command ksim does not have may come
+    from a plugin (the ``ksim.commands`` entry points, :func:`ksim.plugins.load_command`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_plugin_command(argv))
     args, extras = parser.parse_known_args(argv)
     if extras:
         command = _subcommand(parser, getattr(args, "command", None))
@@ -323,6 +353,10 @@ async def _run_actions(kernel: Any, actions: list[tuple[str, str]], out: _Out,
                 await printk(prefix + "%s\n", text)
             elif kind == "cat":
                 out.cat(await kernel.read_file(value))
+            elif kind == "ls":
+                out.cat("".join(name + "\n" for name in kernel.list_dir(value)).encode())
+            elif kind == "rm":
+                await kernel.unlink_file(value)
             elif kind == "write":
                 path, _, data = value.partition("=")
                 await kernel.write_file(path, data + "\n")
@@ -443,6 +477,10 @@ def _plugins(args: argparse.Namespace) -> int:
 
 # -- dispatch -------------------------------------------------------------------------------
 def _dispatch(args: argparse.Namespace) -> int:
+    plugin_main = getattr(args, "plugin_main", None)
+    if plugin_main is not None:
+        status: int = plugin_main(args)
+        return status
     if args.command == "stress":
         return stress_cli.main(args)
     if args.command in ("run", "schema"):

@@ -13,24 +13,29 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from ksim.current import current_kernel
-from ksim.errno import EACCES, EINVAL, ENOENT, KernelError
+from ksim.errno import EACCES, EINVAL, ENOENT, EPERM, KernelError
 from ksim.init import require_async
 
 ReadFn = Callable[["ProcFile", int, int], Awaitable[bytes]]
 WriteFn = Callable[["ProcFile", bytes], Awaitable[int]]
+UnlinkFn = Callable[["ProcFile"], Awaitable[int]]
 
 
 @attrs.define(eq=False)
 class ProcOps:
     """``struct proc_ops``: ``proc_read(file, count, pos)`` returns up to ``count`` bytes at
     ``pos``; ``proc_write(file, data)`` returns the bytes consumed or a negative errno.
+    ``unlink(file)`` is the directory's ``->unlink`` for this file (pstore's erase): 0 and
+    the file goes, or a negative errno and it stays; without it the file cannot be removed
+    (-EPERM, as procfs and sysfs refuse ``rm``).
 
-    Both are ``async def`` (they run driver code); a file whose handlers are not is refused
+    All are ``async def`` (they run driver code); a file whose handlers are not is refused
     when it is created.
     """
 
     proc_read: ReadFn | None = None
     proc_write: WriteFn | None = None
+    unlink: UnlinkFn | None = None
 
 
 @attrs.define(eq=False)
@@ -70,7 +75,7 @@ class VFS:
         """Add a file; returns None if the path exists (as proc_create fails on a duplicate)."""
         if path in self._files:
             return None
-        for handler in (ops.proc_read, ops.proc_write):
+        for handler in (ops.proc_read, ops.proc_write, ops.unlink):
             if handler is not None:
                 require_async(handler, f"the handler of {path}")
         entry = ProcFile(path, mode, ops, data, owner)
@@ -130,6 +135,17 @@ class VFS:
         if result < 0:
             raise KernelError(result, f"{path}: write failed")
         return result
+
+    async def unlink(self, path: str) -> None:
+        """``unlink(2)``: the file's ``unlink`` handler decides; the entry goes if it says 0."""
+        entry = self.lookup(path)
+        if entry.ops.unlink is None:
+            raise KernelError(EPERM, f"{path}: Operation not permitted")
+        result = await entry.ops.unlink(entry)
+        if result < 0:
+            raise KernelError(result, f"{path}: unlink failed")
+        if self._files.get(entry.path) is entry:
+            del self._files[entry.path]
 
     def paths(self) -> list[str]:
         return sorted(self._files)

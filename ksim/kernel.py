@@ -32,6 +32,7 @@ from ksim.cpu import CPU
 from ksim.current import Task, maybe_current_kernel, reset_current, set_current
 from ksim.e820 import E820State
 from ksim.early_printk import EarlyPrintkState
+from ksim.errno import ENOENT, KernelError
 from ksim.fs import VFS
 from ksim.init import bind_core_params
 from ksim.kaslr import KaslrState
@@ -192,6 +193,17 @@ class Kernel:
     async def read_file(self, path: str, pos: int = 0, count: int | None = None) -> bytes:
         with self.as_current():
             return await self.vfs.read(path, pos, count)
+
+    async def unlink_file(self, path: str) -> None:
+        with self.as_current():
+            await self.vfs.unlink(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        """The names under ``path``, sorted (``ls``); ENOENT if there are none."""
+        names = self.vfs.listdir(path)
+        if not names:
+            raise KernelError(ENOENT, f"{path}: No such file or directory")
+        return names
 
     async def write_file(self, path: str, data: str | bytes) -> int:
         with self.as_current():

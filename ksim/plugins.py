@@ -24,6 +24,9 @@ import attrs
 from ksim.module import KernelModule
 
 ENTRY_POINT_GROUP = "ksim.plugins"
+# Subcommands a plugin adds to the ``ksim`` command line (``ksim pstore`` comes from ramoops):
+# an entry point naming a module with ``add_parser(subparsers)`` and ``main(args) -> int``.
+COMMAND_GROUP = "ksim.commands"
 PATH_ENV = "KSIM_PLUGIN_PATH"
 
 
@@ -129,6 +132,28 @@ def load(spec: PluginSpec) -> type[KernelModule]:
         raise PluginError(f"plugin '{spec.name}' ({path}) failed to import: "
                           f"{_describe(exc)}") from exc
     return _module_from(obj, spec.name, str(path))
+
+
+def plugin_commands() -> dict[str, str]:
+    """The subcommands installed plugins offer: name -> ``module`` (nothing is imported)."""
+    from importlib.metadata import entry_points
+    return {ep.name: ep.value for ep in entry_points(group=COMMAND_GROUP)}
+
+
+def load_command(name: str) -> ModuleType | None:
+    """Import the module of plugin subcommand ``name``; None if no plugin offers it."""
+    target = plugin_commands().get(name)
+    if target is None:
+        return None
+    try:
+        module = importlib.import_module(target)
+    except Exception as exc:
+        raise PluginError(f"command '{name}' ({target}) failed to import: "
+                          f"{_describe(exc)}") from exc
+    for attr in ("add_parser", "main"):
+        if not callable(getattr(module, attr, None)):
+            raise PluginError(f"command '{name}' ({target}) has no {attr}()")
+    return module
 
 
 def load_plugins(names: Iterable[str],

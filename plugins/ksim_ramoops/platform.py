@@ -32,32 +32,52 @@ Deviations
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import attrs
 
-from ksim.errno import EEXIST, EINVAL
+from ksim.console import CON_ANYTIME, CON_ENABLED, CON_PRINTBUFFER, Console
+from ksim.errno import EBUSY, EEXIST, EINVAL
+from ksim.locking import DEFINE_SPINLOCK, SpinLock, spin_lock_irqsave, spin_trylock_irqsave, \
+    spin_unlock_irqrestore
+from ksim.preempt import in_nmi
+from ksim.printk import KmsgDumper, KmsgDumpIter, kmsg_dump_get_buffer, kmsg_dump_register, \
+    kmsg_dump_rewind, kmsg_dump_unregister, printk, register_console, unregister_console
+from ksim.timekeeping import ktime_get_real_fast_ns
 from ksim.zlib_deflate import DeflateWorkspace, crypto_deflate_compress as zlib_crypto_compress
-from ksim_ramoops.pstore import PSTORE_TYPE_DMESG, PSTORE_TYPE_MAX, PstoreRecord
+from ksim_ramoops.pstore import (
+    PSTORE_FLAGS_CONSOLE, PSTORE_FLAGS_DMESG, PSTORE_TYPE_CONSOLE, PSTORE_TYPE_DMESG,
+    PSTORE_TYPE_MAX, PSTORE_TYPE_PMSG, PstoreRecord, Timespec64,
+)
 
 __all__ = [
     "KMSG_DUMP_EMERG",
     "KMSG_DUMP_OOPS",
     "KMSG_DUMP_PANIC",
     "KMSG_DUMP_SHUTDOWN",
+    "PSTORE_DEFAULT_KMSG_BYTES",
+    "Pstore",
     "PstoreCompression",
+    "PstoreInfo",
     "allocate_buf_for_compression",
     "copy_kmsg_to_buffer",
     "crypto_deflate_compress",
     "crypto_deflate_decompress",
     "decompress_record",
     "kmsg_dump_reason_str",
+    "pstore_cannot_block_path",
     "pstore_compress",
+    "pstore_console_write",
+    "pstore_dump",
     "pstore_dump_header",
     "pstore_get_backend_records",
     "pstore_name_to_type",
+    "pstore_record_init",
+    "pstore_register",
     "pstore_type_to_name",
+    "pstore_unregister",
+    "write_pmsg",
     "zbufsize_deflate",
 ]
 
@@ -268,3 +288,188 @@ def pstore_get_backend_records(
             log(KERN_WARNING, _PR_FMT + f"failed to create {failed} record(s) from '{psi_name}'")
         if not stop_loop:
             log(KERN_ERR, _PR_FMT + f"looping? Too many records seen from '{psi_name}'")
+
+
+# -- the running kernel's pstore: registration, the kmsg dumper, the console --------------------
+
+# CONFIG_PSTORE_DEFAULT_KMSG_BYTES: how much log one dump tries to save (mount option kmsg_bytes).
+PSTORE_DEFAULT_KMSG_BYTES: Final = 10240
+
+
+@attrs.define(eq=False)
+class PstoreInfo:
+    """``struct pstore_info``: what a backend hands to :func:`pstore_register`.
+
+    The callbacks are the backend's and run its byte code (synchronous: they never sleep);
+    ``buf_lock`` serialises dumps as ``psinfo->buf_lock`` does.
+    """
+
+    name: str
+    flags: int
+    max_reason: int
+    bufsize: int
+    open: Callable[[], int]
+    read: Callable[[PstoreRecord], int]
+    write: Callable[[PstoreRecord], int]
+    write_user: Callable[[PstoreRecord, bytes], int]
+    erase: Callable[[PstoreRecord], int]
+    buf_lock: SpinLock = attrs.field(factory=lambda: DEFINE_SPINLOCK("psinfo->buf_lock"))
+
+
+@attrs.define(eq=False)
+class Pstore:
+    """fs/pstore/platform.c's statics for one kernel (``psinfo``, ``oopscount``, ``tfm``...).
+
+    ``console`` is CONFIG_PSTORE_CONSOLE and ``pmsg`` CONFIG_PSTORE_PMSG: both off in
+    Debian's 6.1, so a backend's console and pmsg zones are read at boot but never written.
+    """
+
+    console: bool = False
+    pmsg: bool = False
+    psinfo: PstoreInfo | None = None
+    oopscount: int = 0
+    kmsg_bytes: int = PSTORE_DEFAULT_KMSG_BYTES
+    comp: PstoreCompression | None = None
+    dumper: KmsgDumper | None = None
+    pstore_console: Console | None = None
+    # set by an OOPS dump, as pstore_new_entry (the timer that re-reads records is not modelled)
+    new_entry: bool = False
+
+
+def pstore_record_init(record: PstoreRecord, psinfo: PstoreInfo) -> None:
+    """Zero the record, name the backend and stamp it with the wall clock."""
+    record.psi = psinfo.name
+    ns = ktime_get_real_fast_ns()
+    record.time = Timespec64(ns // 1_000_000_000, ns % 1_000_000_000)
+
+
+def pstore_cannot_block_path(reason: int) -> bool:
+    """In NMI, panic (the other CPUs are stopped) or an emergency restart: never spin."""
+    if in_nmi():
+        return True
+    return reason in (KMSG_DUMP_PANIC, KMSG_DUMP_EMERG)
+
+
+async def _pr(level: int, text: str) -> None:
+    await printk(f"\x01{level}%s\n", text)
+
+
+async def pstore_dump(ps: Pstore, dumper: KmsgDumper, reason: int) -> None:
+    """The kmsg dumper: the log's newest ``kmsg_bytes`` as parts ``<Why>#<oopscount> Part<N>``.
+
+    Each part is the header and as many of the newest log lines as fit in the (compression)
+    buffer, deflated when that fits into the backend's ``bufsize``; ramoops keeps part 1 and
+    refuses the others (-ENOSPC), which 6.1 does not report.
+    """
+    psinfo = ps.psinfo
+    assert psinfo is not None
+    why = kmsg_dump_reason_str(reason)
+    if pstore_cannot_block_path(reason):
+        locked, flags = spin_trylock_irqsave(psinfo.buf_lock)
+        if not locked:
+            await _pr(KERN_ERR, _PR_FMT + "dump skipped in %s path because of concurrent dump"
+                      % ("NMI" if in_nmi() else why))
+            return
+    else:
+        flags = await spin_lock_irqsave(psinfo.buf_lock)
+    it = KmsgDumpIter()
+    kmsg_dump_rewind(it)
+    ps.oopscount += 1
+    total = 0
+    part = 1
+    while total < ps.kmsg_bytes:
+        record = PstoreRecord()
+        pstore_record_init(record, psinfo)
+        record.type = PSTORE_TYPE_DMESG
+        record.count = ps.oopscount
+        record.reason = reason
+        record.part = part
+        dst_size = ps.comp.big_oops_buf_sz if ps.comp is not None else psinfo.bufsize
+        # snprintf(dst, dst_size, "%s#%d Part%u\n", ...)
+        header = pstore_dump_header(reason, ps.oopscount, part)[:dst_size - 1]
+        dst_size -= len(header)
+        text = kmsg_dump_get_buffer(it, True, dst_size)
+        if text is None:
+            break
+        if ps.comp is not None:
+            zipped = pstore_compress(ps.comp, header + text, psinfo.bufsize)
+            if isinstance(zipped, bytes) and zipped:
+                record.compressed = True
+                record.buf = zipped
+            else:
+                record.buf = copy_kmsg_to_buffer(header + text, len(header), len(text),
+                                                 psinfo.bufsize)
+        else:
+            record.buf = header + text
+        record.size = len(record.buf)
+        if psinfo.write(record) == 0 and reason == KMSG_DUMP_OOPS:
+            ps.new_entry = True
+        total += record.size
+        part += 1
+    spin_unlock_irqrestore(psinfo.buf_lock, flags)
+
+
+async def pstore_console_write(ps: Pstore, con: Console, data: bytes) -> None:
+    """The pstore console: every console line goes to the backend's console zone."""
+    if not data or ps.psinfo is None:
+        return
+    record = PstoreRecord()
+    pstore_record_init(record, ps.psinfo)
+    record.type = PSTORE_TYPE_CONSOLE
+    record.buf = data
+    record.size = len(data)
+    ps.psinfo.write(record)
+
+
+def write_pmsg(ps: Pstore, data: bytes) -> int:
+    """A write to /dev/pmsg0: the bytes go to the pmsg zone, appended (fs/pstore/pmsg.c)."""
+    if not data:
+        return 0
+    assert ps.psinfo is not None
+    record = PstoreRecord()
+    pstore_record_init(record, ps.psinfo)
+    record.type = PSTORE_TYPE_PMSG
+    record.size = len(data)
+    ret = ps.psinfo.write_user(record, data)
+    return len(data) if ret == 0 else ret
+
+
+async def pstore_register(ps: Pstore, psi: PstoreInfo,
+                          get_records: Callable[[], Awaitable[None]]) -> int:
+    """Make ``psi`` the backend: compression, the records read now, then the frontends."""
+    if ps.psinfo is not None:
+        await _pr(KERN_WARNING, _PR_FMT + f"backend '{ps.psinfo.name}' already loaded: "
+                  f"ignoring '{psi.name}'")
+        return -EBUSY
+    ps.psinfo = psi
+    if psi.flags & PSTORE_FLAGS_DMESG:
+        log: list[tuple[int, str]] = []
+        ps.comp = allocate_buf_for_compression(psi.bufsize, lambda lv, t: log.append((lv, t)))
+        for level, text in log:
+            await _pr(level, text)
+    await get_records()
+    if psi.flags & PSTORE_FLAGS_DMESG:
+        async def dump(dumper: KmsgDumper, reason: int) -> None:
+            await pstore_dump(ps, dumper, reason)
+        ps.dumper = KmsgDumper(dump=dump, max_reason=psi.max_reason)
+        kmsg_dump_register(ps.dumper)
+    if psi.flags & PSTORE_FLAGS_CONSOLE and ps.console:
+        async def write(con: Console, data: bytes) -> None:
+            await pstore_console_write(ps, con, data)
+        # strscpy(pstore_console.name, psinfo->name): the console is called "ramoops"
+        ps.pstore_console = Console(name=psi.name, write=write,
+                                    flags=CON_PRINTBUFFER | CON_ENABLED | CON_ANYTIME, index=-1)
+        await register_console(ps.pstore_console)
+    await _pr(KERN_INFO, _PR_FMT + f"Registered {psi.name} as persistent store backend")
+    return 0
+
+
+async def pstore_unregister(ps: Pstore) -> None:
+    if ps.pstore_console is not None:
+        await unregister_console(ps.pstore_console)
+        ps.pstore_console = None
+    if ps.dumper is not None:
+        kmsg_dump_unregister(ps.dumper)
+        ps.dumper = None
+    ps.comp = None
+    ps.psinfo = None

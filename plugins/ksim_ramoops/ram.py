@@ -84,6 +84,7 @@ __all__ = [
     "ramoops_pstore_open",
     "ramoops_pstore_read",
     "ramoops_pstore_write",
+    "ramoops_pstore_write_user",
     "ramoops_read_kmsg_hdr",
     "ramoops_write_kmsg_hdr",
     "rounddown_pow_of_two",
@@ -405,7 +406,8 @@ def ramoops_pstore_write(cxt: RamoopsContext, record: PstoreRecord) -> int:
         return 0
     if record.type == PSTORE_TYPE_PMSG:
         cxt.log.pr_ratelimited(
-            "ramoops_pstore_write", KERN_WARNING, _PR_FMT + "PMSG shouldn't call ramoops_pstore_write"
+            "ramoops_pstore_write",
+    "ramoops_pstore_write_user", KERN_WARNING, _PR_FMT + "PMSG shouldn't call ramoops_pstore_write"
         )
         return -EINVAL
     if record.type != PSTORE_TYPE_DMESG:
@@ -427,6 +429,16 @@ def ramoops_pstore_write(cxt: RamoopsContext, record: PstoreRecord) -> int:
     persistent_ram_write(prz, record.buf, size)
     cxt.dump_write_cnt = (cxt.dump_write_cnt + 1) % cxt.max_dump_cnt
     return 0
+
+
+def ramoops_pstore_write_user(cxt: RamoopsContext, record: PstoreRecord, buf: bytes) -> int:
+    """The backend's ``write_user()``: a /dev/pmsg0 write appended to the pmsg zone."""
+    if record.type == PSTORE_TYPE_PMSG:
+        if cxt.mprz is None:
+            return -ENOMEM
+        persistent_ram_write(cxt.mprz, buf, record.size)
+        return 0
+    return -EINVAL
 
 
 def ramoops_pstore_erase(cxt: RamoopsContext, record: PstoreRecord) -> int:
