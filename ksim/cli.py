@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ksim import __version__, stress_cli
+from ksim import __version__, compare, stress_cli
 from ksim.clitools import Stdout, UsageError, did_you_mean, is_interrupt, one_line, shown
 from ksim.scenario import cli as scenario_cli
 
@@ -228,6 +228,7 @@ def build_parser(plugin_command: Any = None) -> argparse.ArgumentParser:
     boot.set_defaults(actions=[])
 
     stress_cli.add_parser(sub)
+    compare.add_parser(sub)  # ksim compare
     scenario_cli.add_parsers(sub)  # ksim run, ksim schema
 
     plugins = sub.add_parser("plugins", help="list the plugins ksim can find",
@@ -258,7 +259,7 @@ def _subcommand(parser: argparse.ArgumentParser, name: str | None) -> argparse.A
     return parser
 
 
-BUILTIN_COMMANDS = ("boot", "stress", "run", "schema", "plugins")
+BUILTIN_COMMANDS = ("boot", "stress", "compare", "run", "schema", "plugins")
 
 
 def _plugin_command(argv: Sequence[str]) -> Any:
