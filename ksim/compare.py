@@ -203,8 +203,8 @@ async def _experiment(driver: type[KernelModule], fault: Fault, seed: int) -> Ce
         dmesgs = []
         if fault.second_panic:
             async with m.boot(later, plugins, power=fault.power, initrd=fault.initrd[1]) as k:
-                await printk(KERN_EMERG + "Oops: ksim compare second crash\n")
-                await panic("ksim compare second panic")
+                await printk(KERN_EMERG + "BUG: an unrelated second crash\n")
+                await panic("unrelated second panic")
             dmesgs.append(k.dmesg())
         power = "warm" if fault.second_panic else fault.power
         async with m.boot(later, plugins, power=power, initrd=fault.initrd[1]) as k2:

@@ -196,9 +196,10 @@ class Memconsole(KernelModule):
         return bytes(page)
 
     def compare_region(self) -> tuple[int, int] | None:
-        if self.memconsole_mem_start is None or not self.memconsole_mem_size:
+        layout = self.kernel.layout
+        if self.memconsole_mem_start is None or not self.memconsole_mem_size or layout is None:
             return None
-        return (self.kernel.layout.virt_to_phys(self.memconsole_mem_start),
+        return (layout.virt_to_phys(self.memconsole_mem_start),
                 self.memconsole_mem_size)
 
     async def init(self) -> int:
