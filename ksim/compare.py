@@ -363,9 +363,9 @@ def compare(drivers: Sequence[type[KernelModule]], faults: Sequence[str], seeds:
 
 
 # -- the command line -----------------------------------------------------------------------
-EPILOG = ("faults: " + "; ".join(f"{f.name}: {f.doc}" for f in FAULTS.values())
-          + ". Not implemented: " + ", ".join(NOT_IMPLEMENTED)
-          + ". Exit status: 0 done, 2 bad usage (unknown driver or fault, bad --seeds).")
+EPILOG = ("faults:\n" + "".join(f"  {f.name:<19} {f.doc}\n" for f in FAULTS.values())
+          + "not implemented: " + ", ".join(NOT_IMPLEMENTED) + "\n\nexit status: 0 done; 2 bad "
+          "usage (unknown driver or fault, bad --seeds or -j, an output path that is a folder)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -374,7 +374,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Crash, apply a fault, read the log on the next boot; for every (driver, "
         "fault) the fraction of seeds in which the Oops was recovered intact, damaged but "
         "flagged, damaged silently or lost, plus reserved bytes and printk cost. "
-        "docs/compare.md.", epilog=EPILOG, allow_abbrev=False)
+        "docs/compare.md.", epilog=EPILOG, allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("drivers", nargs="+", metavar="DRIVER",
                    help="plugins declaring compare_cmdline (e.g. memconsole ramoops)")
     p.add_argument("--faults", default=",".join(FAULTS), metavar="NAME,...",
