@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ksim import __version__, compare, stress_cli
+from ksim import __version__, compare, stress_cli, sweep
 from ksim.clitools import Stdout, UsageError, did_you_mean, is_interrupt, one_line, shown
 from ksim.scenario import cli as scenario_cli
 
@@ -90,7 +90,7 @@ class _Parser(argparse.ArgumentParser):
             message = (f"unknown command {shown(word)}{did_you_mean(word, commands)} "
                        f"(commands: {', '.join(commands)})")
         elif message.startswith("the following arguments are required: COMMAND"):
-            message = ("expected a command: boot, stress, run, schema or plugins "
+            message = ("expected a command: boot, stress, merge, run, schema or plugins "
                        "(ksim --help says more)")
         raise UsageError(f"{self.prog}: {message}")
 
@@ -192,7 +192,7 @@ def build_parser(plugin_command: Any = None) -> argparse.ArgumentParser:
                       help="what a reset keeps and where the firmware's regions are: seabios "
                            "(QEMU's BIOS), pc-bios (a PC BIOS that clears RAM unless the warm "
                            "flag is set), uefi, ecc-scrub (RAM scrubbed at every reset); "
-                           "docs/machine.md (default seabios)")
+                           "docs/survival.md (default seabios)")
     boot.add_argument("--initrd", default="0", type=_size, metavar="SIZE",
                       help="an initramfs of SIZE bytes (e.g. 40M) that the boot loader copies "
                            "to the top of low RAM at every boot (default: none)")
@@ -229,6 +229,7 @@ def build_parser(plugin_command: Any = None) -> argparse.ArgumentParser:
 
     stress_cli.add_parser(sub)
     compare.add_parser(sub)  # ksim compare
+    sweep.add_merge_parser(sub)  # ksim merge
     scenario_cli.add_parsers(sub)  # ksim run, ksim schema
 
     plugins = sub.add_parser("plugins", help="list the plugins ksim can find",
@@ -259,7 +260,7 @@ def _subcommand(parser: argparse.ArgumentParser, name: str | None) -> argparse.A
     return parser
 
 
-BUILTIN_COMMANDS = ("boot", "stress", "compare", "run", "schema", "plugins")
+BUILTIN_COMMANDS = ("boot", "stress", "compare", "merge", "run", "schema", "plugins")
 
 
 def _plugin_command(argv: Sequence[str]) -> Any:
@@ -484,6 +485,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return status
     if args.command == "stress":
         return stress_cli.main(args)
+    if args.command == "merge":
+        return sweep.merge_main(args)
     if args.command in ("run", "schema"):
         return scenario_cli.main(args)
     if args.command == "plugins":

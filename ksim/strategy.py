@@ -285,22 +285,43 @@ class Recorder(Strategy):
 
 
 class Replay(Strategy):
-    """Feeds recorded decisions back; any mismatch is a :class:`ReplayDivergence`."""
+    """Feeds recorded decisions back; any mismatch is a :class:`ReplayDivergence`.
+
+    Past the end of the recording: with ``then`` (a strategy), the run goes on with it, so a
+    prefix of a schedule replays that prefix and continues as ``then`` decides (``ksim stress``
+    passes the seed's own strategy, built afresh from the seed: deterministic); without it,
+    the end is a :class:`ReplayDivergence`.
+    """
 
     name = "replay"
 
-    def __init__(self, decisions: Sequence[int]) -> None:
+    def __init__(self, decisions: Sequence[int], then: Strategy | None = None) -> None:
         self.decisions = list(decisions)
         self.pos = 0
+        self.then = then
+
+    def new_thread(self, tid: int) -> None:
+        if self.then is not None:
+            self.then.new_thread(tid)
+
+    def _continuing(self) -> Strategy | None:
+        """The continuation strategy, once the recording is used up."""
+        then = self.then
+        if then is not None and self.pos >= len(self.decisions):
+            then.point = self.point
+            return then
+        return None
 
     def _peek(self) -> int | None:
         return self.decisions[self.pos] if self.pos < len(self.decisions) else None
 
     def irq(self, nr_cpus: int) -> int | None:
-        return self._interrupt(False)
+        then = self._continuing()
+        return then.irq(nr_cpus) if then is not None else self._interrupt(False)
 
     def nmi(self, nr_cpus: int) -> int | None:
-        return self._interrupt(True)
+        then = self._continuing()
+        return then.nmi(nr_cpus) if then is not None else self._interrupt(True)
 
     def _interrupt(self, nmi: bool) -> int | None:
         nxt = self._peek()
@@ -312,6 +333,9 @@ class Replay(Strategy):
         return None
 
     def pick(self, candidates: Sequence[C], running: C | None) -> C:
+        then = self._continuing()
+        if then is not None:
+            return then.pick(candidates, running)
         nxt = self._peek()
         if nxt is None:
             raise ReplayDivergence(f"the schedule ended after {self.pos} decisions")

@@ -389,11 +389,21 @@ def run_seed(config: StressConfig, seed: int, replay: str | None = None,
     """One seed in its own trio run (the unit of work of ``-j``)."""
     plugins = load_plugins(config.plugins, config.plugin_path)
     length = run_length(config)
-    strategy = Replay(decode_schedule(replay)) if replay else None
+    strategy = None
+    if replay:
+        # Past the schedule's end the seed's own strategy goes on (ksim.strategy.Replay).
+        strategy = Replay(decode_schedule(replay),
+                          then=make_strategy(config.strategy, seed, irqs=config.irq_printk,
+                                             nmis=config.nmi, steps=length))
     return run_virtual(run_one, config, seed, plugins, strategy, trace, length)
 
 
 def replay_command(config: StressConfig, result: StressResult) -> str:
+    return stress_command(config, result.seed, result.schedule)
+
+
+def stress_command(config: StressConfig, seed: int, schedule: str | None = None) -> str:
+    """The ``ksim stress`` command that runs ``seed`` of ``config`` (replaying ``schedule``)."""
     words = ["ksim", "stress"]
     for name in config.plugins:
         words += ["--plugin", name]
@@ -407,6 +417,7 @@ def replay_command(config: StressConfig, result: StressResult) -> str:
         words += ["--irq-printk", str(config.irq_printk)]
     if config.nmi:
         words += ["--nmi", str(config.nmi)]
-    words += ["--seed", str(result.seed), "--strategy", config.strategy,
-              "--replay", result.schedule]
+    words += ["--seed", str(seed), "--strategy", config.strategy]
+    if schedule:
+        words += ["--replay", schedule]
     return shlex.join(words)

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from ksim.clitools import Stdout, UsageError, did_you_mean, exit_status_for, ignore_interrupts, \
     interruptible, interrupts_ignored, is_interrupt, prepare_output, shown, write_atomic
+from ksim.sweep import RunRecord, shard_items, shard_type
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from multiprocessing.connection import Connection
 
     from ksim.stress import StressConfig, StressResult
@@ -114,20 +116,43 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "and options; default: none)")
     p.add_argument("-j", "--jobs", type=_number(1, MAX_JOBS), default=1, metavar="N",
                    help="processes to spread seeds over (default 1)")
-    p.add_argument("--trace", metavar="FILE.json",
-                   help="write a Chrome trace-event timeline (Perfetto) of the first failing "
-                        "seed, or of the first seed if none fails (default: none)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run the seeds on the Dask cluster whose scheduler is at ADDRESS "
+                        "(tcp://host:8786; pip install 'ksim[dask]'; the plugins must be at the "
+                        "same paths on the workers): the same results as a serial run "
+                        "(default: this machine, -j)")
+    p.add_argument("--trace", metavar="FILE",
+                   help="write a Perfetto timeline (Perfetto's protobuf format; a FILE ending "
+                        "in .json gets Chrome trace-event JSON) of the first failing seed, or "
+                        "of the first seed if none fails (default: none)")
     p.add_argument("--trace-seed", type=_number(0, 2 ** 64 - 1), default=None, metavar="N",
                    help="the seed --trace records (default: the first failing one)")
     p.add_argument("--json", metavar="FILE",
                    help="write every finished seed's result as JSON (default: none)")
+    p.add_argument("--ktap", metavar="FILE",
+                   help="also write the results as KTAP version 1 (as KUnit prints them; "
+                        "kunit.py parse reads it): one suite, one test per seed (default: none)")
+    p.add_argument("--shard", metavar="I/N", type=shard_type, default=None,
+                   help="run only shard I of N of the seeds: seed k of the range (from 0) goes "
+                        "to shard k mod N + 1, so shards 1..N are exactly the whole run; "
+                        "'ksim merge' joins their --json files (default: 1/1)")
+    p.add_argument("--shrink", action="store_true",
+                   help="reduce the first failing seed's schedule to the fewest context "
+                        "switches that still fail the same way; print its replay and a "
+                        "timeline of the threads at the switches")
+    p.add_argument("--record", metavar="FILE",
+                   help="append each seed's start (seed, replay, command) before it runs and "
+                        "its verdict and schedule after, one JSON line each, flushed: a harness "
+                        "that dies loses no failure (default: none)")
     return p
 
 
 # -- running seeds --------------------------------------------------------------------------
-def _serial(config: StressConfig, seeds: range) -> Iterator[StressResult]:
+def _serial(config: StressConfig, seeds: range,
+            on_start: Callable[[int], None]) -> Iterator[StressResult]:
     from ksim.stress import run_seed
     for seed in seeds:
+        on_start(seed)
         yield run_seed(config, seed)
 
 
@@ -154,8 +179,10 @@ class _Pool:
     done, an interrupt, an error) terminates and reaps every worker still there.
     """
 
-    def __init__(self, config: StressConfig, seeds: range, jobs: int) -> None:
+    def __init__(self, config: StressConfig, seeds: range, jobs: int,
+                 on_start: Callable[[int], None]) -> None:
         import multiprocessing
+        self._on_start = on_start
         ctx = multiprocessing.get_context("fork")  # the parent's imports and run-length memo
         self._todo = iter(seeds)
         self.workers: dict[Any, Any] = {}
@@ -166,7 +193,7 @@ class _Pool:
                 proc.start()
                 child.close()
                 self.workers[parent] = proc
-                parent.send(next(self._todo))
+                self._send(parent, next(self._todo))
         except BaseException:
             self.close()
             raise
@@ -185,12 +212,17 @@ class _Pool:
                     raise result
                 yield result
                 nxt = next(self._todo, None)
-                conn.send(nxt)
+                self._send(conn, nxt)
                 if nxt is None:
                     workers.pop(conn).join()
             for conn, proc in list(workers.items()):
                 if proc.sentinel in ready and not conn.poll():
                     raise self._died(proc)
+
+    def _send(self, conn: Any, seed: int | None) -> None:
+        if seed is not None:
+            self._on_start(seed)
+        conn.send(seed)
 
     @staticmethod
     def _died(proc: Any) -> RuntimeError:
@@ -253,20 +285,66 @@ def _summary(results: list[StressResult], title: str) -> None:
             _console(sys.stdout).print(table)
 
 
-def _report_json(config: StressConfig, seeds: range, results: list[StressResult],
-                 interrupted: int | None) -> str:
+JSON_FORMAT, JSON_VERSION = "ksim-stress-results", 1
+
+
+def result_json(result: StressResult) -> dict[str, Any]:
+    """One seed's result as ``--json`` and ``--record`` write it (no wall time: the same seed
+    gives the same JSON on every machine and in every shard)."""
+    r = result
+    return {"seed": r.seed, "ok": r.ok, "violations": list(r.violations),
+            "details": list(r.details), "schedule": r.schedule, "points": r.points,
+            "switches": r.switches, "irqs": r.irqs, "nmis": r.nmis, "dropped": r.dropped,
+            "digest": r.digest}
+
+
+def _report_json(config: StressConfig, whole: range, seeds: range, shard: tuple[int, int],
+                 results: list[StressResult], interrupted: int | None) -> str:
     import attrs
     return json.dumps({
+        "format": JSON_FORMAT,
+        "version": JSON_VERSION,
         "config": attrs.asdict(config),
-        "seeds": [seeds[0], seeds[-1]],
+        "seeds": [whole[0], whole[-1]],
+        "shard": {"index": shard[0], "count": shard[1], "items": len(whole)},
         "complete": interrupted is None and len(results) == len(seeds),
         "interrupted_by": signal.Signals(interrupted).name if interrupted else None,
-        "results": [{"seed": r.seed, "ok": r.ok, "violations": list(r.violations),
-                     "details": list(r.details), "schedule": r.schedule, "points": r.points,
-                     "switches": r.switches, "irqs": r.irqs, "nmis": r.nmis, "dropped": r.dropped,
-                     "digest": r.digest}
-                    for r in results],
+        "results": [result_json(r) for r in results],
     }, indent=1) + "\n"
+
+
+def stress_ktap(config: StressConfig, seeds: range, results: list[StressResult],
+                interrupted: int | None) -> str:
+    """KTAP version 1 (Documentation/dev-tools/ktap.rst), as KUnit nests a suite: the run is
+    one test with one subtest per seed; a failing seed's violations and replay command are
+    diagnostic lines before its result line; seeds an interrupt kept from running are
+    ``# SKIP``."""
+    from ksim.scenario.report import KTAP_INDENT as sub
+    from ksim.scenario.report import _ktap_diag, _ktap_name
+    from ksim.stress import replay_command
+    by_seed = {r.seed: r for r in results}
+    name = _ktap_name("ksim stress: " + _describe(config, seeds, False))
+    out = ["KTAP version 1", "1..1", f"{sub}KTAP version 1", f"{sub}# Subtest: {name}",
+           f"{sub}1..{len(seeds)}"]
+    counts = {"pass": 0, "fail": 0, "skip": 0}
+    for case, seed in enumerate(seeds, start=1):
+        r = by_seed.get(seed)
+        if r is None:
+            why = signal.Signals(interrupted).name if interrupted else "the run"
+            out.append(f"{sub}ok {case} seed={seed} # SKIP not run (stopped by {why})")
+            counts["skip"] += 1
+        elif r.ok:
+            out.append(f"{sub}ok {case} seed={seed}")
+            counts["pass"] += 1
+        else:
+            out += _ktap_diag([*_leading(r.violations), *(d.strip() for d in r.details),
+                               "replay: " + replay_command(config, r)], sub)
+            out.append(f"{sub}not ok {case} seed={seed}")
+            counts["fail"] += 1
+    out.append(f"# {name}: pass:{counts['pass']} fail:{counts['fail']} skip:{counts['skip']} "
+               f"total:{len(seeds)}")
+    out.append(("not ok" if counts["fail"] else "ok") + f" 1 {name}")
+    return "\n".join(out) + "\n"
 
 
 def _trace(config: StressConfig, results: list[StressResult], wanted: int | None,
@@ -283,15 +361,39 @@ def _trace(config: StressConfig, results: list[StressResult], wanted: int | None
         why = "the first failing seed" if failing else "no seed failed: the first seed"
     trace = Trace()
     again = run_seed(config, chosen.seed, chosen.schedule or None, trace=trace)
-    write_atomic(path, trace.dumps())
+    write_atomic(path, trace.dumps() if path.endswith(".json") else trace.dumps_proto())
     note = f"trace: seed {chosen.seed} ({why}) written to {path}"
     if again.digest != chosen.digest:
         note += " (warning: the traced run's output differs from the sweep's)"
     return note
 
 
+def _leading(violations: tuple[str, ...]) -> list[str]:
+    """The checker reports first (they name the racing functions), then the symptoms."""
+    from ksim.harness import CHECKER_KINDS
+    return sorted(violations, key=lambda v: v.partition(":")[0] not in CHECKER_KINDS)
+
+
+def _shrink(config: StressConfig, result: StressResult) -> None:
+    """``--shrink``: the first failing seed's schedule, shrunk (:mod:`ksim.shrink`)."""
+    import attrs
+
+    from ksim.shrink import shrink_stress_seed
+    from ksim.stress import replay_command
+    shrunk = shrink_stress_seed(config, result.seed, result.schedule)
+    Stdout.write(f"shrunk seed {result.seed} to {shrunk.preemptions_after} preemption(s), "
+                 f"{shrunk.switches_after} context switch(es) (from {shrunk.preemptions_before} "
+                 f"and {shrunk.switches_before}; {shrunk.runs} runs), still failing with: "
+                 f"{shrunk.target}\n")
+    short = attrs.evolve(result, schedule=shrunk.schedule)
+    Stdout.write(f"  replay:   {replay_command(config, short)}\n")
+    for line in shrunk.timeline():
+        Stdout.write(f"  {line}\n")
+
+
 # -- the command ----------------------------------------------------------------------------
-def _validate(args: argparse.Namespace) -> tuple[StressConfig, range]:
+def _validate(args: argparse.Namespace) -> tuple[StressConfig, range, range]:
+    """The configuration, the whole run's seeds and this shard's."""
     from ksim.strategy import decode_schedule, parse_strategy
     from ksim.stress import StressConfig
     try:
@@ -319,9 +421,26 @@ def _validate(args: argparse.Namespace) -> tuple[StressConfig, range]:
             seeds = parse_seeds(args.seeds or DEFAULT_SEEDS)
         except ValueError as exc:
             raise UsageError(f"ksim stress: {exc}") from None
+    if args.dask is not None and (args.jobs > 1 or args.replay is not None):
+        raise UsageError("ksim stress: --dask runs the seeds on a cluster: not with -j N "
+                         "(the cluster's workers are the jobs) nor --replay (one seed)")
+    whole = seeds
+    if args.shard is not None:
+        if args.replay is not None:
+            raise UsageError("ksim stress: --shard splits a sweep; --replay runs one seed")
+        seeds = shard_items(seeds, args.shard)  # type: ignore[assignment]
+        if not seeds:
+            raise UsageError(f"ksim stress: --shard {args.shard[0]}/{args.shard[1]}: no seed "
+                             f"of the {len(whole)} falls in this shard")
+    if args.trace is not None and not args.trace.endswith(".json"):
+        import importlib.util
+        if importlib.util.find_spec("perfetto") is None:
+            raise UsageError(f"ksim stress: --trace {shown(args.trace)}: Perfetto's protobuf "
+                             "format needs the perfetto package (pip install 'ksim[perfetto]'); "
+                             "a file name ending in .json gets the Chrome JSON format")
     if args.trace_seed is not None:
         if args.trace is None:
-            raise UsageError("ksim stress: --trace-seed needs --trace FILE.json")
+            raise UsageError("ksim stress: --trace-seed needs --trace FILE")
         if args.trace_seed not in seeds:
             raise UsageError(f"ksim stress: --trace-seed {args.trace_seed} is not among the "
                              f"seeds run ({seeds[0]}..{seeds[-1]})")
@@ -329,16 +448,36 @@ def _validate(args: argparse.Namespace) -> tuple[StressConfig, range]:
                           cmdline=args.cmdline, cpus=args.cpus, threads=args.threads,
                           messages=args.messages, irq_printk=args.irq_printk,
                           nmi=args.nmi, strategy=args.strategy)
-    return config, seeds
+    return config, whole, seeds
 
 
 def main(args: argparse.Namespace) -> int:
-    config, seeds = _validate(args)
+    config, whole, seeds = _validate(args)
+    shard = args.shard or (1, 1)
     outputs = {name: prepare_output(getattr(args, name), f"--{name}", "stress")
-               for name in ("json", "trace") if getattr(args, name) is not None}
+               for name in ("json", "trace", "record", "ktap") if getattr(args, name) is not None}
     from ksim.plugins import load_plugins
-    from ksim.stress import ReplayMismatch, replay_command, run_length, run_seed
+    from ksim.stress import ReplayMismatch, replay_command, run_length, run_seed, \
+        stress_command
     load_plugins(config.plugins, config.plugin_path)  # an unknown plugin fails before any run
+    client = None
+    if args.dask is not None:
+        from ksim.sweep import dask_client
+        try:
+            client = dask_client(args.dask)
+        except ValueError as exc:
+            raise UsageError(f"ksim stress: {exc}") from None
+    record = _open_record(outputs.get("record"), config, whole, shard)
+
+    def on_start(seed: int) -> None:
+        if record is not None:
+            record.write(event="start", seed=seed, replay=args.replay,
+                         command=stress_command(config, seed, args.replay))
+
+    def on_done(result: StressResult) -> None:
+        if record is not None:
+            record.write(event="done", **result_json(result))
+
     results: list[StressResult] = []
     interrupted: int | None = None
     with interruptible() as received:
@@ -346,31 +485,43 @@ def main(args: argparse.Namespace) -> int:
             run_length(config)  # the first run: once, before any worker forks
             if args.replay is not None:
                 try:
+                    on_start(seeds[0])
                     results.append(run_seed(config, seeds[0], args.replay))
+                    on_done(results[-1])
                 except ReplayMismatch as exc:
                     raise UsageError(
                         f"ksim stress: --replay: this schedule does not fit this configuration "
                         f"({exc}); replay it with the options and --seed printed beside it"
                     ) from None
             else:
-                _sweep(config, seeds, args.jobs, results)
+                _sweep(config, seeds, args.jobs, results, on_start, on_done, client)
         except BaseException as exc:
             if not is_interrupt(exc):
                 raise
             interrupted = received.signum or signal.SIGINT
+        finally:
+            if record is not None:
+                record.close()
+            if client is not None:
+                with interrupts_ignored():
+                    client.close()
     if interrupted is not None:
         ignore_interrupts()
     results.sort(key=lambda r: r.seed)
     failed = [r for r in results if not r.ok]
     for result in failed[:5]:
-        Stdout.write(f"FAIL seed {result.seed}: " + "; ".join(result.violations[:5]) + "\n")
+        Stdout.write(f"FAIL seed {result.seed}: " + "; ".join(_leading(result.violations)[:5])
+                     + "\n")
         for line in result.details[:12]:
             Stdout.write(f"  {line.strip()}\n")
-        Stdout.write(f"  schedule: {result.schedule}\n")
-        Stdout.write(f"  replay:   {replay_command(config, result)}\n")
+        Stdout.write(f"  replay:   {replay_command(config, result)}\n")  # the schedule, once
     if len(failed) > 5:
         Stdout.write(f"... and {len(failed) - 5} more failing seeds\n")
-    title = "ksim stress: " + _describe(config, seeds, args.replay is not None)
+    if args.shrink and failed and interrupted is None:
+        _shrink(config, failed[0])
+    title = "ksim stress: " + _describe(config, whole, args.replay is not None)
+    if args.shard is not None:
+        title += f" (shard {shard[0]}/{shard[1]}: {len(seeds)} seeds)"
     if interrupted is not None:
         title += (f" (stopped by {signal.Signals(interrupted).name} after "
                   f"{len(results)} of {len(seeds)} seeds)")
@@ -378,26 +529,54 @@ def main(args: argparse.Namespace) -> int:
     if "trace" in outputs and interrupted is None and results:
         Stdout.write(_trace(config, results, args.trace_seed, outputs["trace"]) + "\n")
     if "json" in outputs:
-        write_atomic(outputs["json"], _report_json(config, seeds, results, interrupted))
+        write_atomic(outputs["json"], _report_json(config, whole, seeds, shard, results,
+                                                   interrupted))
+    if "ktap" in outputs:
+        write_atomic(outputs["ktap"], stress_ktap(config, seeds, results, interrupted))
     if interrupted is not None:
         print(f"ksim stress: stopped by {signal.Signals(interrupted).name}", file=sys.stderr)
         return exit_status_for(interrupted)
     return EXIT_VIOLATION if failed else EXIT_OK
 
 
-def _sweep(config: StressConfig, seeds: range, jobs: int, results: list[StressResult]) -> None:
-    pool = _Pool(config, seeds, jobs) if jobs > 1 and len(seeds) > 1 else None
+def _open_record(path: str | None, config: StressConfig, whole: range,
+                 shard: tuple[int, int]) -> RunRecord | None:
+    if path is None:
+        return None
+    import attrs
     try:
-        source = pool.results() if pool is not None else _serial(config, seeds)
+        record = RunRecord.open(path)
+    except OSError as exc:
+        raise UsageError(f"ksim stress: --record {shown(path)}: {exc.strerror or exc}") from None
+    record.header(attrs.asdict(config), whole, shard)
+    return record
+
+
+def _sweep(config: StressConfig, seeds: range, jobs: int, results: list[StressResult],
+           on_start: Callable[[int], None], on_done: Callable[[StressResult], None],
+           client: Any = None) -> None:
+    pool = _Pool(config, seeds, jobs, on_start) if jobs > 1 and len(seeds) > 1 \
+        and client is None else None
+    try:
+        if client is not None:
+            from ksim.stress import run_seed
+            from ksim.sweep import dask_map
+            source = dask_map(client, run_seed, [(config, seed) for seed in seeds], on_start)
+        elif pool is not None:
+            source = pool.results()
+        else:
+            source = _serial(config, seeds, on_start)
         progress = _progress(len(seeds))
         if progress is None:
             for result in source:
                 results.append(result)
+                on_done(result)
             return
         with progress:
             task = progress.add_task("stress", total=len(seeds), failed=0)
             for result in source:
                 results.append(result)
+                on_done(result)
                 progress.update(task, advance=1, failed=sum(not r.ok for r in results))
     finally:
         if pool is not None:

@@ -10,7 +10,6 @@ together they are exactly the whole run, with the same results.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -21,16 +20,6 @@ import pytest
 
 KSIM = str(Path(sys.executable).parent / "ksim")
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
-
-
-def _library_status() -> int:
-    """0, unless scenarios await their rework after issue 10 (the root conftest.py lists them,
-    each marked as expected to fail): then a run of the whole library fails, by design."""
-    spec = importlib.util.spec_from_file_location("rework", LIBRARY.parent / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    rework = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rework)
-    return 1 if rework.REWORK else 0
 RESULT = re.compile(r"^(ok|not ok) ([0-9]+) ([^#]*?)(?: # (.*))?$")
 
 TREE = {
@@ -142,14 +131,14 @@ def _results(path: Path) -> dict[str, dict]:
 def test_shards_together_are_exactly_the_whole_run(tmp_path: Path) -> None:
     whole = tmp_path / "whole.json"
     assert subprocess.run([KSIM, "run", str(LIBRARY), "--json", str(whole)],
-                          capture_output=True, timeout=300).returncode == _library_status()
+                          capture_output=True, timeout=300).returncode == 0
     everything = _results(whole)
     union: dict[str, dict] = {}
     for i in (1, 2, 3):
         part = tmp_path / f"shard{i}.json"
         proc = subprocess.run([KSIM, "run", str(LIBRARY), "--shard", f"{i}/3", "--json",
                                str(part)], capture_output=True, text=True, timeout=300)
-        assert proc.returncode in (0, _library_status()), proc.stdout + proc.stderr
+        assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout.startswith(f"shard {i}/3: ")
         data = json.loads(part.read_text())
         assert data["shard"] == {"index": i, "count": 3, "items": len(everything)}

@@ -222,3 +222,26 @@ def test_helpers() -> None:
     assert parse_priority(-5) == -5
     assert parse_duration("10us") == pytest.approx(1e-5)
     assert parse_duration(2) == 2.0
+
+
+def test_a_boot_names_its_own_initramfs_size_which_is_checked() -> None:
+    [sc] = load_text(textwrap.dedent("""\
+        name: grows
+        machine: {initrd: 40M}
+        boots:
+          - cmdline: ""
+          - initrd: 44M
+        """), "t.yaml")
+    assert (sc.machine.initrd, sc.boots[0].initrd, sc.boots[1].initrd) == ("40M", None, "44M")
+    [msg] = problems("""\
+        name: bad
+        boots:
+          - initrd: 40Q
+        """)
+    assert msg.startswith("t.yaml:3:13: initrd: ")
+    [msg] = problems("""\
+        name: bad
+        boots:
+          - initrd: 40
+        """)
+    assert msg.startswith("t.yaml:3:13: initrd: expected a size such as 40M, got ")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+# pytester's in-process runs drop the modules each run imported, but the ksim package keeps the
+# names it resolved lazily: load the whole kernel first, so every run shares one copy of it.
+import ksim.scenario.runner  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 SCENARIOS = """\

@@ -285,7 +285,8 @@ def test_reports_are_written_atomically(tmp_path: Path, monkeypatch):
 def test_a_replay_that_does_not_fit_the_configuration_is_one_line(tmp_path: Path):
     proc = stress("--plugin-path", VARIANTS, "--plugin", "memconsole_nolock", *SMALL_ARGS,
                   "--seeds", "0..3")
-    schedule = next(line for line in proc.stdout.splitlines() if "schedule:" in line).split()[1]
+    replay = next(line for line in proc.stdout.splitlines() if "replay:" in line)
+    schedule = shlex.split(replay.split("replay:", 1)[1])[-1]
     other = [a if a != "3" else "4" for a in SMALL_ARGS]  # four threads, not three
     mismatch = stress("--plugin-path", VARIANTS, "--plugin", "memconsole_nolock", *other,
                       "--seed", "0", "--replay", schedule)

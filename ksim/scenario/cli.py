@@ -16,6 +16,8 @@ import sys
 import time
 from typing import TextIO
 
+from ksim.sweep import shard_items, shard_type
+
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 
 
@@ -79,10 +81,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--ktap", metavar="FILE",
                      help="also write KTAP (version 1, as KUnit; kunit.py parse reads it) to "
                           "FILE; '-' writes it to stdout and the usual report to stderr")
-    run.add_argument("--shard", metavar="I/N", type=_shard,
+    run.add_argument("--shard", metavar="I/N", type=shard_type,
                      help="run only shard I of N (1 <= I <= N) of the (scenario, seed) items: "
                           "item k of the run goes to shard k mod N + 1, so shards 1..N together "
                           "are exactly the whole run")
+    run.add_argument("--shrink", action="store_true",
+                     help="shrink the first failing concurrent scenario's schedule to the "
+                          "fewest context switches that fail the same expectation; print it "
+                          "and a timeline of the threads at the switches")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="show what happened (boots, cat output) for passing scenarios too")
     run.add_argument("-x", "--exitfirst", action="store_true",
@@ -94,16 +100,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                           "keep_ram_file: true) live outside the scenario's folder; a "
                           "'corrupt' step then writes wherever that file is")
     schema = sub.add_parser("schema", help="print the JSON Schema of the scenario format",
-                            description="Print a JSON Schema (draft 2020-12) of the scenario "
+                            description="Print a JSON Schema (draft-07, what the YAML "
+                                        "language server reads) of the scenario "
                                         "format, for editors to validate and complete.")
     schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
-
-
-def _shard(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", text)
-    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, got {text[:40]!r}")
-    return int(m.group(1)), int(m.group(2))
 
 
 _WORD = re.compile(r"\(|\)|[^\s()]+")
@@ -184,7 +184,7 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     total = len(items)
     shard = args.shard or (1, 1)
-    items = items[shard[0] - 1::shard[1]]
+    items = list(shard_items(items, shard))
     from ksim.scenario.report import Reporter, write_json, write_junit, write_ktap
     from ksim.scenario.runner import PASS, run_scenario
     human = sys.stderr if args.ktap == "-" else sys.stdout
@@ -207,6 +207,8 @@ def run_command(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - start
         reporter.finish(wall)
     results = reporter.results
+    if args.shrink:
+        _shrink(results, human, args.ram_files_anywhere)
     try:
         if args.junit:
             write_junit(results, wall, args.junit)
@@ -220,6 +222,27 @@ def run_command(args: argparse.Namespace) -> int:
     ok = all(r.status == PASS for r in results) and len(results) == len(items) \
         and not contradicted
     return EXIT_PASS if ok else EXIT_FAIL
+
+
+def _shrink(results, stream: TextIO, ram_files_anywhere: bool) -> None:
+    """``--shrink``: the first failing result with a concurrent boot (its last one)."""
+    from ksim.scenario.runner import FAIL
+    from ksim.shrink import shrink_scenario
+    failing = next((r for r in results if r.status == FAIL and r.schedules), None)
+    out = _Stdout(stream)
+    if failing is None:
+        out.write("shrink: no failing scenario ran under the scheduler: nothing to shrink\n")
+        return
+    boot = max(failing.schedules)
+    shrunk = shrink_scenario(failing.scenario, failing.seed, boot, failing.schedules[boot],
+                             ram_files_anywhere=ram_files_anywhere)
+    out.write(f"shrunk {failing.id} boot {boot} to {shrunk.preemptions_after} preemption(s), "
+              f"{shrunk.switches_after} context switch(es) (from {shrunk.preemptions_before} "
+              f"and {shrunk.switches_before}; {shrunk.runs} runs), still failing: "
+              f"{shrunk.target}\n  schedule: {shrunk.schedule}\n")
+    for line in shrunk.timeline():
+        out.write(f"  {line}\n")
+    out.flush()
 
 
 def schema_command(args: argparse.Namespace) -> int:

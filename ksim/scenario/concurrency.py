@@ -121,7 +121,7 @@ class BootConcurrency:
     """The scheduler, interrupt queues and checkers of one boot (see the module docstring)."""
 
     def __init__(self, kernel, strategy_spec: str, seed: int, *, steps: int | None = None,
-                 budget: int | None = None) -> None:
+                 budget: int | None = None, inner: Strategy | None = None) -> None:
         self.kernel = kernel
         self.ncpus = len(kernel.cpus)
         self.irqs = _Queue(self.ncpus)
@@ -131,7 +131,9 @@ class BootConcurrency:
         self.nmis_handled = 0
         self.workers = 0
         self.problems: list[str] = []  # what a thread could not do (reported at a sync point)
-        self.strategy = _IrqStrategy(make_strategy(strategy_spec, seed, steps=steps), self, seed)
+        # ``inner``: thread choices from elsewhere (a schedule shrink: ksim.shrink)
+        self.strategy = _IrqStrategy(inner or make_strategy(strategy_spec, seed, steps=steps),
+                                     self, seed)
         self.sched = install_scheduler(kernel, self.strategy, irq_handler=self._handler)
         self.sched.step_budget = budget
         if budget is not None:

@@ -45,7 +45,7 @@ from ksim.scenario.model import (
     MAX_NODES, MAX_PCT_DEPTH, MAX_SECONDS, MAX_SEED, MAX_SEEDS, MAX_STEPS, OUTCOMES,
     REBOOT_KINDS, STEP_TYPES, SUBJECTS, VERDICT_KEYS, Boot, CorruptStep, ExpectStep,
     Expectation, Loc, MachineSpec, Matcher, PluginRef, Scenario, Step, StepContext, Verdict,
-    did_you_mean, field_problems, target_problem,
+    did_you_mean, field_problems, initrd_problem, target_problem,
 )
 from ksim.strategy import make_strategy
 from ksim.units import parse_size
@@ -60,7 +60,7 @@ SCENARIO_KEYS = {
     "description": "what the scenario shows",
     "verdict": "the question it answers and the answer: {question, answer, why, observe, "
                "assumes, boot}",
-    "machine": "{ram, cpus, ram_file, keep_ram_file, numa}",
+    "machine": "{ram, cpus, ram_file, keep_ram_file, numa, firmware, initrd, kernel, pmu}",
     "seed": "the machine seed (default 0)",
     "seeds": "several seeds: a list, or \"FIRST..LAST\"",
     "plugins": "plugins present on every boot: names, or {name, builtin}",
@@ -73,6 +73,7 @@ SCENARIO_KEYS = {
 BOOT_KEYS = {
     "reboot": "how this boot starts: warm, cold or memtest (the first boot is cold)",
     "cmdline": "the kernel command line",
+    "initrd": "this boot's initramfs size (e.g. 44M; default: the machine's initrd)",
     "plugins": "this boot's plugins, instead of the scenario's",
     "before": "machine steps (corrupt) done while the machine restarts, before this boot",
     "steps": "what the shell does once the kernel is up",
@@ -684,6 +685,13 @@ class _Loader:
             d.error(d.value_loc(node, "cmdline"), "cmdline: expected a string, got "
                                                   + _describe_value(_plain(cmdline)))
             cmdline = ""
+        initrd = node.get("initrd")
+        if initrd is not None:
+            problem = (initrd_problem(initrd) if isinstance(initrd, str) else
+                       "expected a size such as 40M, got " + _describe_value(_plain(initrd)))
+            if problem is not None:
+                d.error(d.value_loc(node, "initrd"), f"initrd: {problem}")
+                initrd = None
         plugins = default_plugins
         own_plugins = None
         if "plugins" in node:
@@ -697,7 +705,8 @@ class _Loader:
             d.error(d.value_loc(node, "checkers"), "checkers: expected true or false, got "
                                                    + _describe_value(_plain(checkers)))
             checkers = None
-        return Boot(index=number, reboot=reboot, cmdline=cmdline, plugins=own_plugins,
+        return Boot(index=number, reboot=reboot, cmdline=cmdline, initrd=initrd,
+                    plugins=own_plugins,
                     before=tuple(before), steps=tuple(steps), expect=tuple(expect),
                     checkers=checkers, loc=loc)
 

@@ -884,6 +884,7 @@ class Boot:
     index: int  # 1-based
     reboot: RebootKind | None = None
     cmdline: str = ""
+    initrd: str | None = None  # None: the machine's initramfs size
     plugins: tuple[PluginRef, ...] | None = None  # None: the scenario's plugins
     before: tuple[Step, ...] = ()
     steps: tuple[Step, ...] = ()

@@ -320,21 +320,17 @@ def _run_on_virtual_time(fn: Any, *, clock: Any = None, instruments: Any = ()) -
     __tracebackhide__ = True
     import trio
     import trio.testing
+
+    from ksim.machine import exception_leaves
     if clock is None:
         clock = trio.testing.MockClock(autojump_threshold=0)
     try:
         return trio.run(fn, clock=clock, instruments=instruments)
     except BaseExceptionGroup as group:
-        leaves = _leaves(group)
+        leaves = exception_leaves(group)
         if len(leaves) == 1:
             raise leaves[0] from None
         raise
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
-    return [exc]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -27,16 +27,20 @@ import attrs
 import trio
 import trio.testing
 
-import ksim
 from ksim.bug import short_path
 from ksim.current import set_current
 from ksim.errno import EAGAIN, ENOENT, KernelError, errorcode
 from ksim.harness import Checker, attach_checkers, detach_checkers
 from ksim.locking import Deadlock
 from ksim.machine import Machine, exception_leaves
-from ksim.module_loader import strerror
+from ksim.module_loader import insmod, rmmod, strerror
+from ksim.notifier import (
+    NOTIFY_BAD, NOTIFY_DONE, NOTIFY_OK, NOTIFY_STOP, NotifierBlock, atomic_notifier_chain_register,
+)
+from ksim.panic import TaskKilled, die, die_chain, panic, panic_notifier_list
 from ksim.plugins import load_plugins
-from ksim.printk import KERN_SOH, level_from_name
+from ksim.printk import KERN_SOH, level_from_name, printk
+from ksim.reboot import kernel_halt, kernel_power_off, kernel_restart, register_reboot_notifier
 from ksim.scenario.concurrency import BootConcurrency, ConcurrencyError, boot_seed
 from ksim.scenario.expect import Failure, Seen, check
 from ksim.scenario.loader import ram_file_problem
@@ -67,6 +71,7 @@ class Result:
     checks: int = 0
     observed: bool | None = None  # whether the verdict's observation held (None: not reached)
     observation: list[Failure] = attrs.Factory(list)  # why it did not hold
+    schedules: dict[int, str] = attrs.Factory(dict)  # concurrent boot -> its schedule string
 
     @property
     def id(self) -> str:
@@ -177,6 +182,7 @@ class ScenarioRun:
         self.prev_kernel: Any = None
         self.current_step: tuple[int, Step] | None = None
         self.current_boot = 0
+        self.strategies: dict[int, Any] = {}  # boot -> the thread choices to use (ksim.shrink)
 
     def fail(self, loc, title: str, *details: str) -> None:
         self.result.failures.append(Failure(loc, title, tuple(details)))
@@ -264,14 +270,16 @@ class ScenarioRun:
         run = _BootRun(boot)
         checkers: list[Checker] = []
         try:
-            async with machine.boot(cmdline, classes, builtin=builtin, power=power) as k:
+            async with machine.boot(cmdline, classes, builtin=builtin, power=power,
+                                    initrd=boot.initrd) as k:
                 run.kernel = k
                 if k.outcome == "running":
                     if boot.concurrent:
                         steps = (self.lengths or {}).get(boot.index)
                         run.conc = BootConcurrency(k, sc.strategy,
                                                    boot_seed(self.seed, boot.index),
-                                                   steps=steps, budget=boot_budget(boot, steps))
+                                                   steps=steps, budget=boot_budget(boot, steps),
+                                                   inner=self.strategies.get(boot.index))
                     if boot.checked:
                         checkers = attach_checkers(k)
                     for i, step in enumerate(boot.steps):
@@ -297,6 +305,7 @@ class ScenarioRun:
             run.outcome = k.outcome
         self.log_boot(run, cmdline)
         if run.conc is not None:
+            self.result.schedules[boot.index] = run.conc.sched.schedule_string()
             if run.conc.sched.verdict is None:  # a run cut short by a verdict measures nothing
                 self.points[boot.index] = run.conc.sched.points
             self.log(f"{where}: {run.conc.summary()}")
@@ -452,7 +461,7 @@ class ScenarioRun:
         prefix = _level_prefix(step.level)
         end = "\n" if step.newline else ""
         for i in range(step.count):
-            await ksim.printk(prefix + "%s" + end, step.text.replace("{i}", str(i)))
+            await printk(prefix + "%s" + end, step.text.replace("{i}", str(i)))
 
     @executes(SpawnStep)
     async def spawn(self, step: SpawnStep, run: _BootRun, where: str) -> None:
@@ -486,14 +495,14 @@ class ScenarioRun:
     async def oops(self, step: OopsStep, run: _BootRun, where: str) -> None:
         k = run.kernel
         try:
-            await ksim.die(step.message, step.err, function=step.function)
-        except ksim.TaskKilled as exc:
+            await die(step.message, step.err, function=step.function)
+        except TaskKilled as exc:
             self.log(f"{where}: oops: {exc}; the next steps run in a new shell")
             set_current(k.new_task("sh"))
 
     @executes(PanicStep)
     async def panic(self, step: PanicStep, run: _BootRun, where: str) -> None:
-        await ksim.panic("%s", step.message)
+        await panic("%s", step.message)
 
     @executes(WriteStep)
     async def write(self, step: WriteStep, run: _BootRun, where: str) -> None:
@@ -523,12 +532,12 @@ class ScenarioRun:
 
     @executes(InsmodStep)
     async def insmod(self, step: InsmodStep, run: _BootRun, where: str) -> None:
-        ret = await ksim.insmod(step.name, dict(step.params))
+        ret = await insmod(step.name, dict(step.params))
         self._errno_check(step, ret, f"insmod: ERROR: could not insert module {step.name}.ko")
 
     @executes(RmmodStep)
     async def rmmod(self, step: RmmodStep, run: _BootRun, where: str) -> None:
-        ret = await ksim.rmmod(step.name)
+        ret = await rmmod(step.name)
         self._errno_check(step, ret, f"rmmod: ERROR: could not remove module {step.name}")
 
     @executes(CorruptStep)
@@ -542,11 +551,11 @@ class ScenarioRun:
     @executes(SysRebootStep)
     async def sys_reboot(self, step: SysRebootStep, run: _BootRun, where: str) -> None:
         if step.mode == "restart":
-            await ksim.kernel_restart(step.cmd)
+            await kernel_restart(step.cmd)
         elif step.mode == "halt":
-            await ksim.kernel_halt()
+            await kernel_halt()
         else:
-            await ksim.kernel_power_off()
+            await kernel_power_off()
 
     @executes(ExpectStep)
     async def expect_now(self, step: ExpectStep, run: _BootRun, where: str) -> None:
@@ -555,22 +564,22 @@ class ScenarioRun:
 
     @executes(NotifierStep)
     async def notifier(self, step: NotifierStep, run: _BootRun, where: str) -> None:
-        code = {"done": ksim.NOTIFY_DONE, "ok": ksim.NOTIFY_OK, "stop": ksim.NOTIFY_STOP,
-                "bad": ksim.NOTIFY_BAD}[step.returns]
+        code = {"done": NOTIFY_DONE, "ok": NOTIFY_OK, "stop": NOTIFY_STOP,
+                "bad": NOTIFY_BAD}[step.returns]
         prefix = _level_prefix(step.level)
 
         async def call(nb, action, data):
-            await ksim.printk(prefix + "notifier %s called (%s, action %d)\n", step.name,
+            await printk(prefix + "notifier %s called (%s, action %d)\n", step.name,
                               step.chain, action)
             return code
 
-        nb = ksim.NotifierBlock(notifier_call=call, priority=parse_priority(step.priority))
+        nb = NotifierBlock(notifier_call=call, priority=parse_priority(step.priority))
         if step.chain == "panic":
-            ret = ksim.atomic_notifier_chain_register(ksim.panic_notifier_list, nb)
+            ret = atomic_notifier_chain_register(panic_notifier_list, nb)
         elif step.chain == "die":
-            ret = ksim.atomic_notifier_chain_register(ksim.die_chain, nb)
+            ret = atomic_notifier_chain_register(die_chain, nb)
         else:
-            ret = await ksim.register_reboot_notifier(nb)
+            ret = await register_reboot_notifier(nb)
         if ret:
             raise _Stop(f"registration returned {ret} ({errorcode.get(-ret, '?')})")
 
@@ -697,10 +706,12 @@ def run_lengths(sc: Scenario) -> dict[int, int]:
 
 async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool,
                lengths: dict[int, int] | None = None,
-               points: dict[int, int] | None = None) -> None:
+               points: dict[int, int] | None = None,
+               strategies: dict[int, Any] | None = None) -> None:
     t0 = trio.current_time()
     runner = ScenarioRun(sc, seed, result, ram_files_anywhere=ram_files_anywhere,
                          lengths=lengths)
+    runner.strategies = strategies or {}
     if points is not None:
         runner.points = points
     try:
@@ -726,10 +737,12 @@ async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool
 
 
 def run_scenario(sc: Scenario, seed: int | None = None, *,
-                 ram_files_anywhere: bool = False) -> Result:
+                 ram_files_anywhere: bool = False,
+                 strategies: dict[int, Any] | None = None) -> Result:
     """Run one scenario with one seed (default: its first) and say how it went.
 
-    ``ram_files_anywhere`` lets a kept RAM file live outside the scenario's folder.
+    ``ram_files_anywhere`` lets a kept RAM file live outside the scenario's folder;
+    ``strategies`` gives concurrent boots (by number) their thread choices (a shrink).
     """
     seed = sc.seeds[0] if seed is None else seed
     result = Result(sc, seed)
@@ -737,7 +750,8 @@ def run_scenario(sc: Scenario, seed: int | None = None, *,
     clock = trio.testing.MockClock(autojump_threshold=0)
     lengths = run_lengths(sc) if parse_strategy(sc.strategy)[0] == "pct" else None
     try:
-        trio.run(_run, sc, seed, result, ram_files_anywhere, lengths, clock=clock)
+        trio.run(_run, sc, seed, result, ram_files_anywhere, lengths, None, strategies,
+                 clock=clock)
     finally:
         result.wall = time.perf_counter() - start
     if result.status != ERROR and result.failures:

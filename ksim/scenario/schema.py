@@ -199,6 +199,7 @@ def schema() -> dict:
     boot_props: dict[str, dict[str, Any]] = {
         "reboot": {"enum": list(model.REBOOT_KINDS)},
         "cmdline": {"type": "string"},
+        "initrd": {"type": "string", "pattern": r"^[0-9]+([KkMmGgTt]([Ii]?[Bb])?|[Bb])?$"},
         "plugins": {"type": "array", "items": {"$ref": "#/definitions/plugin"}},
         "before": {"type": "array", "maxItems": MAX_STEPS,
                    "items": machine_steps[0] if len(machine_steps) == 1 else
