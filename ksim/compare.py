@@ -39,18 +39,19 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ksim.errno import KernelError
 from ksim.kern_levels import KERN_EMERG, KERN_INFO
-from ksim.kernel import Kernel
-from ksim.machine import Machine
 from ksim.module import KernelModule, module_param
-from ksim.panic import panic
-from ksim.printk import printk
-from ksim.vclock import run_virtual
+
+if TYPE_CHECKING:
+    from ksim.kernel import Kernel
+
+# The simulator (trio, the kernel) is imported when an experiment runs, not when the command
+# line is built: ``ksim --help`` stays cheap (tests/test_cli.py).
 
 RAM = "512M"  # the oracle's machine: ramoops' usual region at 256 MiB lies in RAM
 OUTCOMES = ("intact", "flagged", "silent", "lost")
@@ -125,6 +126,8 @@ class EarlyPanic(KernelModule):
     seed = module_param("int", 0, 0o444, "the seed the marker names")
 
     async def init(self) -> int:
+        from ksim.panic import panic
+        from ksim.printk import printk
         await printk(KERN_EMERG + marker(self.seed) + "\n")
         await panic(panic_text(self.seed))
         return 0
@@ -180,6 +183,9 @@ def classify(text: str, dmesgs: str, seed: int, flags: Sequence[str]) -> str:
 
 
 async def _experiment(driver: type[KernelModule], fault: Fault, seed: int) -> Cell:
+    from ksim.machine import Machine
+    from ksim.panic import panic
+    from ksim.printk import printk
     plugins: list[type[KernelModule]] = [driver]
     cmdline = driver.compare_cmdline
     first, later = fault.first(cmdline), fault.later(cmdline)
@@ -220,11 +226,14 @@ def run_cell(driver_name: str, fault_name: str, seed: int,
              plugin_path: tuple[str, ...] = ()) -> Cell:
     """One experiment in its own trio run: the unit of work of ``-j``."""
     from ksim.plugins import load_plugins
+    from ksim.vclock import run_virtual
     driver = load_plugins([driver_name], plugin_path)[0]
     return run_virtual(_experiment, driver, FAULTS[fault_name], seed)
 
 
 async def _printk_cost(driver: type[KernelModule]) -> float:
+    from ksim.machine import Machine
+    from ksim.printk import printk
     with Machine(RAM, seed=0) as m:
         async with m.boot(driver.compare_cmdline, [driver]):
             t0 = time.perf_counter()
@@ -235,6 +244,7 @@ async def _printk_cost(driver: type[KernelModule]) -> float:
 
 def printk_cost_us(driver_name: str, plugin_path: tuple[str, ...] = ()) -> float:
     from ksim.plugins import load_plugins
+    from ksim.vclock import run_virtual
     return run_virtual(_printk_cost, load_plugins([driver_name], plugin_path)[0])
 
 
@@ -353,6 +363,7 @@ def compare(drivers: Sequence[type[KernelModule]], faults: Sequence[str], seeds:
             jobs: int = 1, plugin_path: tuple[str, ...] = ()) -> Report:
     tasks = [(d.name, f, s, plugin_path) for d in drivers for f in faults for s in seeds]
     if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(jobs) as pool:
             cells = list(pool.map(run_cell, *zip(*tasks), chunksize=4))
     else:
@@ -364,8 +375,9 @@ def compare(drivers: Sequence[type[KernelModule]], faults: Sequence[str], seeds:
 
 # -- the command line -----------------------------------------------------------------------
 EPILOG = ("faults:\n" + "".join(f"  {f.name:<19} {f.doc}\n" for f in FAULTS.values())
-          + "not implemented: " + ", ".join(NOT_IMPLEMENTED) + "\n\nexit status: 0 done; 2 bad "
-          "usage (unknown driver or fault, bad --seeds or -j, an output path that is a folder)")
+          + "not implemented: " + ", ".join(NOT_IMPLEMENTED) + "\n\nexit status:\n  0 done\n"
+          "  2 bad usage: unknown driver or fault, bad --seeds or -j, an output path that is a "
+          "folder")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
