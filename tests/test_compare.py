@@ -41,6 +41,15 @@ def test_bit_flips_in_the_region_are_corrected_by_ramoops_ecc():
     assert [run_cell("ramoops", "bitflips", s).outcome for s in (0, 1)] == ["intact", "intact"]
 
 
+def test_f7_memconsole_serves_flipped_data_silently_and_resets_on_a_flipped_header():
+    """F7: no checksum on the data; the header check catches a flip in the header only.
+    Seeds 20 (a flip in the header) and 22 (one in the marker line) of ``--faults bitflips``;
+    ramoops' ECC repairs both."""
+    assert run_cell("memconsole", "bitflips", 20).outcome == "flagged"
+    assert run_cell("memconsole", "bitflips", 22).outcome == "silent"
+    assert run_cell("ramoops", "bitflips", 22).outcome == "intact"
+
+
 def test_a_firmware_that_clears_ram_loses_ramoops_records_without_a_word():
     """pc-bios clears RAM at a reset: ramoops finds empty zones, which it does not report."""
     assert run_cell("ramoops", "firmware-pc-bios", 0).outcome == "lost"
