@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ksim import __version__, compare, stress_cli, sweep
+from ksim import __version__, compare_cli, stress_cli, sweep
 from ksim.clitools import Stdout, UsageError, did_you_mean, is_interrupt, one_line, shown
 from ksim.scenario import cli as scenario_cli
 
@@ -228,7 +228,7 @@ def build_parser(plugin_command: Any = None) -> argparse.ArgumentParser:
     boot.set_defaults(actions=[])
 
     stress_cli.add_parser(sub)
-    compare.add_parser(sub)  # ksim compare
+    compare_cli.add_parser(sub)  # ksim compare
     sweep.add_merge_parser(sub)  # ksim merge
     scenario_cli.add_parsers(sub)  # ksim run, ksim schema
 

@@ -30,11 +30,9 @@ Faults not implemented yet (named so no cell is faked): ``page-offset``, ``lock-
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import fnmatch
 import html
-import json
 import random
 import re
 import time
@@ -43,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ksim.compare_cli import FAULT_DOCS, NOT_IMPLEMENTED
 from ksim.errno import KernelError
 from ksim.kern_levels import KERN_EMERG, KERN_INFO
 from ksim.module import KernelModule, module_param
@@ -55,8 +54,6 @@ if TYPE_CHECKING:
 
 RAM = "512M"  # the oracle's machine: ramoops' usual region at 256 MiB lies in RAM
 OUTCOMES = ("intact", "flagged", "silent", "lost")
-NOT_IMPLEMENTED = ("page-offset", "lock-held", "nmi-in-write", "torn-reset", "both-drivers",
-                   "user fault files")
 PRINTK_RECORDS = 200  # records timed for the printk-cost column
 
 
@@ -85,7 +82,6 @@ class Fault:
     """A template: what differs from a clean warm reboot after the panic."""
 
     name: str
-    doc: str
     first: Callable[[str], str] = _same  # boot 1's command line from the driver's
     later: Callable[[str], str] = _same  # the later boots'
     firmware: str = "seabios"
@@ -99,21 +95,16 @@ class Fault:
 
 MIB = 1 << 20
 FAULTS: dict[str, Fault] = {f.name: f for f in (
-    Fault("clean", "a warm reboot (the panic's own reset), nothing else"),
-    Fault("next-boot-5k", "the reading boot prints 5 KiB before the log is read", noise=5120),
-    Fault("second-panic", "the next boot panics too before the log is read; the third reads "
-          "(the first Oops is looked for)", second_panic=True),
-    Fault("kaslr", "the default KASLR: nokaslr dropped from every boot",
-          first=_drop("nokaslr"), later=_drop("nokaslr")),
-    Fault("initrd-growth", "the initramfs grows from 40M to 60M between the boots",
-          initrd=(40 * MIB, 60 * MIB)),
-    Fault("mem-change", "mem=256M on the boot after the crash", later=_add("mem=256M")),
-    Fault("bitflips", "8 seeded bit flips in the driver's region between the boots", flips=8),
-    *(Fault(f"firmware-{fw}", f"the {fw} firmware profile's warm reset", firmware=fw)
-      for fw in ("seabios", "pc-bios", "uefi", "ecc-scrub")),
-    Fault("cold-boot", "power cut between the boots: RAM is garbage", power="cold"),
-    Fault("panic-before-init", "boot 1 panics at an early initcall, before the driver's init",
-          early_panic=True),
+    Fault("clean"),
+    Fault("next-boot-5k", noise=5120),
+    Fault("second-panic", second_panic=True),
+    Fault("kaslr", first=_drop("nokaslr"), later=_drop("nokaslr")),
+    Fault("initrd-growth", initrd=(40 * MIB, 60 * MIB)),
+    Fault("mem-change", later=_add("mem=256M")),
+    Fault("bitflips", flips=8),
+    *(Fault(f"firmware-{fw}", firmware=fw) for fw in ("seabios", "pc-bios", "uefi", "ecc-scrub")),
+    Fault("cold-boot", power="cold"),
+    Fault("panic-before-init", early_panic=True),
 )}
 
 
@@ -343,22 +334,6 @@ def _seeds_text(seeds: tuple[int, ...]) -> str:
     return f"{seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
 
 
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """``N`` (seeds 0..N-1) or ``A..B`` (inclusive); ValueError otherwise."""
-    m = re.fullmatch(r"(\d+)\.\.(\d+)|(\d+)", text.strip())
-    if m is None:
-        raise ValueError(f"--seeds {text!r}: expected N or A..B")
-    if m.group(3) is not None:
-        n = int(m.group(3))
-        if n < 1:
-            raise ValueError("--seeds: at least 1")
-        return tuple(range(n))
-    a, b = int(m.group(1)), int(m.group(2))
-    if b < a:
-        raise ValueError(f"--seeds {text!r}: the range is empty")
-    return tuple(range(a, b + 1))
-
-
 def compare(drivers: Sequence[type[KernelModule]], faults: Sequence[str], seeds: Sequence[int],
             jobs: int = 1, plugin_path: tuple[str, ...] = ()) -> Report:
     tasks = [(d.name, f, s, plugin_path) for d in drivers for f in faults for s in seeds]
@@ -371,71 +346,3 @@ def compare(drivers: Sequence[type[KernelModule]], faults: Sequence[str], seeds:
     return Report(tuple(d.name for d in drivers), tuple(faults), tuple(seeds), tuple(cells),
                   {d.name: d.compare_cmdline for d in drivers},
                   {d.name: printk_cost_us(d.name, plugin_path) for d in drivers})
-
-
-# -- the command line -----------------------------------------------------------------------
-EPILOG = ("faults:\n" + "".join(f"  {f.name:<19} {f.doc}\n" for f in FAULTS.values())
-          + "not implemented: " + ", ".join(NOT_IMPLEMENTED) + "\n\nexit status:\n  0 done\n"
-          "  2 bad usage: unknown driver or fault, bad --seeds or -j, an output path that is a "
-          "folder")
-
-
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "compare", help="run named faults against log-keeping drivers, count what survives",
-        description="Crash, apply a fault, read the log on the next boot; for every (driver, "
-        "fault) the fraction of seeds in which the Oops was recovered intact, damaged but "
-        "flagged, damaged silently or lost, plus reserved bytes and printk cost. "
-        "docs/compare.md.", epilog=EPILOG, allow_abbrev=False,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("drivers", nargs="+", metavar="DRIVER",
-                   help="plugins declaring compare_cmdline (e.g. memconsole ramoops)")
-    p.add_argument("--faults", default=",".join(FAULTS), metavar="NAME,...",
-                   help="comma-separated faults (default: all implemented)")
-    p.add_argument("--seeds", default="10", metavar="N|A..B",
-                   help="seeds 0..N-1, or A..B inclusive (default 10)")
-    p.add_argument("--json", metavar="F", help="write the results as JSON to F (atomic)")
-    p.add_argument("--html", metavar="F", help="write a self-contained HTML page to F (atomic)")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="worker processes (default 1; the output is the same)")
-    p.add_argument("--plugin-path", action="append", default=[], metavar="DIR",
-                   help="also look for plugins in DIR (repeatable; also $KSIM_PLUGIN_PATH)")
-    p.set_defaults(plugin_main=main)
-    return p
-
-
-def main(args: argparse.Namespace) -> int:
-    from ksim.clitools import Stdout, UsageError, did_you_mean, prepare_output, write_atomic
-    from ksim.plugins import PluginError, load_plugins
-    try:
-        seeds = parse_seeds(args.seeds)
-    except ValueError as exc:
-        raise UsageError(f"ksim compare: {exc}") from None
-    faults = [f for f in args.faults.split(",") if f]
-    for f in faults:
-        if f not in FAULTS:
-            why = " (not implemented)" if f in NOT_IMPLEMENTED else did_you_mean(f, FAULTS)
-            raise UsageError(f"ksim compare: unknown fault {f!r}{why}; faults: "
-                             + ", ".join(FAULTS))
-    if not faults:
-        raise UsageError("ksim compare: --faults names no fault")
-    if args.jobs < 1:
-        raise UsageError(f"ksim compare: -j {args.jobs}: at least 1")
-    path = tuple(args.plugin_path)
-    try:
-        drivers = load_plugins(args.drivers, path)
-    except PluginError as exc:
-        raise UsageError(f"ksim compare: {exc}") from None
-    for d in drivers:
-        if not d.compare_cmdline or not d.compare_log:
-            raise UsageError(f"ksim compare: plugin {d.name!r} declares no compare_cmdline/"
-                             "compare_log (docs/plugins.md)")
-    outputs = {opt: prepare_output(getattr(args, opt), f"--{opt}", "compare")
-               for opt in ("json", "html") if getattr(args, opt)}
-    report = compare(drivers, faults, seeds, args.jobs, path)
-    Stdout.write(report.table())
-    if "json" in outputs:
-        write_atomic(outputs["json"], json.dumps(report.to_json(), indent=1) + "\n")
-    if "html" in outputs:
-        write_atomic(outputs["html"], report.html())
-    return 0

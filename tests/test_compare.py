@@ -9,10 +9,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ksim.compare import classify, marker, panic_text, parse_seeds, run_cell
+from ksim.compare import classify, marker, panic_text, run_cell
+from ksim.compare_cli import parse_seeds
 
 PANIC = "Kernel panic - not syncing: " + panic_text(3)
 
@@ -66,6 +68,12 @@ def test_outcomes_follow_what_the_recovered_text_and_the_driver_say():
     assert classify("nothing here\n", "", 3, flags) == "lost"
 
 
+def test_every_fault_implemented_is_documented_for_help_and_no_other():
+    from ksim.compare import FAULTS
+    from ksim.compare_cli import FAULT_DOCS
+    assert list(FAULTS) == list(FAULT_DOCS)
+
+
 def test_seeds_are_a_count_or_an_inclusive_range():
     assert parse_seeds("3") == (0, 1, 2)
     assert parse_seeds("5..6") == (5, 6)
@@ -79,7 +87,7 @@ def ksim(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300)
 
 
-def _matrix(report: dict) -> dict:  # type: ignore[type-arg]
+def _matrix(report: dict[str, Any]) -> dict[str, Any]:
     return {d: v["cells"] for d, v in report["drivers"].items()}
 
 
