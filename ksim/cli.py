@@ -228,7 +228,7 @@ def build_parser(plugin_command: Any = None) -> argparse.ArgumentParser:
     boot.set_defaults(actions=[])
 
     stress_cli.add_parser(sub)
-    compare_cli.add_parser(sub)  # ksim compare
+    compare_cli.add_parser(sub)
     sweep.add_merge_parser(sub)  # ksim merge
     scenario_cli.add_parsers(sub)  # ksim run, ksim schema
 
@@ -479,6 +479,10 @@ def _plugins(args: argparse.Namespace) -> int:
 
 # -- dispatch -------------------------------------------------------------------------------
 def _dispatch(args: argparse.Namespace) -> int:
+    handler = getattr(args, "handler", None)  # a command that names its own main
+    if handler is not None:
+        status_: int = handler(args)
+        return status_
     plugin_main = getattr(args, "plugin_main", None)
     if plugin_main is not None:
         status: int = plugin_main(args)

@@ -1,348 +1,393 @@
-"""``ksim compare``: the same crash, the same faults, several log-keeping drivers, one table.
+"""``ksim compare``: the same faults against several crash-log drivers, one table.
 
-Each (driver, fault, seed) is one small experiment on one :class:`~ksim.machine.Machine`
-(512 MiB, the oracle's machine, seeded with the seed):
+Each driver is a plugin that declares, through the plugin API (:class:`ksim.module.KernelModule`),
+its ``usual_cmdline`` and the ``crash_log_files`` in which the next boot shows the saved log.
+Each fault is a scenario template (:data:`FAULTS`, each function's docstring says what it does):
+a machine, a crashing boot and the boots after it, built on the machine model (firmware
+profiles, KASLR, the initramfs, ``mem=``, ``ksim.page_offset=``).  For every (driver, fault)
+and seed, the last Oops the machine printed (its dmesg lines, from the Oops headline to
+the panic it led to) is looked for in what the next boot shows:
 
-1. boot 1, with the driver's own command line (``KernelModule.compare_cmdline``): printk the
-   Oops marker ``Oops: ksim compare marker S`` at KERN_EMERG, then ``panic("ksim compare
-   fatal S")``;
-2. the fault acts (between the boots, or on the next boot before the log is read);
-3. the reading boot reads ``KernelModule.compare_log`` (a file, or every file matching a
-   pattern in a folder).
+* **intact**: every line of the Oops is there;
+* **flagged**: some lines are missing or changed, and the driver said so (an ECC line with
+  unrecoverable blocks, a record left compressed: ``.enc.z``);
+* **silent**: some lines are missing or changed and nothing says so;
+* **lost**: no line of the Oops is there.
 
-The outcome is classified:
+The cost columns: the memory the driver takes from the page allocator (the ``Memory:`` line's
+available figure without the driver minus with it, both booted ``nokaslr``) and the wall-clock
+cost of one printk with the driver loaded (µs, measured in the same run; reported, never used
+for a verdict).
 
-* **intact**: the marker line and ``Kernel panic - not syncing: ksim compare fatal S`` are both
-  in the recovered text, unchanged;
-* **flagged** (damaged but flagged): not intact, but one of the driver's ``compare_flags``
-  regexes matches the recovered text or the dmesg of a boot after the crash;
-* **silent** (damaged silently): not intact, not flagged, but a line resembling one of the two
-  (difflib ratio >= 0.7 on the line's tail) survives;
-* **lost**: nothing of it, and no word from the driver.
-
-Cost columns: the driver's reserved bytes (``compare_region()`` of boot 1 of the first seed of
-the first fault run) and printk cost per record with the driver built in, wall clock,
-measured in this run (the one figure that differs between runs).
-
-Faults not implemented yet (named so no cell is faked): ``page-offset``, ``lock-held``,
-``nmi-in-write``, ``torn-reset``, ``both-drivers``, user fault files.
+Everything but the printk cost is deterministic per seed: a cell's command
+(``ksim compare DRIVER --faults FAULT --seed N``) replays it alone.  The core loads drivers only
+through :mod:`ksim.plugins`; it knows none by name.
 """
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
-import html
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import attrs
+import trio
+import trio.testing
 
-from ksim.compare_cli import FAULT_DOCS, NOT_IMPLEMENTED
 from ksim.errno import KernelError
-from ksim.kern_levels import KERN_EMERG, KERN_INFO
-from ksim.module import KernelModule, module_param
+from ksim.kernel import Kernel
+from ksim.machine import Machine
+from ksim.module import KernelModule
+from ksim.panic import TaskKilled, die, panic
+from ksim.printk import KERN_ERR, printk
 
-if TYPE_CHECKING:
-    from ksim.kernel import Kernel
+__all__ = ["CLASSES", "FAULTS", "CellResult", "Driver", "classify", "cost", "load_drivers",
+           "run_cell"]
 
-# The simulator (trio, the kernel) is imported when an experiment runs, not when the command
-# line is built: ``ksim --help`` stays cheap (tests/test_cli.py).
-
-RAM = "512M"  # the oracle's machine: ramoops' usual region at 256 MiB lies in RAM
-OUTCOMES = ("intact", "flagged", "silent", "lost")
-PRINTK_RECORDS = 200  # records timed for the printk-cost column
-
-
-def marker(seed: int) -> str:
-    return f"Oops: ksim compare marker {seed}"
-
-
-def panic_text(seed: int) -> str:
-    return f"ksim compare fatal {seed}"
-
-
-def _drop(word: str) -> Callable[[str], str]:
-    return lambda cmdline: " ".join(w for w in cmdline.split() if w != word)
-
-
-def _add(words: str) -> Callable[[str], str]:
-    return lambda cmdline: f"{cmdline} {words}".strip()
-
-
-def _same(cmdline: str) -> str:
-    return cmdline
+CLASSES = ("intact", "flagged", "silent", "lost")
+RAM = "512M"  # room for ramoops' usual region at 256 MiB; RAM is sparse
+# panic=-1: restart at once after a panic (a driver without a reboot notifier needs it);
+# oops=panic: the Oops is the crash
+BASE_CMDLINE = "nokaslr panic=-1 oops=panic"
+OOPS = "BUG: kernel NULL pointer dereference, address: 0000000000000008"
+PANIC_LINE = "Kernel panic - not syncing"
+_TIMESTAMP = re.compile(r"^(?:<\d>)?\[\s*\d+\.\d+\] ?")
+_UNRECOVERABLE = re.compile(rb"ECC: \d+ Corrected bytes, ([1-9]\d*) unrecoverable blocks")
 
 
 @attrs.frozen
-class Fault:
-    """A template: what differs from a clean warm reboot after the panic."""
-
+class Driver:
     name: str
-    first: Callable[[str], str] = _same  # boot 1's command line from the driver's
-    later: Callable[[str], str] = _same  # the later boots'
-    firmware: str = "seabios"
-    power: str = "warm"  # how the boot after the crash starts
-    initrd: tuple[int, int] = (0, 0)  # initramfs size of boot 1, of the later boots
-    flips: int = 0  # seeded bit flips in the driver's region between the boots
-    noise: int = 0  # bytes the reading boot prints before the log is read
-    second_panic: bool = False  # boot 2 panics before reading; boot 3 reads
-    early_panic: bool = False  # boot 1 panics at an early initcall, before the driver's
+    module: type[KernelModule]
+    cmdline: str
+    files: tuple[str, ...]
 
 
-MIB = 1 << 20
-FAULTS: dict[str, Fault] = {f.name: f for f in (
-    Fault("clean"),
-    Fault("next-boot-5k", noise=5120),
-    Fault("second-panic", second_panic=True),
-    Fault("kaslr", first=_drop("nokaslr"), later=_drop("nokaslr")),
-    Fault("initrd-growth", initrd=(40 * MIB, 60 * MIB)),
-    Fault("mem-change", later=_add("mem=256M")),
-    Fault("bitflips", flips=8),
-    *(Fault(f"firmware-{fw}", firmware=fw) for fw in ("seabios", "pc-bios", "uefi", "ecc-scrub")),
-    Fault("cold-boot", power="cold"),
-    Fault("panic-before-init", early_panic=True),
-)}
+def load_drivers(names: Sequence[str], plugin_path: Sequence[str] = ()) -> list[Driver]:
+    """The drivers named, through the plugin mechanism; ValueError for one that cannot be
+    compared (it declares no crash-log files)."""
+    from ksim.plugins import load_plugins
+    out = []
+    for name, cls in zip(names, load_plugins(names, plugin_path)):
+        if not cls.crash_log_files:
+            raise ValueError(f"plugin {name!r} declares no crash_log_files, so ksim compare "
+                             "cannot read its log back (docs/compare.md)")
+        out.append(Driver(name, cls, cls.usual_cmdline, tuple(cls.crash_log_files)))
+    return out
 
 
-class EarlyPanic(KernelModule):
-    """A built-in module whose early initcall oopses and panics: the crash of
-    ``panic-before-init``, before any later-level driver initialised."""
+class _EarlyPanic(KernelModule):
+    """A built-in module that panics at the first initcall level, before any driver's init."""
 
-    name = "ksim_compare_early_panic"
+    name = "early_panic"
     initcall = "early"
-    seed = module_param("int", 0, 0o444, "the seed the marker names")
 
     async def init(self) -> int:
-        from ksim.panic import panic
-        from ksim.printk import printk
-        await printk(KERN_EMERG + marker(self.seed) + "\n")
-        await panic(panic_text(self.seed))
+        await panic("Fatal exception in early initcall")
         return 0
 
 
+@attrs.define
+class Run:
+    """One (driver, fault, seed): the machine, the driver(s), what each boot left."""
+
+    driver: Driver
+    others: list[Driver]
+    seed: int
+    rng: random.Random
+    machine: Machine | None = None
+    crash_dmesg: str = ""  # the dmesg of the last boot that crashed
+    shown: dict[str, bytes] = attrs.Factory(dict)  # file -> bytes, on the reading boot
+    dmesg: str = ""  # the reading boot's
+
+    def new_machine(self, **kw: Any) -> Machine:
+        self.machine = Machine(kw.pop("ram", RAM), seed=self.seed, **kw)
+        return self.machine
+
+    def cmdline(self, extra: str = "", base: str = BASE_CMDLINE, both: bool = False) -> str:
+        drivers = [self.driver] + (self.others if both else [])
+        return " ".join(p for p in [*(d.cmdline for d in drivers), base, extra] if p)
+
+    def modules(self, both: bool = False) -> list[type[KernelModule]]:
+        return [d.module for d in [self.driver] + (self.others if both else [])]
+
+    async def crash(self, extra: str = "", *, initrd: int | None = None, both: bool = False,
+                    before: Callable[[], Awaitable[None]] | None = None) -> None:
+        """A boot that logs an error and oopses (oops=panic: the Oops is the panic)."""
+        assert self.machine is not None
+        async with self.machine.boot(self.cmdline(extra, both=both), self.modules(both),
+                                     initrd=initrd) as k:
+            if k.outcome == "running":
+                if before is not None:
+                    await before()
+                await printk(KERN_ERR + "compare: disk on fire (seed %d)\n", self.seed)
+                try:
+                    await die(OOPS)
+                except TaskKilled:  # without oops=panic (a fault's own command line)
+                    pass
+        self.crash_dmesg = k.dmesg()
+
+    async def read_back(self, extra: str = "", *, initrd: int | None = None,
+                        both: bool = False, power: str | None = None,
+                        before: Callable[[Kernel], Awaitable[None]] | None = None) -> None:
+        """The next boot: (optionally do something first, then) read the driver's files."""
+        assert self.machine is not None
+        async with self.machine.boot(self.cmdline(extra, both=both), self.modules(both),
+                                     initrd=initrd, power=power) as k:
+            if k.outcome == "running" and before is not None:
+                await before(k)
+            if k.outcome == "running":
+                self.shown = await _read_files(k, self.driver.files)
+        self.dmesg = k.dmesg()
+
+
+async def _read_files(k: Kernel, paths: Sequence[str]) -> dict[str, bytes]:
+    shown: dict[str, bytes] = {}
+    for path in paths:
+        names = k.vfs.listdir(path)
+        files = [f"{path.rstrip('/')}/{n}" for n in names] if names else [path]
+        for f in files:
+            try:
+                shown[f] = await k.read_file(f)
+            except KernelError:
+                continue
+    return shown
+
+
+def oops_lines(dmesg: str) -> list[str]:
+    """The last Oops of a boot's dmesg: the message texts from the Oops headline to the line
+    before the panic it led to (a dump taken at the Oops cannot hold that line); for a panic
+    without an Oops, the panic line."""
+    texts = [_TIMESTAMP.sub("", line) for line in dmesg.splitlines()]
+    end = max((i for i, t in enumerate(texts) if t.startswith(PANIC_LINE)), default=None)
+    if end is None:
+        return []
+    start = max((i for i, t in enumerate(texts[:end]) if t.startswith("BUG:")
+                 or t.startswith("Oops:")), default=end)
+    stop = end + 1 if start == end else end
+    return [t for t in texts[start:stop] if t.strip()]
+
+
+def classify(truth: Sequence[str], shown: dict[str, bytes]) -> tuple[str, str]:
+    """(class, why) for the Oops lines ``truth`` against the files the next boot showed."""
+    if not truth:
+        return "lost", "the crashing boot printed no Oops"
+    lines = set()
+    for data in shown.values():
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            lines.add(_TIMESTAMP.sub("", line).rstrip())
+    found = sum(1 for t in truth if t.rstrip() in lines)
+    flags = [f"{name}: {m.group(0).decode()}" for name, data in shown.items()
+             for m in [_UNRECOVERABLE.search(data)] if m]
+    flags += [f"{name}: left compressed" for name in shown if name.endswith(".enc.z")]
+    if found == len(truth):
+        return "intact", f"all {found} lines of the Oops"
+    if found == 0 and not flags:
+        return "lost", f"none of the {len(truth)} lines of the Oops"
+    why = f"{found} of {len(truth)} lines of the Oops"
+    if flags:
+        return "flagged", why + "; " + "; ".join(flags)
+    return "silent", why + ", nothing says so"
+
+
+# -- the faults -----------------------------------------------------------------------------
+Fault = Callable[[Run], Awaitable[None]]
+FAULTS: dict[str, Fault] = {}
+
+
+def fault(name: str) -> Callable[[Fault], Fault]:
+    def register(fn: Fault) -> Fault:
+        FAULTS[name] = fn
+        return fn
+    return register
+
+
+@fault("warm-reboot")
+async def _warm_reboot(run: Run) -> None:
+    """Crash, warm reset (RAM kept, QEMU's SeaBIOS), the same kernel and command line."""
+    run.new_machine()
+    await run.crash()
+    await run.read_back()
+
+
+@fault("next-boot-5k")
+async def _next_boot_5k(run: Run) -> None:
+    """Warm reset; the next boot prints 5 KiB (80 lines of 64 bytes) before the log is read."""
+    run.new_machine()
+    await run.crash()
+
+    async def chatter(k: Kernel) -> None:
+        for i in range(80):
+            await printk(KERN_ERR + "next boot line %02d %s\n", i, "." * 45)
+    await run.read_back(before=chatter)
+
+
+@fault("second-panic")
+async def _second_panic(run: Run) -> None:
+    """Warm reset; the next boot oopses too before the log is read; the boot after reads.
+    The last Oops is the second one."""
+    run.new_machine()
+    await run.crash()
+    await run.crash()
+    await run.read_back()
+
+
+@fault("page-offset")
+async def _page_offset(run: Run) -> None:
+    """Warm reset into a kernel with another direct-map base (PAGE_OFFSET 0xffff880000000000,
+    the pre-4.20 x86-64 one: another build of the kernel)."""
+    run.new_machine()
+    await run.crash()
+    await run.read_back("ksim.page_offset=0xffff880000000000")
+
+
+@fault("kaslr")
+async def _kaslr(run: Run) -> None:
+    """Both boots with KASLR (the default; the seed draws each boot's offsets)."""
+    run.new_machine()
+    base = BASE_CMDLINE.replace("nokaslr", "").strip()
+    assert run.machine is not None
+    async with run.machine.boot(run.cmdline(base=base), run.modules()) as k:
+        if k.outcome == "running":
+            await printk(KERN_ERR + "compare: disk on fire (seed %d)\n", run.seed)
+            await die(OOPS)
+    run.crash_dmesg = k.dmesg()
+    async with run.machine.boot(run.cmdline(base=base), run.modules()) as k:
+        if k.outcome == "running":
+            run.shown = await _read_files(k, run.driver.files)
+    run.dmesg = k.dmesg()
+
+
+@fault("initramfs-growth")
+async def _initramfs_growth(run: Run) -> None:
+    """An initramfs of 30-80 MB (drawn per seed) at the crash, grown by 1-8 MB at the next boot
+    (an update): every top-down early allocation moves down by the growth."""
+    size = run.rng.randrange(30, 81) << 20
+    run.new_machine(initrd=size)
+    await run.crash()
+    await run.read_back(initrd=size + (run.rng.randrange(1, 9) << 20))
+
+
+@fault("mem-change")
+async def _mem_change(run: Run) -> None:
+    """The next boot is given ``mem=`` (288-480 MiB, drawn per seed): the top of memory moves."""
+    run.new_machine()
+    await run.crash()
+    await run.read_back(f"mem={run.rng.randrange(288, 481, 16)}M")
+
+
+def _firmware(profile: str, doc: str) -> Fault:
+    async def fn(run: Run) -> None:
+        run.new_machine(firmware=profile)
+        await run.crash()
+        await run.read_back()
+    fn.__doc__ = doc
+    return fn
+
+
+fault("firmware-pc-bios")(_firmware(
+    "pc-bios", "Warm reset on a PC BIOS, which clears RAM unless the warm-boot flag is set "
+    "(Linux sets it only with reboot=warm)."))
+fault("firmware-uefi")(_firmware(
+    "uefi", "Warm reset on OVMF (UEFI): its boot-services regions are written at every reset."))
+fault("firmware-ecc-scrub")(_firmware(
+    "ecc-scrub", "Warm reset on firmware that scrubs RAM at every reset (ECC servers)."))
+
+
+@fault("cold-boot")
+async def _cold_boot(run: Run) -> None:
+    """Crash, then a power cycle: the next boot finds cold RAM (seeded garbage)."""
+    run.new_machine()
+    await run.crash()
+    await run.read_back(power="cold")
+
+
+@fault("early-panic")
+async def _early_panic(run: Run) -> None:
+    """A clean boot, warm reset, then a boot that panics in an early initcall, before any
+    driver's init ran; the boot after it reads.  The last Oops is the early panic."""
+    run.new_machine()
+    assert run.machine is not None
+    async with run.machine.boot(run.cmdline(), run.modules()):
+        await printk(KERN_ERR + "compare: a clean boot (seed %d)\n", run.seed)
+    async with run.machine.boot(run.cmdline(), [_EarlyPanic, *run.modules()],
+                                power="warm") as k:
+        pass
+    run.crash_dmesg = k.dmesg()
+    await run.read_back(power="warm")
+
+
+@fault("both-drivers")
+async def _both_drivers(run: Run) -> None:
+    """Every driver of the comparison loaded at once (each with its usual command line): a
+    driver's panic notifier that restarts the machine (memconsole's reboot=1) runs before
+    kmsg_dump(), so a dumper loaded beside it never runs.  Warm reset, read back."""
+    run.new_machine()
+    await run.crash(both=True)
+    await run.read_back(both=True)
+
+
+# -- running --------------------------------------------------------------------------------
 @attrs.frozen
-class Cell:
+class CellResult:
     driver: str
     fault: str
     seed: int
-    outcome: str
-    reserved: int
+    verdict: str
+    why: str
 
 
-async def _read_log(kernel: Kernel, where: str) -> str:
-    folder, _, pattern = where.rpartition("/")
-    if not any(c in pattern for c in "*?["):
+def run_cell(driver: Driver, others: Sequence[Driver], fault_name: str,
+             seed: int) -> CellResult:
+    """One seed of one (driver, fault), on virtual time."""
+    run = Run(driver, list(others), seed, random.Random(f"compare {fault_name} {seed}"))
+
+    async def main() -> None:
         try:
-            return (await kernel.read_file(where)).decode("latin-1")
-        except KernelError:
-            return ""
-    try:
-        names = sorted(n for n in kernel.list_dir(folder) if fnmatch.fnmatch(n, pattern))
-    except KernelError:
-        return ""
-    parts = []
-    for name in names:
-        data = await kernel.read_file(f"{folder}/{name}")
-        parts.append(f"==> {name} <==\n" + data.decode("latin-1"))
-    return "\n".join(parts)
+            await FAULTS[fault_name](run)
+        finally:
+            if run.machine is not None:
+                run.machine.close()
 
-
-def _resembles(text: str, expected: str) -> bool:
-    if expected[:-2] in text:  # cut short (memconsole's ring) but not altered
-        return True
-    for line in text.splitlines():
-        tail = line[-len(expected) - 2:]
-        m = difflib.SequenceMatcher(None, expected, tail)
-        if m.real_quick_ratio() >= 0.7 and m.quick_ratio() >= 0.7 and m.ratio() >= 0.7:
-            return True
-    return False
-
-
-def classify(text: str, dmesgs: str, seed: int, flags: Sequence[str]) -> str:
-    want = (marker(seed), "Kernel panic - not syncing: " + panic_text(seed))
-    if all(w in text for w in want):
-        return "intact"
-    if any(re.search(f, text) or re.search(f, dmesgs) for f in flags):
-        return "flagged"
-    if any(_resembles(text, w) for w in want):
-        return "silent"
-    return "lost"
-
-
-async def _experiment(driver: type[KernelModule], fault: Fault, seed: int) -> Cell:
-    from ksim.machine import Machine
-    from ksim.panic import panic
-    from ksim.printk import printk
-    plugins: list[type[KernelModule]] = [driver]
-    cmdline = driver.compare_cmdline
-    first, later = fault.first(cmdline), fault.later(cmdline)
-    with Machine(RAM, seed=seed, firmware=fault.firmware) as m:
-        if fault.early_panic:
-            early = f"{first} {EarlyPanic.name}.seed={seed}"
-            async with m.boot(early, [driver, EarlyPanic], initrd=fault.initrd[0]) as k1:
-                pass
-        else:
-            async with m.boot(first, plugins, initrd=fault.initrd[0]) as k1:
-                await printk(KERN_EMERG + marker(seed) + "\n")
-                await panic(panic_text(seed))
-        mod = k1.module.instances.get(driver.name)
-        region = mod.compare_region() if mod is not None else None
-        if fault.flips and region is not None:
-            rng = random.Random(f"ksim compare bitflips {seed}")
-            start, size = region
-            for _ in range(fault.flips):
-                at = start + rng.randrange(size)
-                m.mem.write(at, bytes([m.mem.read(at, 1)[0] ^ (1 << rng.randrange(8))]))
-        dmesgs = []
-        if fault.second_panic:
-            async with m.boot(later, plugins, power=fault.power, initrd=fault.initrd[1]) as k:
-                await printk(KERN_EMERG + "BUG: an unrelated second crash\n")
-                await panic("unrelated second panic")
-            dmesgs.append(k.dmesg())
-        power = "warm" if fault.second_panic else fault.power
-        async with m.boot(later, plugins, power=power, initrd=fault.initrd[1]) as k2:
-            for i in range(fault.noise // 64):
-                await printk(KERN_INFO + "ksim noise %04d " % i + "." * 47 + "\n")
-            text = await _read_log(k2, driver.compare_log)
-        dmesgs.append(k2.dmesg())
-    outcome = classify(text, "\n".join(dmesgs), seed, driver.compare_flags)
-    return Cell(driver.name, fault.name, seed, outcome, region[1] if region else 0)
-
-
-def run_cell(driver_name: str, fault_name: str, seed: int,
-             plugin_path: tuple[str, ...] = ()) -> Cell:
-    """One experiment in its own trio run: the unit of work of ``-j``."""
-    from ksim.plugins import load_plugins
-    from ksim.vclock import run_virtual
-    driver = load_plugins([driver_name], plugin_path)[0]
-    return run_virtual(_experiment, driver, FAULTS[fault_name], seed)
-
-
-async def _printk_cost(driver: type[KernelModule]) -> float:
-    from ksim.machine import Machine
-    from ksim.printk import printk
-    with Machine(RAM, seed=0) as m:
-        async with m.boot(driver.compare_cmdline, [driver]):
-            t0 = time.perf_counter()
-            for i in range(PRINTK_RECORDS):
-                await printk(KERN_INFO + "ksim compare cost %04d\n", i)
-            return (time.perf_counter() - t0) / PRINTK_RECORDS * 1e6
-
-
-def printk_cost_us(driver_name: str, plugin_path: tuple[str, ...] = ()) -> float:
-    from ksim.plugins import load_plugins
-    from ksim.vclock import run_virtual
-    return run_virtual(_printk_cost, load_plugins([driver_name], plugin_path)[0])
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    verdict, why = classify(oops_lines(run.crash_dmesg), run.shown)
+    return CellResult(driver.name, fault_name, seed, verdict, why)
 
 
 @attrs.frozen
-class Report:
-    drivers: tuple[str, ...]
-    faults: tuple[str, ...]
-    seeds: tuple[int, ...]
-    cells: tuple[Cell, ...]
-    cmdlines: dict[str, str]
-    cost_us: dict[str, float]
-
-    def cell(self, driver: str, fault: str) -> list[Cell]:
-        return [c for c in self.cells if c.driver == driver and c.fault == fault]
-
-    def reserved(self, driver: str) -> int:
-        return max((c.reserved for c in self.cells if c.driver == driver), default=0)
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"seeds": list(self.seeds), "faults": list(self.faults),
-                                  "not_implemented": list(NOT_IMPLEMENTED), "drivers": {}}
-        drivers: dict[str, object] = {}
-        for d in self.drivers:
-            cells: dict[str, object] = {}
-            for f in self.faults:
-                cs = self.cell(d, f)
-                counts = {o: sum(c.outcome == o for c in cs) for o in OUTCOMES}
-                cells[f] = {"fractions": {o: counts[o] / len(cs) for o in OUTCOMES},
-                            "counts": counts,
-                            "example_seed": {o: min(c.seed for c in cs if c.outcome == o)
-                                             for o in OUTCOMES if counts[o]},
-                            "seeds": {str(c.seed): c.outcome for c in cs}}
-            drivers[d] = {"cmdline": self.cmdlines[d], "reserved_bytes": self.reserved(d),
-                          "printk_us_per_record": round(self.cost_us[d], 3), "cells": cells}
-        out["drivers"] = drivers
-        return out
-
-    def table(self) -> str:
-        width = max(len(f) for f in self.faults)
-        lines = [f"seeds {_seeds_text(self.seeds)}; fraction of seeds per outcome"]
-        for d in self.drivers:
-            lines.append(f"\n{d}  ({self.cmdlines[d]})")
-            lines.append(f"  {'fault':<{width}}  " + "  ".join(f"{o:>7}" for o in OUTCOMES))
-            for f in self.faults:
-                cs = self.cell(d, f)
-                fr = [sum(c.outcome == o for c in cs) / len(cs) for o in OUTCOMES]
-                lines.append(f"  {f:<{width}}  " + "  ".join(f"{x:7.2f}" for x in fr))
-        lines.append("\ncost (printk: wall clock, measured in this run, "
-                     f"{PRINTK_RECORDS} records with the driver built in)")
-        lines.append(f"  {'driver':<12} {'reserved bytes':>15} {'printk us/record':>17}")
-        for d in self.drivers:
-            lines.append(f"  {d:<12} {self.reserved(d):>15} {self.cost_us[d]:>17.1f}")
-        lines.append("not implemented: " + ", ".join(NOT_IMPLEMENTED))
-        return "\n".join(lines) + "\n"
-
-    def html(self) -> str:
-        colours = {"intact": (46, 160, 67), "flagged": (219, 171, 9), "silent": (207, 34, 46),
-                   "lost": (110, 118, 129)}
-        rows = []
-        head = "".join(f"<th>{html.escape(f)}</th>" for f in self.faults)
-        for d in self.drivers:
-            tds = []
-            for f in self.faults:
-                cs = self.cell(d, f)
-                parts = []
-                for o in OUTCOMES:
-                    n = sum(c.outcome == o for c in cs)
-                    if not n:
-                        continue
-                    s = min(c.seed for c in cs if c.outcome == o)
-                    cmd = f"ksim compare {d} --faults {f} --seeds {s}..{s}"
-                    parts.append(f'<div title="{html.escape(cmd)}">{o} {n / len(cs):.2f}'
-                                 f'<br><code>{html.escape(cmd)}</code></div>')
-                top = max(OUTCOMES, key=lambda o: sum(c.outcome == o for c in cs))
-                r, g, b = colours[top]
-                tds.append(f'<td style="background:rgba({r},{g},{b},0.35)">'
-                           + "".join(parts) + "</td>")
-            rows.append(f"<tr><th>{html.escape(d)}<br><small>{html.escape(self.cmdlines[d])}"
-                        f"</small></th>{''.join(tds)}<td>{self.reserved(d)}</td>"
-                        f"<td>{self.cost_us[d]:.1f}</td></tr>")
-        return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>ksim compare</title>"
-                "<style>table{border-collapse:collapse;font-family:sans-serif;font-size:12px}"
-                "td,th{border:1px solid #999;padding:4px;vertical-align:top}"
-                "code{font-size:10px}</style></head><body>"
-                f"<h1>ksim compare</h1><p>seeds {_seeds_text(self.seeds)}; each cell: the "
-                "fraction of seeds per outcome (intact, flagged = damaged but flagged, silent "
-                "= damaged silently, lost) and the command that replays a seed showing it; the "
-                "colour is the commonest outcome. printk us/record: wall clock, this run.</p>"
-                f"<table><tr><th>driver</th>{head}<th>reserved bytes</th>"
-                f"<th>printk us/record</th></tr>{''.join(rows)}</table>"
-                f"<p>not implemented: {html.escape(', '.join(NOT_IMPLEMENTED))}</p>"
-                "</body></html>\n")
+class Cost:
+    reserved: int  # bytes the page allocator lost to the driver
+    printk_us: float  # wall clock per printk with the driver loaded
+    baseline_us: float  # the same without it
 
 
-def _seeds_text(seeds: tuple[int, ...]) -> str:
-    return f"{seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+_AVAILABLE = re.compile(r"Memory: (\d+)K/(\d+)K available")
+COST_RECORDS = 300
 
 
-def compare(drivers: Sequence[type[KernelModule]], faults: Sequence[str], seeds: Sequence[int],
-            jobs: int = 1, plugin_path: tuple[str, ...] = ()) -> Report:
-    tasks = [(d.name, f, s, plugin_path) for d in drivers for f in faults for s in seeds]
-    if jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(jobs) as pool:
-            cells = list(pool.map(run_cell, *zip(*tasks), chunksize=4))
-    else:
-        cells = [run_cell(*t) for t in tasks]
-    return Report(tuple(d.name for d in drivers), tuple(faults), tuple(seeds), tuple(cells),
-                  {d.name: d.compare_cmdline for d in drivers},
-                  {d.name: printk_cost_us(d.name, plugin_path) for d in drivers})
+def cost(driver: Driver) -> Cost:
+    """The driver's cost columns, measured now."""
+    out: dict[str, tuple[int, float]] = {}
+
+    async def measure(key: str, cmdline: str, modules: list[type[KernelModule]]) -> None:
+        m = Machine(RAM, seed=0)
+        try:
+            async with m.boot(cmdline, modules) as k:
+                start = time.perf_counter()
+                for i in range(COST_RECORDS):
+                    await printk(KERN_ERR + "compare: cost record %d %s\n", i, "." * 40)
+                wall = (time.perf_counter() - start) / COST_RECORDS
+            found = _AVAILABLE.search(k.dmesg())
+            out[key] = (int(found.group(1)) << 10 if found else 0, wall)
+        finally:
+            m.close()
+
+    async def main() -> None:
+        await measure("without", "nokaslr", [])
+        await measure("with", driver.cmdline + " nokaslr", [driver.module])
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return Cost(reserved=out["without"][0] - out["with"][0], printk_us=out["with"][1] * 1e6,
+                baseline_us=out["without"][1] * 1e6)

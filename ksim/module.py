@@ -71,13 +71,11 @@ class KernelModule:
     license: ClassVar[str] = "GPL"
     initcall: ClassVar[str] = "device"
     source: ClassVar[str] = ""  # where the plugin was found (set by the loader)
-    # ``ksim compare`` (docs/compare.md): the command line the driver's users boot with ("":
-    # the driver cannot join a comparison), where the next boot shows the previous boot's log
-    # (a path, or DIR/PATTERN for every matching file), and regexes that, matching the log or a
-    # later boot's dmesg, mean the driver itself reported damage.
-    compare_cmdline: ClassVar[str] = ""
-    compare_log: ClassVar[str] = ""
-    compare_flags: ClassVar[tuple[str, ...]] = ()
+    # For ``ksim compare``: the command line a user of this crash-log driver usually boots with
+    # (``memconsole=8192``), and the files the next boot shows the saved log in (a directory
+    # means every file in it).  A driver without ``crash_log_files`` cannot be compared.
+    usual_cmdline: ClassVar[str] = ""
+    crash_log_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, kernel: Kernel, builtin: bool) -> None:
         self.kernel = kernel
@@ -90,11 +88,6 @@ class KernelModule:
         for decl in self.module_params():
             self.kparams[decl.name] = _params.KernelParam(
                 name=prefix + decl.name, ops=decl.ops, perm=decl.perm, value=decl.default)
-
-    def compare_region(self) -> tuple[int, int] | None:
-        """``(physical start, size)`` of the RAM this instance keeps its log in, None if it has
-        none: where ``ksim compare``'s bit flips land and what its reserved-bytes column says."""
-        return None
 
     def reset_params(self) -> None:
         """Back to the declared defaults (what a freshly loaded .ko starts with)."""

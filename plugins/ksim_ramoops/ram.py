@@ -405,10 +405,8 @@ def ramoops_pstore_write(cxt: RamoopsContext, record: PstoreRecord) -> int:
         persistent_ram_write(cxt.fprzs[zonenum], record.buf, record.size)
         return 0
     if record.type == PSTORE_TYPE_PMSG:
-        cxt.log.pr_ratelimited(
-            "ramoops_pstore_write",
-    "ramoops_pstore_write_user", KERN_WARNING, _PR_FMT + "PMSG shouldn't call ramoops_pstore_write"
-        )
+        cxt.log.pr_ratelimited("ramoops_pstore_write", KERN_WARNING,
+                               _PR_FMT + "PMSG shouldn't call ramoops_pstore_write")
         return -EINVAL
     if record.type != PSTORE_TYPE_DMESG:
         return -EINVAL
