@@ -99,6 +99,7 @@ class Run:
     rng: random.Random
     machine: Machine | None = None
     crash_dmesg: str = ""  # the dmesg of the last boot that crashed
+    region: tuple[int, int] | None = None  # the driver's log RAM in the last boot that crashed
     shown: dict[str, bytes] = attrs.Factory(dict)  # file -> bytes, on the reading boot
     dmesg: str = ""  # the reading boot's
 
@@ -128,6 +129,8 @@ class Run:
                 except TaskKilled:  # without oops=panic (a fault's own command line)
                     pass
         self.crash_dmesg = k.dmesg()
+        mod = k.module.instances.get(self.driver.name)
+        self.region = mod.crash_log_region() if mod is not None else None
 
     async def read_back(self, extra: str = "", *, initrd: int | None = None,
                         both: bool = False, power: str | None = None,
@@ -276,6 +279,25 @@ async def _mem_change(run: Run) -> None:
     run.new_machine()
     await run.crash()
     await run.read_back(f"mem={run.rng.randrange(288, 481, 16)}M")
+
+
+BITFLIPS = 8
+
+
+@fault("bitflips")
+async def _bitflips(run: Run) -> None:
+    """Warm reset; between the boots 8 bits flip in the driver's log RAM (its
+    ``crash_log_region()``), at places and bits drawn per seed (decaying or disturbed DRAM)."""
+    run.new_machine()
+    await run.crash()
+    assert run.machine is not None
+    if run.region is not None:
+        start, size = run.region
+        mem = run.machine.mem
+        for _ in range(BITFLIPS):
+            at = start + run.rng.randrange(size)
+            mem.write(at, bytes([mem.read(at, 1)[0] ^ (1 << run.rng.randrange(8))]))
+    await run.read_back()
 
 
 def _firmware(profile: str, doc: str) -> Fault:

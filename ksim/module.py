@@ -77,6 +77,11 @@ class KernelModule:
     usual_cmdline: ClassVar[str] = ""
     crash_log_files: ClassVar[tuple[str, ...]] = ()
 
+    def crash_log_region(self) -> tuple[int, int] | None:
+        """``(physical start, size)`` of the RAM this instance keeps its log in, None if it has
+        none: where ``ksim compare``'s ``bitflips`` fault flips bits."""
+        return None
+
     def __init__(self, kernel: Kernel, builtin: bool) -> None:
         self.kernel = kernel
         self.builtin = builtin

@@ -192,6 +192,12 @@ class Memconsole(KernelModule):
         spin_unlock_irqrestore(self.buf_lock, flags)
         return bytes(page)
 
+    def crash_log_region(self) -> tuple[int, int] | None:
+        layout = self.kernel.layout
+        if self.memconsole_mem_start is None or not self.memconsole_mem_size or layout is None:
+            return None
+        return layout.virt_to_phys(self.memconsole_mem_start), self.memconsole_mem_size
+
     async def init(self) -> int:
         retval = await self.buf_init()
         if retval != 0:

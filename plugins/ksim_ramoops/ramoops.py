@@ -112,6 +112,9 @@ class Ramoops(KernelModule):
         return any(lo <= start and start + size <= hi
                    for lo, hi in current_kernel().mem.ram_ranges())
 
+    def crash_log_region(self) -> tuple[int, int] | None:
+        return (self.mem_address, self.mem_size) if self.mem_size else None
+
     async def init(self) -> int:
         """ramoops_init: ramoops_register_dummy() and, with a device, ramoops_probe()."""
         if not self.mem_size:  # no module parameters: no device, nothing to probe
