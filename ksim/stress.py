@@ -42,6 +42,7 @@ import shlex
 import time
 import zlib
 from collections.abc import Sequence
+from functools import lru_cache
 
 import attrs
 
@@ -114,6 +115,10 @@ def _payload(tag: str, index: int) -> str:
     return "".join(letters[(n >> (i % 27)) % 26] for i in range(12 + n % 12))
 
 
+# The /proc reader re-reads the whole ring and checks every line it sees against the message
+# it must be; a bounded cache spares recomputing the same few hundred (the ring's worth) on
+# every read, without keeping anything per message.
+@lru_cache(maxsize=2048)
 def stress_message(tag: str, index: int) -> str:
     body = "%s m%04d %s" % (tag, index, _payload(tag, index))
     return "stress %s #%04x" % (body, zlib.crc32(body.encode()) & 0xFFFF)
