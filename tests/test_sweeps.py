@@ -102,13 +102,18 @@ def test_the_record_names_each_seed_before_it_runs_so_a_killed_harness_loses_non
     done = [line["seed"] for line in lines if line.get("event") == "done"]
     assert done == list(range(len(done))) and len(done) >= 3
     for line in lines[1:]:
-        if line.get("event") == "done":
-            assert not line["ok"] and line["schedule"].startswith("ks2.")
+        if line.get("event") == "done":  # each seed's verdict, as a run of that seed alone gives
+            assert line["ok"] == run_seed(CONFIG, line["seed"]).ok
+            assert line["schedule"].startswith("ks2.")
     lost = unfinished(str(record))
     assert [line["seed"] for line in lost] == [len(done)]  # the seed that was running
     again = subprocess.run([KSIM, *shlex.split(lost[0]["command"])[1:]], capture_output=True,
                            text=True, timeout=120)
-    assert again.returncode == 1 and f"FAIL seed {len(done)}" in again.stdout
+    # its command reruns it (most nolock seeds fail; a few, such as 5 and 7, pass)
+    if run_seed(CONFIG, len(done)).ok:
+        assert again.returncode == 0, again.stdout
+    else:
+        assert again.returncode == 1 and f"FAIL seed {len(done)}" in again.stdout
 
 
 def test_a_replay_continues_past_the_end_of_its_schedule_with_the_seeds_strategy() -> None:
