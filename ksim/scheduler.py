@@ -40,6 +40,7 @@ from __future__ import annotations
 import bisect
 import contextvars
 import heapq
+import operator
 import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -51,6 +52,7 @@ import trio
 from ksim.bug import add_report
 from ksim.cpu import CPU
 from ksim.locking.common import Deadlock
+from ksim.current import _current as _current_var
 from ksim.current import Task, current, maybe_current_kernel, set_current
 from ksim.nmi import default_do_nmi
 from ksim.preempt import hardirq_context, nmi_context
@@ -70,6 +72,7 @@ DONE = "done"
 FROZEN = "frozen"  # its CPU was stopped (the panic path): it never runs again, holding its CPU
 
 _OFF_CPU = frozenset((BLOCKED, DONE, SLEEPING))
+_TID = operator.attrgetter("tid")  # the sort key of the runnable and candidate lists
 _SWITCH = object()  # what a simulated thread yields to the driver: "another thread runs now"
 
 
@@ -174,6 +177,7 @@ class Scheduler:
         self.runnable: list[SimThread] = []  # wanting the baton; kept in tid order
         self.running: SimThread | None = None
         self.cpu_curr: list[SimThread | None] = [None] * len(kernel.cpus)
+        self._cpus = tuple(kernel.cpus)
         ncpus = len(kernel.cpus)
         self.pending_irqs = [0] * ncpus
         self.irq_budget = irq_budget
@@ -269,7 +273,9 @@ class Scheduler:
                         pass
 
     async def _step(self, thread: SimThread) -> None:
-        """Resume ``thread`` until it hands the baton on, finishes or dies."""
+        """Resume ``thread`` until it hands the baton on, then whoever holds the baton next,
+        until a thread finishes or dies or no one holds it (one call drives a whole run of
+        switches: resuming the next thread is all a switch costs the driver)."""
         coro, run = thread.coro, thread.context.run  # type: ignore[union-attr]
         value: object = None
         error: BaseException | None = None
@@ -300,7 +306,12 @@ class Scheduler:
                         "CancelScope); a simulated thread must wait through the kernel "
                         "(msleep, locks, wait events), not through trio")
                     continue
-                return
+                thread = self.running  # type: ignore[assignment]
+                if thread is None:
+                    return
+                coro, run = thread.coro, thread.context.run  # type: ignore[union-attr]
+                value = None
+                continue
             try:  # a trio primitive awaited directly: the machine waits with this CPU
                 value, error = await _forward(yielded), None
             except BaseException as exc:
@@ -345,7 +356,7 @@ class Scheduler:
     # -- the baton ------------------------------------------------------------------------------
     def _add_runnable(self, thread: SimThread) -> None:
         thread.state = RUNNABLE
-        bisect.insort(self.runnable, thread)
+        bisect.insort(self.runnable, thread, key=_TID)
 
     def _leave_cpu(self, thread: SimThread) -> None:
         cpu = thread.cpu.id
@@ -359,25 +370,32 @@ class Scheduler:
         could preempt it there (preempt count zero, interrupts on, not in an interrupt); a
         blocked, sleeping or finished occupant leaves the CPU free, a spinning one does not.
         """
-        cpu_curr = self.cpu_curr
-        cands = []
-        for t in self.runnable:
-            cpu = t.cpu
+        # Decided per CPU (a few) rather than per runnable thread (up to hundreds): a free
+        # CPU lets all its threads in, a held one only its own occupant.
+        held: dict[CPU, SimThread | None] | None = None
+        for cpu, occupant in zip(self._cpus, self.cpu_curr):
             if cpu.stopped:
-                continue
-            occupant = cpu_curr[cpu.id]
-            if (occupant is None or occupant is t
-                    or (occupant.state in _OFF_CPU and not occupant.spinning)
-                    or (cpu.preempt_count == 0 and cpu.irqs_enabled
-                        and cpu.hardirq_count == 0)):
-                cands.append(t)
+                if held is None:
+                    held = {}
+                held[cpu] = None
+            elif (occupant is not None
+                    and (cpu.preempt_count or not cpu.irqs_enabled or cpu.hardirq_count)
+                    and (occupant.state not in _OFF_CPU or occupant.spinning)):
+                if held is None:
+                    held = {}
+                held[cpu] = occupant
+        if held is None:
+            cands = self.runnable[:]
+        else:
+            cands = [t for t in self.runnable if t.cpu not in held or held[t.cpu] is t]
         if running is not None and running.state == RUNNING:
-            bisect.insort(cands, running)
+            bisect.insort(cands, running, key=_TID)
         return cands
 
     def _run(self, thread: SimThread) -> None:
         """Give ``thread`` the baton (and its CPU)."""
-        self.runnable.remove(thread)
+        runnable = self.runnable
+        del runnable[bisect.bisect_left(runnable, thread.tid, key=_TID)]
         thread.state = RUNNING
         self.running = thread
         cpu = thread.cpu.id
@@ -396,20 +414,19 @@ class Scheduler:
 
     # -- preemption points --------------------------------------------------------------------
     async def preempt_point(self) -> None:
-        thread = current().thread
+        thread = _current_var.get().thread
         if thread is None or thread is not self.running:
             return
-        self.points += 1
+        points = self.points = self.points + 1
         thread.points += 1
-        thread.last_point = self.points
-        if self.step_budget is not None and self.points * 2 >= self.step_budget:
+        thread.last_point = points
+        if self.step_budget is not None and points * 2 >= self.step_budget:
             self._budget_check()
         self.kernel.work_ns += POINT_NS
         if self._timers and self._timers[0][0] <= self._now():
             self._wake_due()  # work took the time a sleeper or a spinning delay waited for
         strategy = self.strategy
-        strategy.point = self.points
-        cpu = thread.cpu
+        strategy.point = points
         if self.irq_budget:
             target = strategy.irq(len(self.cpu_curr))
             if target is not None:
@@ -421,9 +438,15 @@ class Scheduler:
             if target is not None:
                 self.nmi_budget -= 1
                 self.raise_nmi(target)
-        await self._take_interrupts(thread, cpu)
+        cpu = thread.cpu
+        i = cpu.id
+        if self.pending_nmis[i] or self.pending_stop[i] or self.pending_core_irqs[i] \
+                or self.pending_irqs[i]:
+            await self._take_interrupts(thread, cpu)
         cands = self._candidates(thread)
-        nxt = strategy.pick(cands, thread) if len(cands) > 1 else thread
+        if len(cands) < 2:
+            return
+        nxt = strategy.pick(cands, thread)
         if nxt is thread:
             return
         self.switches += 1

@@ -27,6 +27,8 @@ any machine, whatever trio's own run-queue order.
 from __future__ import annotations
 
 import base64
+import bisect
+import operator
 import random
 import zlib
 from collections.abc import Sequence
@@ -47,6 +49,7 @@ class Candidate(Protocol):
 
 
 C = TypeVar("C", bound=Candidate)
+_TID = operator.attrgetter("tid")
 
 
 class Strategy:
@@ -165,11 +168,10 @@ class RoundRobin(Strategy):
         self._next_nmi_cpu = 0
 
     def pick(self, candidates: Sequence[C], running: C | None) -> C:
-        if running is not None:
-            tid = running.tid
-            for cand in candidates:
-                if cand.tid > tid:
-                    return cand
+        if running is not None:  # the first candidate after it in tid order, else the first
+            i = bisect.bisect_right(candidates, running.tid, key=_TID)
+            if i < len(candidates):
+                return candidates[i]
         return candidates[0]
 
     def irq(self, nr_cpus: int) -> int | None:
@@ -251,14 +253,19 @@ class Recorder(Strategy):
         self.inner = inner
         self.name = inner.name
         self.decisions: list[int] = []
+        # The chain of wrapping strategies (each keeps the one it wraps in ``inner``, set when
+        # it is made): PCT and the interrupt plans count preemption points, not decisions.
+        chain: list[Strategy] = []
+        target: object = inner
+        while isinstance(target, Strategy):
+            chain.append(target)
+            target = getattr(target, "inner", None)
+        self._chain = tuple(chain)
 
     def _tell_point(self) -> None:
-        # Down the chain of wrapping strategies (each keeps the one it wraps in ``inner``):
-        # PCT and the interrupt plans count preemption points, not decisions.
-        target: object = self.inner
-        while isinstance(target, Strategy):
-            target.point = self.point
-            target = getattr(target, "inner", None)
+        point = self.point
+        for target in self._chain:
+            target.point = point
 
     def pick(self, candidates: Sequence[C], running: C | None) -> C:
         self._tell_point()
