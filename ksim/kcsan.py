@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 from ksim import memory as _memory
 from ksim import mm as _mm
 from ksim.bug import Report, add_report, cpu_pid_line
+from ksim.cpu import CPU
 from ksim.current import _current as _current_var
 from ksim.current import Task, maybe_current_kernel
 from ksim.kern_levels import KERN_ERR
@@ -91,6 +92,9 @@ _Access = tuple
 _CTX, _CPU, _WRITE, _ADDR, _SIZE, _LOCKS, _IRQS_ON, _PREEMPTIBLE, _TRACE = range(9)
 
 
+_Held = tuple[bool, frozenset[LockBase], frozenset[LockBase], int]
+
+
 class _Shadow:
     __slots__ = ("owner", "last", "write", "reads")
 
@@ -128,6 +132,12 @@ class RaceDetector:
         # (task, in hardirq) -> {sleeping lock: [exclusive holds, shared holds]}
         self._sleeping: dict[tuple[Task, bool], dict[LockBase, list[int]]] = {}
         self._reported: set[frozenset[tuple[int, int]]] = set()
+        # (task, in hardirq) -> (holds no lock, write lockset, read lockset, spinlocks held
+        # on its CPU): what every access of a context asks, unchanged until a lock is taken
+        # or released anywhere (each such event clears it: every input of a lockset changes
+        # only then; a spinlock leaves ``held_locks`` just after its "release" event, which
+        # the count catches should anything access memory in between).
+        self._held: dict[tuple[Task, bool], _Held] = {}
         self._kernel: Kernel | None = None
         self._subscribed = False
 
@@ -165,6 +175,8 @@ class RaceDetector:
 
     # -- lock observer: sleeping locks per task, spinlocks taken in hardirq ----------------
     def lock_event(self, event: str, lock: LockBase, flags: int = 0) -> None:
+        if event == "acquired" or event == "release":
+            self._held.clear()
         if event == "acquired":
             task = _current_var.get()
             if type(lock) in _SLEEPING:
@@ -244,9 +256,13 @@ class RaceDetector:
         ctx = (self._irq_ctx if irq else self._task_ctx).get(task)
         if ctx is None:
             ctx = self._ctx(task, irq)
+        key = (task, irq)
+        held = self._held.get(key)
+        if held is None or held[3] != len(cpu.held_locks):
+            held = self._held[key] = self._held_now(task, irq)
         # Without any lock held, even the owner's accesses are remembered: if the next
         # context also holds none, nothing ever protected the data (the lockless ring).
-        lockless = not cpu.held_locks and not self._sleeping.get((task, irq))
+        lockless = held[0]
         shadow = self._shadow
         access: _Access | None = None
         locks: frozenset[LockBase] = _EMPTY
@@ -259,13 +275,13 @@ class RaceDetector:
                     sh = shadow[granule] = _Shadow(ctx)
                 if lockless:
                     if access is None:
-                        access = self._access(ctx, task, irq, write, addr, size)
+                        access = self._access(ctx, cpu, irq, write, addr, size, held)
                     sh.last = access
                 elif sh.last is not None:
                     sh.last = None
                 continue
             if access is None:
-                access = self._access(ctx, task, irq, write, addr, size)
+                access = self._access(ctx, cpu, irq, write, addr, size, held)
                 locks = access[5]
             if sh.owner is not None:
                 # A second context: the granule is shared from now on.  Eraser forgives the
@@ -295,15 +311,19 @@ class RaceDetector:
                 else:
                     reads[ctx] = access
 
-    def _access(self, ctx: _Ctx, task: Task, irq: bool, write: bool, addr: int,
-                size: int) -> _Access:
-        cpu = task.cpu
-        spin = cpu.held_locks
-        if irq or self._irq_locks or self._sleeping.get((task, irq)):
+    def _held_now(self, task: Task, irq: bool) -> _Held:
+        """(holds no lock, write lockset, read lockset, spinlocks held) of this context."""
+        spin = task.cpu.held_locks
+        sleeping = self._sleeping.get((task, irq))
+        if irq or self._irq_locks or sleeping:
             locks_w, locks_r = self._locksets(task, irq)
-            locks = locks_w if write else locks_r
         else:  # the common case: only this CPU's spinlocks
-            locks = frozenset(spin) if spin else _EMPTY
+            locks_w = locks_r = frozenset(spin) if spin else _EMPTY
+        return not spin and not sleeping, locks_w, locks_r, len(spin)
+
+    def _access(self, ctx: _Ctx, cpu: CPU, irq: bool, write: bool, addr: int, size: int,
+                held: _Held) -> _Access:
+        locks = held[1] if write else held[2]
         irqs_on = cpu.irqs_enabled
         frame: FrameType | None = sys._getframe(2)
         while frame is not None and frame.f_code.co_filename in _SKIP_FILES:
