@@ -53,7 +53,7 @@ from ksim.bug import add_report
 from ksim.cpu import CPU
 from ksim.locking.common import Deadlock
 from ksim.current import _current as _current_var
-from ksim.current import Task, current, maybe_current_kernel, set_current
+from ksim.current import Task, current, set_current
 from ksim.nmi import default_do_nmi
 from ksim.preempt import hardirq_context, nmi_context
 from ksim.printk import wake_up_klogd_work_func
@@ -443,6 +443,8 @@ class Scheduler:
         if self.pending_nmis[i] or self.pending_stop[i] or self.pending_core_irqs[i] \
                 or self.pending_irqs[i]:
             await self._take_interrupts(thread, cpu)
+        if not self.runnable:  # no one else wants the baton: no decision to make
+            return
         cands = self._candidates(thread)
         if len(cands) < 2:
             return
@@ -723,6 +725,6 @@ class Scheduler:
 async def preempt_point() -> None:
     """An explicit preemption point for driver authors (a no-op outside the deterministic
     scheduler)."""
-    kernel = maybe_current_kernel()
+    kernel = _current_var.get().kernel  # maybe_current_kernel(), without the call
     if kernel is not None:
         await kernel.sched.preempt_point()
