@@ -370,10 +370,28 @@ class Scheduler:
         could preempt it there (preempt count zero, interrupts on, not in an interrupt); a
         blocked, sleeping or finished occupant leaves the CPU free, a spinning one does not.
         """
-        # Decided per CPU (a few) rather than per runnable thread (up to hundreds): a free
-        # CPU lets all its threads in, a held one only its own occupant.
+        runnable = self.runnable
+        cpu_curr = self.cpu_curr
+        if len(runnable) <= 2 * len(cpu_curr):
+            # A few threads: each is tested where it stands.
+            cands = []
+            for t in runnable:
+                cpu = t.cpu
+                if cpu.stopped:
+                    continue
+                occupant = cpu_curr[cpu.id]
+                if (occupant is None or occupant is t
+                        or (occupant.state in _OFF_CPU and not occupant.spinning)
+                        or (cpu.preempt_count == 0 and cpu.irqs_enabled
+                            and cpu.hardirq_count == 0)):
+                    cands.append(t)
+            if running is not None and running.state == RUNNING:
+                bisect.insort(cands, running, key=_TID)
+            return cands
+        # Many threads: decided per CPU instead, a free CPU letting all its threads in, a
+        # held one only its own occupant (the same list, fewer tests).
         held: dict[CPU, SimThread | None] | None = None
-        for cpu, occupant in zip(self._cpus, self.cpu_curr):
+        for cpu, occupant in zip(self._cpus, cpu_curr):
             if cpu.stopped:
                 if held is None:
                     held = {}
@@ -385,9 +403,9 @@ class Scheduler:
                     held = {}
                 held[cpu] = occupant
         if held is None:
-            cands = self.runnable[:]
+            cands = runnable[:]
         else:
-            cands = [t for t in self.runnable if t.cpu not in held or held[t.cpu] is t]
+            cands = [t for t in runnable if t.cpu not in held or held[t.cpu] is t]
         if running is not None and running.state == RUNNING:
             bisect.insort(cands, running, key=_TID)
         return cands
