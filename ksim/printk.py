@@ -297,8 +297,12 @@ class Printk:
         seq, ext, data = self._text_cache
         if seq == record.seq and ext == extended:
             return data
+        text = record.text
         if extended:
             data = record_kmsg_text(record).encode()
+        elif self.printk_time and "\n" not in text:  # record_print_text()'s common line
+            sec, nsec = divmod(record.ts_nsec, 1_000_000_000)
+            data = ("[%5d.%06d] %s\n" % (sec, nsec // 1000, text)).encode()
         else:
             data = record_print_text(record, time=self.printk_time).encode()
         self._text_cache = (record.seq, extended, data)
