@@ -57,15 +57,17 @@ class LogBuffer:
     lines.
     """
 
-    __slots__ = ("size", "_records", "_head", "_used", "first_seq", "next_seq")
+    __slots__ = ("size", "_records", "_costs", "_head", "_used", "first_seq", "next_seq")
 
     def __init__(self, size: int = LOG_BUF_LEN_DEFAULT) -> None:
         self.size = size
         # A list indexed by seq - first_seq + _head: O(1) by sequence number wherever the
         # record is (a deque's indexing walks from its nearer end: quadratic over a big log).
         # The entries before _head are dropped records not yet cut off.  The list is
-        # replaced, never cut in place, so an iterator over it keeps its snapshot.
-        self._records: list[tuple[PrintkRecord, int]] = []
+        # replaced, never cut in place, so an iterator over it keeps its snapshot.  Each
+        # record's charge is in _costs at the same index (no pair to build per record).
+        self._records: list[PrintkRecord] = []
+        self._costs: list[int] = []
         self._head = 0
         self._used = 0
         self.first_seq = 0
@@ -80,21 +82,24 @@ class LogBuffer:
             text = text.encode()[:keep].decode(errors="ignore") + TRUNC_MSG
             cost = RECORD_OVERHEAD + len(text.encode())
         records = self._records
+        costs = self._costs
         if self._used + cost > self.size:
             head = self._head
             used = self._used
-            while head < len(records) and used + cost > self.size:
-                used -= records[head][1]
+            while head < len(costs) and used + cost > self.size:
+                used -= costs[head]
                 head += 1
             self.first_seq += head - self._head
             self._used = used
             if head >= _COMPACT_AFTER and head * 2 >= len(records):
                 records = self._records = records[head:]
+                costs = self._costs = costs[head:]
                 head = 0
             self._head = head
         record = _new_record(PrintkRecord,
                              (self.next_seq, ts_nsec, level, text, facility, flags, caller_id))
-        records.append((record, cost))
+        records.append(record)
+        costs.append(cost)
         self._used += cost
         self.next_seq += 1
         return record
@@ -102,14 +107,14 @@ class LogBuffer:
     def get(self, seq: int) -> PrintkRecord | None:
         index = seq - self.first_seq
         if 0 <= index < self.next_seq - self.first_seq:
-            return self._records[self._head + index][0]
+            return self._records[self._head + index]
         return None
 
     def records_from(self, seq: int) -> Iterator[PrintkRecord]:
         """The records from ``seq`` on, as the buffer holds them now."""
         records = self._records
         start = self._head + max(seq - self.first_seq, 0)
-        return (records[index][0] for index in range(start, len(records)))
+        return (records[index] for index in range(start, len(records)))
 
     def __iter__(self) -> Iterator[PrintkRecord]:
         return self.records_from(self.first_seq)
