@@ -135,7 +135,7 @@ class Kernel:
         self.watchdog = WatchdogState(nmi_watchdog_available=machine.pmu)
         self.reboot = RebootState()
         self._next_pid = 0
-        self.idle_task = self.new_task("swapper/0")
+        self.idle_task = self.new_task("swapper")  # "swapper/0" from sched_init() on
         self.init_task = self.idle_task  # pid 1 once rest_init() runs
         self.outcome: str = "running"
         self.outcome_detail = ""
