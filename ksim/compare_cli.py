@@ -15,7 +15,7 @@ import signal
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ksim.clitools import Stdout, UsageError, prepare_output, write_atomic
+from ksim.clitools import Stdout, UsageError, prepare_output, shown, write_atomic
 from ksim.sweep import RECOMPUTED, SUMMARIES, shard_items, shard_type
 
 EXIT_STATUSES = """\
@@ -240,17 +240,17 @@ def _table(doc: dict[str, Any]) -> None:
         title += f" (shard {shard['index']}/{shard['count']}: {len(doc['results'])} cell seeds)"
     lines = [title + "; the last Oops was ... on the next boot"]
     text = {key: _cell_text(c) for key, c in cells.items()}
+    costs = [f"{d['printk_us']:.1f} (without: {d['printk_us_without_driver']:.1f})"
+             for d in doc["drivers"]]
     width = max(len(f) for f in [*faults, "printk µs"])
-    cw = max([len(n) for n in names] + [len(t) for t in text.values()])
+    cw = max([len(n) for n in names] + [len(t) for t in [*text.values(), *costs]])
     lines.append(f"{'fault':{width}}  " + "  ".join(f"{n:{cw}}" for n in names))
     for f in faults:
         lines.append(f"{f:{width}}  " + "  ".join(f"{text.get((n, f), '-'):{cw}}"
                                                   for n in names))
     lines.append(f"{'reserved':{width}}  " + "  ".join(
         f"{_size(d['reserved_bytes']):{cw}}" for d in doc["drivers"]))
-    lines.append(f"{'printk µs':{width}}  " + "  ".join(
-        f"{d['printk_us']:.1f} (without: {d['printk_us_without_driver']:.1f})".ljust(cw)
-        for d in doc["drivers"]))
+    lines.append(f"{'printk µs':{width}}  " + "  ".join(c.ljust(cw) for c in costs))
     lines.append("a cell alone: ksim compare " + " ".join(names) + " --faults FAULT --seed N "
                  "(--json, --html: each cell's replay commands)")
     Stdout.write("\n".join(lines) + "\n")
