@@ -4,7 +4,9 @@ Each driver is a plugin that declares, through the plugin API (:class:`ksim.modu
 its ``usual_cmdline`` and the ``crash_log_files`` in which the next boot shows the saved log.
 Each fault is a scenario template (:data:`FAULTS`, each function's docstring says what it does):
 a machine, a crashing boot and the boots after it, built on the machine model (firmware
-profiles, KASLR, the initramfs, ``mem=``, ``ksim.page_offset=``).  For every (driver, fault)
+profiles, KASLR, the initramfs, ``mem=``, ``ksim.page_offset=``), or a scenario file run by
+the scenario runner (:class:`ScenarioFault`: the SMP and NMI faults in ``compare_faults/``,
+and a user's own ``PATH.yaml``).  For every (driver, fault)
 and seed, the last Oops the machine printed (its dmesg lines, from the Oops headline to
 the panic it led to) is looked for in what the next boot shows:
 
@@ -12,7 +14,8 @@ the panic it led to) is looked for in what the next boot shows:
 * **flagged**: some lines are missing or changed, and the driver said so (an ECC line with
   unrecoverable blocks, a record left compressed: ``.enc.z``);
 * **silent**: some lines are missing or changed and nothing says so;
-* **lost**: no line of the Oops is there.
+* **lost**: no line of the Oops is there;
+* **not-reached**: the fault did not happen (no boot of a fault scenario panicked).
 
 The cost columns: the memory the driver takes from the page allocator (the ``Memory:`` line's
 available figure without the driver minus with it, both booted ``nokaslr``) and the wall-clock
@@ -615,6 +618,9 @@ def _description(text: str) -> str:
     return " ".join(scenarios[0].description.split())
 
 
+_FILE_FAULTS: dict[str, ScenarioFault] = {}
+
+
 def resolve_fault(spec: str) -> Fault:
     """The fault ``spec`` names: a built-in name, ``bitflips:RATE`` or a scenario file
     (``PATH.yaml``); :class:`FaultError` otherwise."""
@@ -631,7 +637,10 @@ def resolve_fault(spec: str) -> Fault:
                              "(0, 1], e.g. bitflips:1e-4")
         return _bitflips_at(rate)
     if spec.endswith(SCENARIO_SUFFIXES) or "/" in spec:
-        return ScenarioFault.load(spec)
+        # loaded once per process: each of its cells would otherwise parse the file again
+        if spec not in _FILE_FAULTS:
+            _FILE_FAULTS[spec] = ScenarioFault.load(spec)
+        return _FILE_FAULTS[spec]
     from ksim.clitools import did_you_mean, shown
     raise FaultError(f"unknown fault {shown(spec)}{did_you_mean(spec, FAULTS)} (faults: "
                      f"{', '.join(FAULTS)}; or bitflips:RATE, or a scenario file PATH.yaml)")
