@@ -97,11 +97,12 @@ def memblock_phys_alloc(size: int, align: int) -> int:
 
 
 def _phys(kernel: Kernel, virt: int, size: int, write: bool) -> int:
-    """Translate a driver's pointer, telling the memory observers (the race detector)."""
+    """Translate a driver's pointer, telling the memory observers (the race detector); a
+    not-present part of the direct map faults (D11)."""
     layout = kernel.layout
     if layout is None:
         raise RuntimeError("the memory layout is not set up yet (setup_arch has not run)")
-    phys = layout.virt_to_phys(virt)
+    phys = layout.translate(virt, size, write)
     observers = kernel.mm.observers
     if observers:
         for obs in observers:

@@ -20,7 +20,7 @@ from ksim.locking import (
 )
 from ksim.kernel import Kernel
 from ksim.testing import standalone_kernel
-from ksim.sched import msleep
+from ksim.sched import HZ, INITIAL_JIFFIES, msleep
 
 
 def kinds(kernel: Kernel) -> list[str]:
@@ -186,6 +186,26 @@ async def test_l3_sleeping_with_spinlock_held_is_a_bug(kernel):
     assert kinds(kernel) == ["bug"]
     assert kernel.reports[0].title.startswith(
         "BUG: sleeping function called from invalid context at tests/test_locking.py:")
+
+
+async def test_l3_the_sleeping_in_atomic_bug_is_reported_once_per_second(kernel, autojump_clock):
+    """__might_resched(): no report within HZ jiffies of the last one, kernel-wide."""
+    lock = DEFINE_SPINLOCK("l")
+
+    async def offend() -> None:
+        await spin_lock(lock)
+        await msleep(1)
+        spin_unlock(lock)
+
+    await offend()
+    await offend()  # 1 ms later: the same second
+    await trio.sleep(0.99)  # 248 jiffies after the report
+    await offend()
+    assert kinds(kernel) == ["bug"]
+    await trio.sleep(0.01)  # 250 jiffies: a second has passed
+    await offend()
+    assert kinds(kernel) == ["bug", "bug"]
+    assert kernel.sched_core.prev_jiffy == INITIAL_JIFFIES + HZ
 
 
 async def test_unlock_of_unlocked_spinlock_is_a_bug_not_a_crash(kernel):

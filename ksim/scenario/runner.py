@@ -33,6 +33,7 @@ from ksim.errno import EAGAIN, ENOENT, KernelError, errorcode
 from ksim.harness import Checker, attach_checkers, detach_checkers
 from ksim.locking import Deadlock
 from ksim.machine import Machine, exception_leaves
+from ksim.memory import RamFileError
 from ksim.module_loader import insmod, rmmod, strerror
 from ksim.notifier import (
     NOTIFY_BAD, NOTIFY_DONE, NOTIFY_OK, NOTIFY_STOP, NotifierBlock, atomic_notifier_chain_register,
@@ -737,8 +738,13 @@ async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool
         elif runner.current_boot:
             where = f" in boot {runner.current_boot}"
         result.status = ERROR
-        result.error = f"ksim crashed{where}: {type(first).__name__}: {first}"
-        result.error_detail = _crash_summary(first)
+        if isinstance(first, RamFileError):
+            # the machine could not be built as asked (disk full, permissions, a name the
+            # filesystem refuses): the user's problem, said as such, not a crash of ksim
+            result.error = f"the RAM file cannot be used{where}: {first}"
+        else:
+            result.error = f"ksim crashed{where}: {type(first).__name__}: {first}"
+            result.error_detail = _crash_summary(first)
     finally:
         result.virtual = trio.current_time() - t0
 
