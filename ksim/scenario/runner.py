@@ -185,6 +185,10 @@ class ScenarioRun:
         self.current_boot = 0
         self.strategies: dict[int, Any] = {}  # boot -> the thread choices to use (ksim.shrink)
 
+    def plugin_classes(self, refs: tuple[PluginRef, ...]) -> list[type]:
+        """The module classes of a boot's plugins (``ksim compare`` gives its own drivers)."""
+        return _plugin_classes(refs, self.sc.plugin_path)
+
     def fail(self, loc, title: str, *details: str) -> None:
         self.result.failures.append(Failure(loc, title, tuple(details)))
 
@@ -252,7 +256,7 @@ class ScenarioRun:
         machine = self.machine
         sc = self.sc
         refs = boot.plugins if boot.plugins is not None else sc.plugins
-        classes = _plugin_classes(refs, sc.plugin_path)
+        classes = self.plugin_classes(refs)
         builtin = [r.name for r in refs if r.builtin]
         where = f"boot {boot.index}"
         self.current_boot = boot.index
@@ -708,10 +712,13 @@ def run_lengths(sc: Scenario) -> dict[int, int]:
 async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool,
                lengths: dict[int, int] | None = None,
                points: dict[int, int] | None = None,
-               strategies: dict[int, Any] | None = None) -> None:
+               strategies: dict[int, Any] | None = None,
+               runner: ScenarioRun | None = None) -> None:
+    """Run ``sc`` (with ``runner``, a :class:`ScenarioRun` made for it, if given: ``ksim
+    compare``'s) into ``result``; a crash inside ksim is the result's ERROR."""
     t0 = trio.current_time()
-    runner = ScenarioRun(sc, seed, result, ram_files_anywhere=ram_files_anywhere,
-                         lengths=lengths)
+    runner = runner or ScenarioRun(sc, seed, result, ram_files_anywhere=ram_files_anywhere,
+                                   lengths=lengths)
     runner.strategies = strategies or {}
     if points is not None:
         runner.points = points
