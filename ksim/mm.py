@@ -16,7 +16,7 @@ import attrs
 from ksim.current import current, current_kernel
 from ksim.memblock import BOOTMEM_DEFAULT, BOOTMEM_EXCLUSIVE, Memblock
 from ksim.memory import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PFN_DOWN, PFN_PHYS, \
-    PFN_UP, MemoryLayout, PhysMem
+    PFN_UP, MemoryLayout
 
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
@@ -131,48 +131,50 @@ def virt_write(virt: int, data: bytes) -> None:
 _ULONG_MASK = (1 << 64) - 1  # __pa() wraps in unsigned long, as MemoryLayout's does
 
 
-def _int_accessors(width: int, load: Callable[[PhysMem, int], int],
-                   store: Callable[[PhysMem, int, int], None],
-                   ) -> tuple[Callable[[int], int], Callable[[int, int], None]]:
+def _int_accessors(width: int) -> tuple[Callable[[int], int], Callable[[int, int], None]]:
     """``virt_read_u<N>``/``virt_write_u<N>``: :func:`_phys` and the load or store in one
-    frame (memconsole makes eight of these accesses per console record)."""
+    frame (memconsole makes eight of these accesses per console record).  The inline
+    translation is the direct map's arithmetic, so it is taken only while the map has no
+    holes (D11); the load and store go through the machine's own PhysMem, whatever its class
+    (ksim compare watches stores by swapping it)."""
+    load_name, store_name = f"read_u{width * 8}", f"write_u{width * 8}"
 
     def read(virt: int) -> int:
         kernel = current().kernel
         layout = None if kernel is None else kernel.layout
-        if layout is None:
+        if layout is None or layout.holes:
             kernel = current_kernel()
-            return load(kernel.mem, _phys(kernel, virt, width, False))  # raises: no layout
-        phys = (virt - layout.page_offset) & _ULONG_MASK  # layout.virt_to_phys(), inline
+            return getattr(kernel.mem, load_name)(_phys(kernel, virt, width, False))
+        phys = (virt - layout.page_offset) & _ULONG_MASK  # layout.translate(), no holes
         observers = kernel.mm.observers  # type: ignore[union-attr]
         if observers:
             for obs in observers:
                 obs.on_access(phys, width, False)
-        return load(kernel.mem, phys)  # type: ignore[union-attr]
+        return getattr(kernel.mem, load_name)(phys)  # type: ignore[union-attr]
 
     def write(virt: int, value: int) -> None:
         kernel = current().kernel
         layout = None if kernel is None else kernel.layout
-        if layout is None:
+        if layout is None or layout.holes:
             kernel = current_kernel()
-            store(kernel.mem, _phys(kernel, virt, width, True), value)  # raises: no layout
+            getattr(kernel.mem, store_name)(_phys(kernel, virt, width, True), value)
             return
-        phys = (virt - layout.page_offset) & _ULONG_MASK  # layout.virt_to_phys(), inline
+        phys = (virt - layout.page_offset) & _ULONG_MASK  # layout.translate(), no holes
         observers = kernel.mm.observers  # type: ignore[union-attr]
         if observers:
             for obs in observers:
                 obs.on_access(phys, width, True)
-        store(kernel.mem, phys, value)  # type: ignore[union-attr]
+        getattr(kernel.mem, store_name)(phys, value)  # type: ignore[union-attr]
 
-    read.__name__ = read.__qualname__ = "virt_read_u%d" % (width * 8)
-    write.__name__ = write.__qualname__ = "virt_write_u%d" % (width * 8)
+    read.__name__ = read.__qualname__ = load_name.replace("read", "virt_read")
+    write.__name__ = write.__qualname__ = store_name.replace("write", "virt_write")
     read.__doc__ = "Load a u%d through a kernel virtual address." % (width * 8)
     write.__doc__ = "Store a u%d through a kernel virtual address." % (width * 8)
     return read, write
 
 
-virt_read_u64, virt_write_u64 = _int_accessors(8, PhysMem.read_u64, PhysMem.write_u64)
-virt_read_u32, virt_write_u32 = _int_accessors(4, PhysMem.read_u32, PhysMem.write_u32)
+virt_read_u64, virt_write_u64 = _int_accessors(8)
+virt_read_u32, virt_write_u32 = _int_accessors(4)
 
 
 MEMCPY_CHUNK = 64  # a cache line: the unit in which another CPU can see a copy progress
