@@ -17,6 +17,7 @@ import attrs
 
 from ksim.current import current, maybe_current_kernel
 from ksim.kern_levels import KERN_ERR, KERN_WARNING, LOGLEVEL_DEFAULT
+from ksim.memory import PageFault, PhysAddrError
 
 TAINT_WARN = "W"
 TAINT_DIE = "D"
@@ -113,7 +114,10 @@ def is_driver_bug(exc: BaseException) -> bool:
     ksim's own exceptions carry the simulator's control flow (a task killed, an errno, a
     machine stopping, a checker's or a replay's verdict) and pass through; anything else --
     a ``ZeroDivisionError``, a ``TypeError`` from a core API called wrongly, ``SystemExit``
-    from a plugin calling ``sys.exit`` -- is what a wild pointer or ``BUG()`` is in C."""
+    from a plugin calling ``sys.exit`` -- is what a wild pointer or ``BUG()`` is in C.  A
+    memory access the MMU could not complete (D11) is the driver's bug too."""
+    if isinstance(exc, (PhysAddrError, PageFault)):
+        return True
     if isinstance(exc, (KeyboardInterrupt, GeneratorExit)) or not isinstance(
             exc, (Exception, SystemExit)):
         return False

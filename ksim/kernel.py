@@ -49,7 +49,7 @@ from ksim.panic import PanicState, driver_bug
 from ksim.params import KernelParam
 from ksim.printk import Printk
 from ksim.reboot import RebootState
-from ksim.sched import TrioBackend
+from ksim.sched import SchedCoreState, TrioBackend
 from ksim.serial import SerialPorts
 from ksim.setup import SetupState
 from ksim.smp import SmpState
@@ -83,7 +83,8 @@ class Kernel:
 
     __slots__ = ("machine", "mem", "seed", "boot_kind", "printk", "vsprintf", "serial",
                  "chains", "vfs", "reports", "panic", "init", "smp", "e820", "memtest", "kaslr",
-                 "layout", "memblock", "module", "locking", "mm", "sched", "params", "hangcheck",
+                 "layout", "memblock", "module", "locking", "mm", "sched", "sched_core", "params",
+                 "hangcheck",
                  "nmi", "boot_params", "image", "boot_index", "setup", "early_printk",
                  "watchdog", "reboot",
                  "_next_pid", "idle_task", "init_task", "outcome", "outcome_detail",
@@ -134,8 +135,9 @@ class Kernel:
         self.early_printk = EarlyPrintkState()
         self.watchdog = WatchdogState(nmi_watchdog_available=machine.pmu)
         self.reboot = RebootState()
+        self.sched_core = SchedCoreState()
         self._next_pid = 0
-        self.idle_task = self.new_task("swapper/0")
+        self.idle_task = self.new_task("swapper")  # "swapper/0" from sched_init() on
         self.init_task = self.idle_task  # pid 1 once rest_init() runs
         self.outcome: str = "running"
         self.outcome_detail = ""

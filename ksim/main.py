@@ -28,7 +28,8 @@ from ksim.init import KERNEL_FILES, SETUP_TABLE, ObsKernelParam, core_param, ker
     obsolete_checksetup, setup
 from ksim.module import INITCALL_LEVELS
 from ksim.module_loader import add_param_files, do_one_initcall, instantiate, param_file_ops
-from ksim.panic import panic
+from ksim.memory import PageFault, PhysAddrError
+from ksim.panic import page_fault_oops, panic
 from ksim.params import param_sysfs_builtin, parse_args
 from ksim.printk import KERN_INFO, KERN_NOTICE, LOGLEVEL_INFO, LOGLEVEL_NOTICE, printk, \
     register_console
@@ -41,7 +42,7 @@ from ksim.notifier import NotifierBlock, atomic_notifier_chain_register
 from ksim.page_alloc import alloc_large_system_hash, build_all_zonelists, mem_init_print_info
 from ksim.percpu import setup_per_cpu_areas
 from ksim.printk import setup_log_buf
-from ksim.reboot import MachineHalt
+from ksim.reboot import MachineHalt, MachineHang
 from ksim.setup import EarlyPanic, dump_kernel_offset, setup_arch
 from ksim.smp import smp_init
 from ksim.swiotlb import swiotlb_init, swiotlb_print_info
@@ -244,42 +245,53 @@ def _create_kernel_files(k: Kernel) -> None:
 # -- start_kernel ------------------------------------------------------------------------------
 
 async def start_kernel(k: Kernel) -> None:
-    """Boot to the point where init runs (or panic trying)."""
-    k.init.setup_table = list(SETUP_TABLE)
-    _register_modules(k)
-    log = k.printk.log_line
-    log(LOGLEVEL_NOTICE, BANNER % k.release)
+    """Boot to the point where init runs (or panic trying).  A core access the MMU could not
+    complete is a page fault Oops of the current task (D11): the idle task (``Attempted to kill
+    the idle task!``) until rest_init, then init."""
     try:
-        zones = await setup_arch(k)
-    except EarlyPanic as exc:
-        await panic("%s", str(exc))
-    await setup_command_line(k)
-    try:
-        setup_per_cpu_areas(k)
-    except MemoryError:
-        await panic("cannot initialize percpu area (err=%d)", -ENOMEM)
-    build_all_zonelists(k, zones)
-    await printk(KERN_NOTICE + "Kernel command line: %s\n", k.init.boot_command_line)
-    await parse_boot_args(k)
-    setup_log_buf(k, early=False)
-    # vfs_caches_init_early(): the dentry and inode hash tables, from memblock
-    try:
-        alloc_large_system_hash(k, "Dentry cache", 8, 13, zones)
-        alloc_large_system_hash(k, "Inode-cache", 8, 14, zones)
-    except MemoryError as exc:
-        await panic("%s", str(exc))
-    _create_kernel_files(k)
-    for name, mod in k.module.instances.items():
-        if mod.builtin:
-            add_param_files(k, name, list(mod.kparams.values()))
-    # mm_init(): mem_init() allocates the bounce buffer, then memblock_free_all()
-    k.setup.swiotlb = swiotlb_init(k, k.layout.max_pfn if k.layout else 0)
-    await mem_init_print_info(k, zones)
-    await register_console(k.serial.console())
-    if k.init.panic_later:  # start_kernel(), right after console_init() (P8)
-        await panic("Too many boot %s vars at `%s'", k.init.panic_later, k.init.panic_param)
-    await smp_init(k)
-    await rest_init(k)
+        k.init.setup_table = list(SETUP_TABLE)
+        _register_modules(k)
+        log = k.printk.log_line
+        log(LOGLEVEL_NOTICE, BANNER % k.release)
+        try:
+            zones = await setup_arch(k)
+        except EarlyPanic as exc:
+            await panic("%s", str(exc))
+        await setup_command_line(k)
+        try:
+            setup_per_cpu_areas(k)
+        except MemoryError:
+            await panic("cannot initialize percpu area (err=%d)", -ENOMEM)
+        build_all_zonelists(k, zones)
+        await printk(KERN_NOTICE + "Kernel command line: %s\n", k.init.boot_command_line)
+        await parse_boot_args(k)
+        setup_log_buf(k, early=False)
+        # vfs_caches_init_early(): the dentry and inode hash tables, from memblock
+        try:
+            alloc_large_system_hash(k, "Dentry cache", 8, 13, zones)
+            alloc_large_system_hash(k, "Inode-cache", 8, 14, zones)
+        except MemoryError as exc:
+            await panic("%s", str(exc))
+        _create_kernel_files(k)
+        for name, mod in k.module.instances.items():
+            if mod.builtin:
+                add_param_files(k, name, list(mod.kparams.values()))
+        # mm_init(): mem_init() allocates the bounce buffer, then memblock_free_all()
+        k.setup.swiotlb = swiotlb_init(k, k.layout.max_pfn if k.layout else 0)
+        await mem_init_print_info(k, zones)
+        k.idle_task.comm = "swapper/0"  # sched_init(): init_idle() names the boot CPU's idle task
+        await register_console(k.serial.console())
+        if k.init.panic_later:  # start_kernel(), right after console_init() (P8)
+            await panic("Too many boot %s vars at `%s'", k.init.panic_later, k.init.panic_param)
+        await smp_init(k)
+        await rest_init(k)
+    except (PhysAddrError, PageFault) as exc:
+        await page_fault_oops(exc)
+        # A die notifier stopped the oops: the faulting instruction runs again, and faults
+        # again, forever.
+        detail = "ksim: boot hung at a page fault a die notifier keeps stopping (%s)" % exc
+        k.reports.append(Report("hang", detail, detail))
+        raise MachineHang(detail) from None
 
 
 async def setup_command_line(k: Kernel) -> None:

@@ -52,7 +52,9 @@ __all__ = [
     "PFN_DOWN",
     "PFN_PHYS",
     "PFN_UP",
+    "DirectMapHole",
     "MemoryLayout",
+    "PageFault",
     "PhysAddrError",
     "PhysMem",
     "RamFileError",
@@ -100,6 +102,17 @@ FOUR_GIB: Final = 1 << 32
 
 
 @attrs.frozen
+class DirectMapHole:
+    """Virtual ``[start, end)`` of the direct map that is not present: the page table that should
+    map it was put where there is no RAM, so the stores that filled it were lost (setup.py's
+    ``_DirectMap``).  ``walk`` is dump_pagetable()'s line for an address inside."""
+
+    start: int
+    end: int
+    walk: str
+
+
+@attrs.frozen
 class MemoryLayout:
     """One boot's pfn bounds (M2, E5) and direct-map base (M3, D6).
 
@@ -113,6 +126,7 @@ class MemoryLayout:
     min_low_pfn: int
     max_low_pfn: int
     max_pfn: int
+    holes: tuple[DirectMapHole, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.min_low_pfn <= self.max_low_pfn <= self.max_pfn:
@@ -134,21 +148,46 @@ class MemoryLayout:
         """``__pa(virt)``, the unchecked inverse of :meth:`phys_to_virt` (M3)."""
         return (virt - self.page_offset) & _ULONG_MASK
 
+    def translate(self, virt: int, size: int, write: bool) -> int:
+        """The MMU's walk for a kernel access of *size* bytes at *virt*: its physical address,
+        or :class:`PageFault` where the direct map is not present (D11)."""
+        for hole in self.holes:
+            if virt < hole.end and virt + size > hole.start:
+                raise PageFault(max(virt, hole.start), write, hole.walk)
+        return (virt - self.page_offset) & _ULONG_MASK
+
 
 # -- errors ------------------------------------------------------------------------------------------------
 
 
 class PhysAddrError(ValueError):
-    """An access reaches outside physical RAM: the simulator's stand-in for a machine check."""
+    """An access reaches outside physical RAM.  Raised by :class:`PhysMem`; where the kernel made
+    the access it becomes a page fault Oops (:func:`ksim.panic.page_fault_oops`, docs/linux-rules.md
+    D11); anywhere else (the firmware, the loader, a test poking RAM) it stays an error.  *write*
+    says whether it was a store."""
 
-    def __init__(self, addr: int, size: int, ram_size: int, high_end: int = 0) -> None:
+    def __init__(self, addr: int, size: int, ram_size: int, high_end: int = 0, *,
+                 write: bool = False) -> None:
         self.addr = addr
         self.size = size
         self.ram_size = ram_size
+        self.write = write
         where = f"[0, {ram_size:#x})"
         if high_end:
             where = f"[0, {ram_size:#x}) or [{FOUR_GIB:#x}, {high_end:#x})"
         super().__init__(f"physical access of {size} bytes at {addr:#x} is outside RAM {where}")
+
+
+class PageFault(Exception):
+    """A kernel access through a not-present page-table entry (D11): *address* is what CR2 holds,
+    *walk* dump_pagetable()'s line.  Kernel code turns it into an Oops
+    (:func:`ksim.panic.page_fault_oops`)."""
+
+    def __init__(self, address: int, write: bool, walk: str) -> None:
+        super().__init__(f"unable to handle page fault for address: {address:016x}")
+        self.address = address
+        self.write = write
+        self.walk = walk
 
 
 class RamFileError(ValueError):
@@ -604,14 +643,18 @@ class PhysMem:
 
     # -- physical addresses --------------------------------------------------------------------------------
 
-    def _offset(self, addr: int, n: int) -> int:
+    def _offset(self, addr: int, n: int, write: bool = False) -> int:
         """The RAM-file offset of the *n* bytes at physical *addr* (which is not below ``below_4g``... or
         is: this is the slow path the accessors take for anything outside the low part)."""
         if 0 <= addr and addr + n <= self._low and n >= 0:
             return addr
         if self._high_end and FOUR_GIB <= addr and addr + n <= self._high_end and n >= 0:
             return addr - FOUR_GIB + self._low
-        raise PhysAddrError(addr, n, self._low, self._high_end)
+        raise PhysAddrError(addr, n, self._low, self._high_end, write=write)
+
+    def contains(self, addr: int, n: int) -> bool:
+        """Whether the *n* bytes at physical *addr* are all RAM."""
+        return any(start <= addr and addr + n <= end for start, end in self.ram_ranges())
 
     def _offset_ranges(self, ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
         out = []
@@ -620,7 +663,7 @@ class PhysMem:
                 raise ValueError(f"invalid range [{start:#x}, {end:#x}): start above end")
             if start == end:
                 continue
-            base = self._offset(start, end - start)
+            base = self._offset(start, end - start, write=True)
             out.append((base, base + end - start))
         return _merge_ranges(out, self._size)
 
@@ -724,7 +767,7 @@ class PhysMem:
         """Store *data* (bytes-like with 1-byte items) at *addr*."""
         end = addr + len(data)
         if addr < 0 or end > self._low:
-            addr = self._offset(addr, len(data))
+            addr = self._offset(addr, len(data), write=True)
             end = addr + len(data)
         fills = self._fills
         if fills and not (addr >> PAGE_SHIFT == (end - 1) >> PAGE_SHIFT
@@ -735,7 +778,7 @@ class PhysMem:
         self._map[addr:end] = data
 
     def memset(self, addr: int, byte: int, n: int) -> None:
-        addr = self._offset(addr, n)
+        addr = self._offset(addr, n, write=True)
         end = addr + n
         if not 0 <= byte <= 0xFF:
             raise ValueError(f"memset value {byte:#x} is not a byte")
@@ -752,7 +795,7 @@ class PhysMem:
     def memcpy(self, dst: int, src: int, n: int) -> None:
         """Copy *n* bytes; overlapping ranges behave like memmove (in C that would be undefined)."""
         src = self._offset(src, n)
-        dst = self._offset(dst, n)
+        dst = self._offset(dst, n, write=True)
         if self._fills:
             self._settle(src, src + n)
             self._settle(dst, dst + n)
@@ -817,7 +860,7 @@ def _int_accessors(bits: int, fmt: str) -> None:
 
     def write_uN(self: PhysMem, addr: int, value: int) -> None:
         if addr < 0 or addr + width > self._low:
-            addr = self._offset(addr, width)
+            addr = self._offset(addr, width, write=True)
         if not 0 <= value < limit:
             raise ValueError(f"{value:#x} does not fit in u{bits}")
         fills = self._fills

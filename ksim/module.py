@@ -74,8 +74,11 @@ class KernelModule:
     # For ``ksim compare``: the command line a user of this crash-log driver usually boots with
     # (``memconsole=8192``), and the files the next boot shows the saved log in (a directory
     # means every file in it).  A driver without ``crash_log_files`` cannot be compared.
+    # ``crash_log_lock``: the name of the spinlock its log writes take, which the compare's
+    # ``panic-driver-lock`` fault waits for another CPU to hold (None: it takes none).
     usual_cmdline: ClassVar[str] = ""
     crash_log_files: ClassVar[tuple[str, ...]] = ()
+    crash_log_lock: ClassVar[str | None] = None
 
     def crash_log_region(self) -> tuple[int, int] | None:
         """``(physical start, size)`` of the RAM this instance keeps its log in, None if it has

@@ -21,6 +21,7 @@ from ksim.init import kernel_file
 from ksim.module import KernelModule
 from ksim.bug import is_driver_bug
 from ksim.panic import driver_bug
+from ksim.plugins import wall_budget
 from ksim.params import KernelParam, param_attr_store, param_sysfs_path, parse_module_args
 from ksim.printk import KERN_DEBUG, KERN_WARNING, printk
 
@@ -83,7 +84,8 @@ async def do_init_module(kernel: Kernel, mod: KernelModule) -> int:
     state = kernel.module
     state.loading = mod.name
     try:
-        with kernel.hangcheck.running("%s_init" % mod.name):
+        with kernel.hangcheck.running("%s_init" % mod.name), wall_budget(mod.name, "init",
+                                                                         type(mod).__module__):
             try:
                 ret = await mod.init()
             except BaseException as exc:

@@ -28,6 +28,7 @@ from ksim.current import KernelGlobal, current, current_kernel, smp_processor_id
 from ksim.errno import EINVAL
 from ksim.fs import ProcOps, text_reader
 from ksim.init import core_param, early_param, kernel_file
+from ksim.memory import PageFault, PhysAddrError
 from ksim.notifier import DIE_OOPS, NOTIFY_STOP, AtomicNotifierHead, atomic_notifier_call_chain
 from ksim.preempt import in_interrupt, local_irq_disable, preempt_disable
 from ksim.printk import KERN_ALERT, KERN_CRIT, KERN_DEFAULT, KERN_EMERG, KERN_INFO, KERN_WARNING, \
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from ksim.kernel import Kernel
 
 PANIC_BUF = 1024
+_ULONG_MASK = (1 << 64) - 1
 
 
 @attrs.define
@@ -239,7 +241,8 @@ def _registers(rng: random.Random) -> list[str]:
 
 
 async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_crash",
-              trap: str | None = None, call_trace: list[str] | None = None) -> None:
+              trap: str | None = None, call_trace: list[str] | None = None, cr2: int = 0,
+              walk: str = "PGD 0 P4D 0 ") -> None:
     """Render an Oops for ``message`` (the fault headline) and handle it as Linux does (K5).
 
     The order is x86-64 6.1's page_fault_oops(): the ``BUG:``/``#PF:`` lines (KERN_ALERT),
@@ -250,7 +253,8 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
     (the registers of the boot's first oops again, in case it scrolled away).
 
     ``trap`` names a trap other than a page fault (``"invalid opcode"``: no ``#PF`` lines, no
-    page-table walk) and ``call_trace`` replaces the sysrq write path's frames.
+    page-table walk) and ``call_trace`` replaces the sysrq write path's frames; ``cr2`` is the
+    faulting address and ``walk`` dump_pagetable()'s line for it.
 
     Returns normally only if a die notifier returned NOTIFY_STOP; otherwise it panics or
     raises :class:`TaskKilled` for the current task.
@@ -267,7 +271,7 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
              "#PF: supervisor %s access in kernel mode" % ("write" if err & 2 else "read"),
              "#PF: error_code(0x%04x) - %s" % (err, "protection violation" if err & 1
                                                 else "not-present page")]
-    pgd = "PGD 0 P4D 0 "
+    pgd = walk
     if trap is not None:
         alert = [message]
     header = ["%s: %04x [#%d] PREEMPT SMP NOPTI" % (trap or "Oops", err & 0xFFFF,
@@ -280,7 +284,7 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
     regs += _registers(rng)
     regs += ["FS:  0000000000000000(0000) GS:ffff88803ec00000(0000) knlGS:0000000000000000",
              "CS:  0010 DS: 0000 ES: 0000 CR0: 0000000080050033",
-             "CR2: 0000000000000000 CR3: 0000000002e0a000 CR4: 00000000000006f0"]
+             "CR2: %016x CR3: 0000000002e0a000 CR4: 00000000000006f0" % cr2]
     frames = call_trace if call_trace is not None else [
         "__handle_sysrq+0x8d/0x150", "write_sysrq_trigger+0x24/0x40", "proc_reg_write+0x51/0x90",
         "vfs_write+0xc3/0x3a0", "ksys_write+0x5f/0xe0", "do_syscall_64+0x3b/0x90",
@@ -295,11 +299,11 @@ async def die(message: str, err: int = 0x0002, *, function: str = "sysrq_handle_
     for line in header + regs + trace:
         await printk(KERN_DEFAULT + "%s\n", line)
     ret = await atomic_notifier_call_chain(kernel.chains.die_chain, DIE_OOPS, message)
-    await printk(KERN_DEFAULT + "CR2: 0000000000000000\n")
+    await printk(KERN_DEFAULT + "CR2: %016x\n", cr2)
     bust_spinlocks(False)
     add_taint(TAINT_DIE)
     lines = alert + ([pgd] if trap is None else []) + header + regs + trace \
-        + ["CR2: 0000000000000000"]
+        + ["CR2: %016x" % cr2]
     kernel.reports.append(Report("oops", message, "\n".join(lines)))
     await printk(KERN_WARNING + "---[ end trace 0000000000000000 ]---\n")
     await kmsg_dump(KMSG_DUMP_OOPS)
@@ -334,13 +338,61 @@ def _driver_frames(exc: BaseException) -> list[tuple[str, str]]:
     return out
 
 
+# The MMU and RAM themselves, and the accessors that only stand for a C load or store: not
+# frames of the faulting kernel code.
+_ACCESS_FILES = ("ksim/memory.py", "ksim/mm.py")
+
+
+def _fault_frames(exc: BaseException) -> list[str]:
+    """The kernel's frames (ksim's functions are named after the kernel's) and the driver's
+    (with their file:line, as driver_bug lists them) down to the faulting access, innermost
+    first."""
+    out = []
+    for fs in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = short_path(fs.filename)
+        if is_runtime_file(fs.filename) or path in _ACCESS_FILES:
+            continue
+        if path.startswith("ksim/"):
+            out.append("%s+0x0/0x0" % fs.name)
+        else:
+            out.append("%s+0x0/0x0 [%s:%d]" % (fs.name, path, fs.lineno or 0))
+    return out
+
+
+async def page_fault_oops(exc: PhysAddrError | PageFault) -> None:
+    """A kernel access the MMU could not complete (D11): page_fault_oops()'s Oops in the current
+    context, handled as any oops (an Oops of the idle task early in boot: ``Attempted to kill
+    the idle task!``; of init: ``Attempted to kill init!``; panic_on_oops).
+
+    A :class:`PageFault` is a not-present part of the direct map (its table has no RAM behind
+    it), as on the oracle; a :class:`PhysAddrError` is an access to a physical address with no
+    RAM, which ksim faults at once where QEMU would drop the store or read junk (see
+    docs/deviations.md).  The address is the direct-map address of the access.  Returns only if
+    a die notifier stopped the oops, as :func:`die` does."""
+    kernel = current_kernel()
+    if isinstance(exc, PageFault):
+        address, write, walk = exc.address, exc.write, exc.walk
+    else:
+        base = kernel.layout.page_offset if kernel.layout is not None \
+            else kernel.kaslr.direct_map_base()
+        address, write, walk = (exc.addr + base) & _ULONG_MASK, exc.write, "PGD 0 P4D 0 "
+    frames = _fault_frames(exc)
+    await die("BUG: unable to handle page fault for address: %016x" % address,
+              0x0002 if write else 0x0000, function=frames[0].split("+")[0] if frames else "?",
+              call_trace=frames[1:], cr2=address, walk=walk)
+
+
 async def driver_bug(exc: BaseException, where: str) -> None:
     """A Python exception escaped driver code (``where``: the callback, e.g.
     ``buggy.init``): report it as x86 reports ``BUG()`` in a driver -- ``kernel BUG at
     file:line!``, an ``invalid opcode`` Oops whose call trace is the driver's Python frames --
     and handle it as any oops (panic_on_oops, the task killed, init or the idle task killed
     → panic).  Returns only if a die notifier stopped the oops; the caller then goes on as
-    if the callback had returned nothing."""
+    if the callback had returned nothing.  A fault of the driver's memory access is a page
+    fault's Oops instead (:func:`page_fault_oops`)."""
+    if isinstance(exc, (PhysAddrError, PageFault)):
+        await page_fault_oops(exc)
+        return
     frames = _driver_frames(exc)
     location = frames[0][1] if frames else where
     await printk(KERN_CRIT + "------------[ cut here ]------------\n")

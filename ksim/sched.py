@@ -3,7 +3,9 @@
 Sleeping is what atomic context forbids, so every sleeping primitive starts with
 :func:`might_sleep`, which reports the kernel's ``BUG: sleeping function called from invalid
 context`` splat instead of raising: the simulated kernel carries on, as a real one with
-CONFIG_DEBUG_ATOMIC_SLEEP does, and the report is kept for tests to assert on.
+CONFIG_DEBUG_ATOMIC_SLEEP does, and the report is kept for tests to assert on.  As in 6.1's
+``__might_resched()`` the splat is rate-limited kernel-wide to one per second of ``jiffies``
+(virtual time: :func:`jiffies`).
 
 Who runs when is the kernel's *scheduler backend* (``kernel.sched``), always installed, so
 that no primitive asks "is there a scheduler?":
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+import attrs
 import trio
 
 from ksim.bug import add_report, caller_location, cpu_pid_line
@@ -31,7 +34,31 @@ from ksim.preempt import in_atomic
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
 
-__all__ = ["TrioBackend", "kthread_run", "might_sleep", "msleep", "schedule"]
+__all__ = ["HZ", "INITIAL_JIFFIES", "SchedCoreState", "TrioBackend", "jiffies", "kthread_run",
+           "might_sleep", "msleep", "schedule", "time_before"]
+
+HZ = 250  # CONFIG_HZ of Debian's 6.1
+_ULONG = (1 << 64) - 1
+# include/linux/jiffies.h: jiffies start 5 minutes before their 32-bit wrap, so that wrap bugs
+# show early (unsigned long of unsigned int: positive on 64-bit).
+INITIAL_JIFFIES = (-300 * HZ) & 0xFFFFFFFF
+
+
+def jiffies() -> int:
+    """``jiffies``: INITIAL_JIFFIES plus the ticks of virtual time since the boot started."""
+    return (INITIAL_JIFFIES + current_kernel().local_clock() * HZ // 1_000_000_000) & _ULONG
+
+
+def time_before(a: int, b: int) -> bool:
+    """``time_before(a, b)``: ``(long)((a) - (b)) < 0``, wrap-safe as in C."""
+    return (a - b) & _ULONG >= 1 << 63
+
+
+@attrs.define
+class SchedCoreState:
+    """kernel/sched/core.c's statics for one boot: ``__might_resched()``'s ``prev_jiffy``."""
+
+    prev_jiffy: int = 0
 
 
 class TrioBackend:
@@ -94,9 +121,16 @@ class TrioBackend:
 
 
 def might_sleep(where: str | None = None) -> bool:
-    """Report (once per call site) a sleep in atomic context; returns True if it reported."""
+    """Report a sleep in atomic context, at most once per ``HZ`` jiffies for the whole kernel
+    (``__might_resched()``'s ``prev_jiffy``: an offence within a second of the last report is
+    not reported); returns True if it reported."""
     if not in_atomic():
         return False
+    state = current_kernel().sched_core
+    now = jiffies()
+    if time_before(now, state.prev_jiffy + HZ) and state.prev_jiffy:
+        return False
+    state.prev_jiffy = now
     task = current()
     cpu = task.cpu
     where = where or caller_location(2)

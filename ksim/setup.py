@@ -42,10 +42,11 @@ from ksim.kaslr import LOAD_PHYSICAL_ADDR, MODULES_VADDR, __START_KERNEL, __STAR
     kernel_randomize_memory
 from ksim.kern_levels import KERN_EMERG, LOGLEVEL_INFO
 from ksim.memblock import Memblock
-from ksim.memory import FOUR_GIB, PAGE_ALIGN, PAGE_SHIFT, PAGE_SIZE, MemoryLayout
+from ksim.memory import FOUR_GIB, PAGE_ALIGN, PAGE_SHIFT, PAGE_SIZE, DirectMapHole, \
+    MemoryLayout, PageFault
 from ksim.memtest import early_memtest
 from ksim.notifier import NotifierBlock
-from ksim.numa import initmem_init
+from ksim.numa import NodeDataFailed, initmem_init
 from ksim.page_alloc import MAX_DMA_PFN, ZoneInfo, free_area_init, memory_pfn_ranges
 from ksim.printk import printk, setup_log_buf
 from ksim.sparse import sparse_init
@@ -138,6 +139,29 @@ def reserve_initrd(k: Kernel, max_pfn: int) -> None:
     k.setup.initrd = (new, size)
 
 
+def acpi_table_upgrade(k: Kernel) -> None:
+    """drivers/acpi/tables.c (``CONFIG_ACPI_TABLE_UPGRADE``, Debian's): find_cpio_data() looks
+    for ``kernel/firmware/acpi/`` tables in the initramfs, reading it through the direct map.
+    It is the first kernel read of the top of low RAM (D11, oracle: the Oops of ``memmap=`` RAM
+    the machine lacks is here); ksim's initramfs holds no table overrides, so what matters is
+    the read of its first header."""
+    if k.setup.initrd is None:
+        return
+    assert k.layout is not None
+    find_cpio_data(k, k.layout.phys_to_virt(k.setup.initrd[0]), k.setup.initrd[1])
+
+
+CPIO_HEADER_LEN: Final = 110  # a newc header: the magic and 13 eight-digit hex fields
+
+
+def find_cpio_data(k: Kernel, data: int, size: int) -> None:
+    """lib/earlycpio.c: the scan starts by reading the first header at ``data`` (virtual); the
+    garbage ksim's initramfs holds there has no ``070701`` magic, which ends the scan."""
+    assert k.layout is not None
+    length = min(size, CPIO_HEADER_LEN)
+    k.mem.read(k.layout.translate(data, length, False), length)
+
+
 def reserve_crashkernel(k: Kernel) -> None:
     """``crashkernel=`` with 6.1's x86 placement (E7): 16 MiB-aligned, top-down below 4 GiB, then
     anywhere; a fixed base must be free."""
@@ -210,6 +234,13 @@ _ULONG: Final = (1 << 64) - 1
 PGT_BUF_PAGES: Final = 16
 
 
+_PAGE_TABLE: Final = 0x067  # PRESENT | RW | USER | ACCESSED | DIRTY: an early table entry
+# The levels _DirectMap counts, as (key, bytes one table of that level maps, the entries that
+# point to such a table in dump_pagetable()'s line, the entry read from the table).
+_LEVELS: Final = (("pud", PGDIR_SIZE, ("PGD", "P4D"), "PUD"), ("pmd", PUD_SIZE, ("PUD",), "PMD"),
+                  ("pte", PMD_SIZE, ("PMD",), "PTE"))
+
+
 class _DirectMap:
     """init_mem_mapping()'s page tables (arch/x86/mm/init.c, init_64.c), counted, not built.
 
@@ -219,6 +250,11 @@ class _DirectMap:
     kernel's brk, except for ranges overlapping that buffer and once it is used up: then from
     memblock, top-down within what is already mapped (E6: the 3 pages at the top of RAM on
     machines with RAM above 4 GiB, the page below 16 MiB with ``mem=16M``).
+
+    A ``memmap=`` range of RAM the machine lacks is the top of memblock, so such a page can land
+    where there is no RAM (D11): clear_page() and the entries written to it are lost (QEMU drops
+    stores to nothing and reads zeros back), and the part of the direct map it should describe
+    is not present: a :class:`DirectMapHole`.
     """
 
     def __init__(self, k: Kernel, page_offset: int, pgt_buf: int) -> None:
@@ -226,28 +262,49 @@ class _DirectMap:
         self.page_offset = page_offset
         self.pgt_buf_end = pgt_buf
         self.pgt_buf_top = pgt_buf + PGT_BUF_PAGES * PAGE_SIZE
-        self.present: set[tuple[str, int]] = set()
+        self.tables: dict[tuple[str, int], int] = {}  # (level, index) -> the table's address
+        self.holes: list[DirectMapHole] = []
         self.min_mapped = 0
         self.max_mapped = 0
         self.can_use_brk = True
 
-    def alloc_low_page(self) -> None:
+    def alloc_low_page(self) -> int:
+        """A zeroed page for a table: its physical address."""
         if self.can_use_brk and self.pgt_buf_end < self.pgt_buf_top:
             self.pgt_buf_end += PAGE_SIZE
-            return
+            return self.pgt_buf_end - PAGE_SIZE
         mb = self.k.memblock
         assert mb is not None
         addr = mb.memblock_phys_alloc_range(PAGE_SIZE, PAGE_SIZE, self.min_mapped,
                                             self.max_mapped)
         if not addr:
             raise EarlyPanic("alloc_low_pages: can not alloc memory")
-        self.k.mem.fill([(addr, addr + PAGE_SIZE)], "pgtable")
+        virt = (addr + self.page_offset) & _ULONG
+        for hole in self.holes:  # clear_page(__va(addr)) through a part already lost
+            if hole.start <= virt < hole.end:
+                raise PageFault(virt, True, hole.walk)
+        if self.k.mem.contains(addr, PAGE_SIZE):
+            self.k.mem.fill([(addr, addr + PAGE_SIZE)], "pgtable")
+        return addr
 
     def _need(self, level: str, virt: int, size: int) -> None:
         key = (level, virt // size)
-        if key not in self.present:
-            self.present.add(key)
-            self.alloc_low_page()
+        if key not in self.tables:
+            addr = self.tables[key] = self.alloc_low_page()
+            if not self.k.mem.contains(addr, PAGE_SIZE):
+                start = virt & ~(size - 1)
+                self.holes.append(DirectMapHole(start, start + size, self._walk(start)))
+
+    def _walk(self, virt: int) -> str:
+        """dump_pagetable()'s line for ``virt``: each entry down to the one read from a table
+        with no RAM behind it (0: not present)."""
+        line = ""
+        for level, size, pointers, entry in _LEVELS:
+            table = self.tables[(level, virt // size)]
+            line += "".join("%s %x " % (name, table | _PAGE_TABLE) for name in pointers)
+            if not self.k.mem.contains(table, PAGE_SIZE):
+                return line + ("%s 0" if entry == "PTE" else "%s 0 ") % entry
+        raise AssertionError("no table of the walk is missing")
 
     def init_memory_mapping(self, start: int, end: int) -> None:
         """One range: PUD and PMD pages as needed, PTE pages for its 4 KiB parts."""
@@ -282,8 +339,9 @@ class _DirectMap:
         return mapped
 
 
-def init_mem_mapping(k: Kernel, max_pfn: int) -> None:
-    """The direct map, mapped top-down (``memory_map_top_down``), then the memory test."""
+def init_mem_mapping(k: Kernel, max_pfn: int) -> tuple[DirectMapHole, ...]:
+    """The direct map, mapped top-down (``memory_map_top_down``): the parts of it that are not
+    present because their table has no RAM behind it (D11)."""
     mb = k.memblock
     assert mb is not None
     end = max_pfn << PAGE_SHIFT
@@ -309,6 +367,7 @@ def init_mem_mapping(k: Kernel, max_pfn: int) -> None:
             step <<= 8  # get_new_step_size()
     if real_end < end:
         dm.init_range_memory_mapping(real_end, end)
+    return tuple(dm.holes)
 
 
 def memblock_find_dma_reserve(k: Kernel) -> int:
@@ -362,15 +421,16 @@ async def setup_arch(k: Kernel) -> ZoneInfo:
     else:
         log(LOGLEVEL_INFO, "No sub-1M memory is available for the trampoline")
     mb.memblock_reserve(0, ISA_END_ADDRESS)
-    init_mem_mapping(k, max_pfn)
+    holes = init_mem_mapping(k, max_pfn)
+    k.layout = MemoryLayout(kaslr.direct_map_base(), 0, max_pfn, max_pfn, holes)
     early_memtest(k)
-    k.layout = MemoryLayout(kaslr.direct_map_base(), 0, max_pfn, max_pfn)
     mb.memblock_set_current_limit(max_pfn << PAGE_SHIFT)
     setup_log_buf(k, early=True)
     reserve_initrd(k, max_pfn)
+    acpi_table_upgrade(k)
     try:
         node_data = initmem_init(k, max_pfn)
-    except Exception as exc:  # NodeDataFailed
+    except NodeDataFailed as exc:
         raise EarlyPanic(str(exc)) from None
     reserve_crashkernel(k)
     dma_reserve = memblock_find_dma_reserve(k)

@@ -12,7 +12,8 @@
   recomputes the format's summary (a hook per ``format``) and says shard 1/1.  The merge of
   shards 1/N..N/N of a run is the JSON a 1/1 run writes, field for field (wall-clock times,
   which no two runs share, aside: those fields are summed).  A format of another command
-  (``ksim compare``) reuses this by following the same three fields.
+  (``ksim compare``, :func:`ksim.compare_cli.summarize`) reuses this by following the same
+  three fields and registering its summary and the fields it recomputes.
 * **The run record** (``--record FILE``, :class:`RunRecord`): JSON Lines, appended; one header
   line per invocation (the configuration), a ``start`` line per seed written and flushed
   *before* the seed runs (its seed, the schedule it replays if any, the command that
@@ -66,6 +67,8 @@ class MergeError(ValueError):
 
 Summarize = Callable[[dict[str, Any], Sequence[dict[str, Any]]], dict[str, Any]]
 SUMMARIES: dict[str, Summarize] = {}  # format -> (merged document, shard documents) -> summary
+# format -> the fields its summary recomputes from the shards (which may differ between them)
+RECOMPUTED: dict[str, tuple[str, ...]] = {}
 
 
 def merge_documents(docs: Sequence[dict[str, Any]], names: Sequence[str] = ()) -> dict[str, Any]:
@@ -100,7 +103,8 @@ def merge_documents(docs: Sequence[dict[str, Any]], names: Sequence[str] = ()) -
     fmt = first.get("format")
     for doc, name in zip(docs, names):
         for key in set(first) | set(doc):
-            if key in ("shard", "results", "summary", "verdicts"):
+            if key in ("shard", "results", "summary", "verdicts") or \
+                    key in RECOMPUTED.get(fmt, ()):  # type: ignore[arg-type]
                 continue
             if first.get(key) != doc.get(key):
                 raise MergeError(f"{name}: {key!r} differs from {names[0]}'s: not one run")
@@ -249,7 +253,8 @@ def add_merge_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     p = sub.add_parser(
         "merge", help="join the --json files of a run's shards into the whole run's",
         description="Join the --json results of shards 1/N..N/N of one run (ksim stress, "
-                    "ksim run) into the JSON the whole run writes: the results in the whole "
+                    "ksim run, ksim compare) into the JSON the whole run writes: the results "
+                    "in the whole "
                     "run's order, the summary recomputed, shard 1/1.",
         epilog="exit status:\n  0    merged\n  2    the files are not the shards of one run "
                "(one line on stderr; nothing written)",
@@ -267,7 +272,7 @@ def merge_main(args: argparse.Namespace) -> int:
         merged = merge_files(args.files)
     except MergeError as exc:
         raise UsageError(f"ksim merge: {exc}") from None
-    indent = 1 if merged.get("format") == "ksim-stress-results" else 2
+    indent = 1 if merged.get("format") in ("ksim-stress-results", "ksim-compare") else 2
     text = json.dumps(merged, indent=indent) + "\n"
     if output is None:
         Stdout.write(text)

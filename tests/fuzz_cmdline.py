@@ -35,13 +35,21 @@ VALUES = ("", "0", "1", "-1", "7", "8", "0x10", "4294967295", "4294967296",
           "64K$0x100000", "1M#0x100000", "1M!0x100000", "on", "off", "y", "n", "\"a b\"",
           "\"", "=", ",", "/", "\xff", "\udcff", "\udc80\udcfe", "\x00", "\t", "a" * 300)
 
+# Sizes and ranges around and past the fuzzed machine's 64 MiB: RAM that memmap= or mem= names
+# but the machine lacks (D11), drawn for half of the mem= and memmap= words.
+MEMORY_VALUES = ("128M@64M", "1G@0x4000000", "64M@512M", "4M@1G", "2M@0x3e00000", "1M@63M",
+                 "4G@4G", "16M@0xd0000000", "64M", "65M", "128M", "1G", "64M$0", "128M#64M",
+                 "64M@0,128M@64M", "exactmap,640K@0,128M@1M")
+
 
 def generate(rng: random.Random) -> str:
     words = []
     for _ in range(rng.randint(0, 8)):
         name = rng.choice(PARAMS)
         kind = rng.random()
-        if kind < 0.2:
+        if name in ("mem", "memmap") and rng.random() < 0.5:
+            words.append(f"{name}={rng.choice(MEMORY_VALUES)}")
+        elif kind < 0.2:
             words.append(name)
         elif kind < 0.85:
             words.append(f"{name}={rng.choice(VALUES)}")

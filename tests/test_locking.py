@@ -20,7 +20,7 @@ from ksim.locking import (
 )
 from ksim.kernel import Kernel
 from ksim.testing import standalone_kernel
-from ksim.sched import msleep
+from ksim.sched import HZ, INITIAL_JIFFIES, msleep
 
 
 def kinds(kernel: Kernel) -> list[str]:
@@ -186,6 +186,26 @@ async def test_l3_sleeping_with_spinlock_held_is_a_bug(kernel):
     assert kinds(kernel) == ["bug"]
     assert kernel.reports[0].title.startswith(
         "BUG: sleeping function called from invalid context at tests/test_locking.py:")
+
+
+async def test_l3_the_sleeping_in_atomic_bug_is_reported_once_per_second(kernel, autojump_clock):
+    """__might_resched(): no report within HZ jiffies of the last one, kernel-wide."""
+    lock = DEFINE_SPINLOCK("l")
+
+    async def offend() -> None:
+        await spin_lock(lock)
+        await msleep(1)
+        spin_unlock(lock)
+
+    await offend()
+    await offend()  # 1 ms later: the same second
+    await trio.sleep(0.99)  # 248 jiffies after the report
+    await offend()
+    assert kinds(kernel) == ["bug"]
+    await trio.sleep(0.01)  # 250 jiffies: a second has passed
+    await offend()
+    assert kinds(kernel) == ["bug", "bug"]
+    assert kernel.sched_core.prev_jiffy == INITIAL_JIFFIES + HZ
 
 
 async def test_unlock_of_unlocked_spinlock_is_a_bug_not_a_crash(kernel):
@@ -443,3 +463,29 @@ async def test_rwsem_nested_read_ok_without_waiting_writer(kernel):
     up_read(sem)
     up_read(sem)
     assert not sem.readers and kernel.reports == []
+
+
+async def test_l1_uncontended_irqsave_same_state_with_or_without_observers(kernel, autojump_clock):
+    """The uncontended spin_lock_irqsave/irqrestore (no observer, the trio backend's no-op
+    preemption points) leaves lock, CPU and lock_stat exactly as the full path does (taken
+    with an observer attached); that observer sees the events lockdep would."""
+    kernel.locking.lock_stat = True
+    states = []
+    for observed in (False, True):
+        rec = Recorder()
+        kernel.locking.observers[:] = [rec] if observed else []
+        lock = DEFINE_SPINLOCK("l%d" % observed)
+        cpu = current().cpu
+        outer = await spin_lock_irqsave(lock)
+        assert cpu.irqs_enabled is False and cpu.preempt_count == 1 and lock.owner is current()
+        await trio.sleep(0.002)  # held for 2 ms of virtual time
+        spin_unlock_irqrestore(lock, outer)
+        await spin_lock(lock)
+        spin_unlock(lock)
+        states.append((outer, cpu.irqs_enabled, cpu.preempt_count, list(cpu.held_locks),
+                       lock.owner, lock.owner_cpu, lock.acquisitions, lock.hold_ns,
+                       lock.max_hold_ns, lock.min_hold_ns, lock in kernel.locking.locks_seen))
+        assert rec.events == ([("swapper/0", e, "l1") for e in
+                               ("acquire", "acquired", "release") * 2] if observed else [])
+    assert states[0] == states[1] == (True, True, 0, [], None, -1, 2, 2_000_000, 2_000_000, 0,
+                                      True)

@@ -132,6 +132,64 @@ def test_broken_plugin_is_one_clear_error(tmp_path: Path):
     assert "SyntaxError" in proc.stderr
 
 
+HANGING_PLUGINS = {
+    "spinimport": ("while True:\n    pass\n", "import", 1),
+    "spininit": ("from ksim import KernelModule\n"
+                 "class Spininit(KernelModule):\n"
+                 "    name = 'spininit'\n"
+                 "    async def init(self):\n"
+                 "        while True:\n"
+                 "            pass\n", "init", 5),
+    # awaiting in a loop costs no virtual time and nothing else in a boot bounds it
+    "yieldinit": ("import trio\nfrom ksim import KernelModule\n"
+                  "class Yieldinit(KernelModule):\n"
+                  "    name = 'yieldinit'\n"
+                  "    async def init(self):\n"
+                  "        while True:\n"
+                  "            await trio.sleep(0)\n", "init", 6),
+}
+
+
+@pytest.mark.parametrize("plugin", sorted(HANGING_PLUGINS))
+def test_a_plugin_that_never_returns_is_reported_after_the_wall_clock_budget(
+        tmp_path: Path, monkeypatch, capsys, plugin):
+    source, what, line = HANGING_PLUGINS[plugin]
+    (tmp_path / f"{plugin}.py").write_text(source)
+    monkeypatch.setenv("KSIM_PLUGIN_BUDGET", "0.2")
+    assert main(["boot", "--plugin-path", str(tmp_path), "--plugin", plugin]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert (f"plugin '{plugin}' did not return from {what} within 0.2 s of wall time (at "
+            f"{tmp_path / plugin}.py:{line}; KSIM_PLUGIN_BUDGET sets the budget)") in err
+
+
+def test_the_plugin_budget_restores_the_alarm_it_borrowed(tmp_path: Path, monkeypatch):
+    import signal
+
+    def mine(signum, frame):  # type: ignore[no-untyped-def]
+        raise AssertionError("not expected to fire")
+
+    (tmp_path / "quick.py").write_text("X = 1\n")
+    monkeypatch.setenv("KSIM_PLUGIN_BUDGET", "5")
+    old = signal.signal(signal.SIGALRM, mine)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 100)
+        with pytest.raises(PluginError, match="declares 0 kernel modules"):
+            load_plugins(["quick"], [tmp_path])
+        assert signal.getsignal(signal.SIGALRM) is mine
+        assert 90 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_a_bad_plugin_budget_is_one_clear_error(tmp_path: Path, monkeypatch):
+    (tmp_path / "quick.py").write_text("X = 1\n")
+    monkeypatch.setenv("KSIM_PLUGIN_BUDGET", "soon")
+    with pytest.raises(PluginError, match="KSIM_PLUGIN_BUDGET='soon' is not a number of seconds"):
+        load_plugins(["quick"], [tmp_path])
+
+
 def test_ksim_plugins_lists_parameters(capsys):
     assert main(["plugins", "--plugin-path", str(EXAMPLES)]) == 0
     out = capsys.readouterr().out

@@ -187,3 +187,26 @@ def test_flips_beyond_a_reservation_are_a_step_failure() -> None:
     assert r.status == FAIL
     assert r.failures[0].title == ("boot 2: corrupt reservation memconsole+0x1ff8: 65 flips in "
                                    "8 bytes: at most 64, the region's bits")
+
+
+def test_a_path_the_filesystem_refuses_is_a_located_error_not_a_crash(tmp_path: Path) -> None:
+    # found by tools/fuzz.py (seed 2026): a mutant put a 400-character description where
+    # plugin_path goes, and looking it up raised ENAMETOOLONG out of the loader
+    long = "a" * 300
+    (tmp_path / "plugins.yaml").write_text(f"name: x\nplugin_path: {long}\nboots: [{{}}]\n")
+    (tmp_path / "ram.yaml").write_text(RAM_FILE.format(path=long, keep="true"))
+    proc = ksim("run", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"plugins.yaml:2:14: plugin_path: '{long[:200]}' is not a folder" in proc.stderr
+    assert (f"ram.yaml:2:31: machine.ram_file: '{long[:200]}' has a name longer than 250 "
+            "bytes (the filesystem's NAME_MAX 255, less the journal's '.cold')") in proc.stderr
+
+
+def test_a_ram_file_that_cannot_be_made_is_the_users_error_not_a_ksim_crash(
+        tmp_path: Path) -> None:
+    (tmp_path / "nowhere.yaml").write_text(
+        RAM_FILE.format(path=str(tmp_path / "no" / "such" / "ram.img"), keep="true"))
+    proc = ksim("run", "--ram-files-anywhere", str(tmp_path / "nowhere.yaml"))
+    assert proc.returncode == 1
+    assert "the RAM file cannot be used: cannot create RAM file" in proc.stdout, proc.stdout
+    assert "ksim crashed" not in proc.stdout and "Traceback" not in proc.stdout + proc.stderr

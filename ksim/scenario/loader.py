@@ -88,6 +88,7 @@ STRATEGY_RE = re.compile(r"^(random|rr|pct(:\d{1,6})?)$")
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 MAX_MESSAGE = 2000  # characters of one problem's message
 MAX_INT_DIGITS = 20  # 2**64 has 20 digits
+NAME_MAX = 255  # bytes in one path component on Linux filesystems (limits.h)
 # What YAML forbids in a file (YAML 1.2 c-printable), except the tab, CR and LF it allows.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 _YAML_INT = re.compile(r"[-+]?(0[xXoObB])?[0-9a-fA-F_]+")
@@ -388,18 +389,41 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def _stat_kind(path: Path) -> str | None:
+    """"dir", "file", "other", or None when nothing can be found at ``path``.
+
+    A scenario names paths the OS may refuse to look up at all (a name past NAME_MAX, a NUL
+    byte): that is a path that names nothing, not an error of the loader.
+    """
+    try:
+        if path.is_dir():
+            return "dir"
+        if path.is_file():
+            return "file"
+        return "other" if path.exists() else None
+    except (OSError, ValueError):
+        return None
+
+
 def ram_file_problem(template: str, seed: int, base_dir: Path) -> str | None:
     """Why RAM file ``template`` (for ``seed``) may not be used: it must stay in ``base_dir``."""
     name = template.replace("{seed}", str(seed))
     if not name or name.endswith("/"):
         return f"'{template}' names no file"
     path = Path(name)
-    if path.is_absolute() or not _inside((base_dir / path).resolve(), base_dir.resolve()):
-        return (f"'{template}' is outside the scenario's folder: a scenario's RAM file stays "
-                "in its folder (ksim run --ram-files-anywhere lifts this)")
-    full = (base_dir / path).resolve()
-    if full.exists() and not full.is_file():
-        return f"'{template}' exists and is not a regular file"
+    if any(len(os.fsencode(part)) > NAME_MAX - len(".cold") for part in path.parts):
+        # the journal beside the file is named FILE.cold, so FILE itself must leave room
+        return (f"'{template[:200]}' has a name longer than {NAME_MAX - len('.cold')} bytes "
+                f"(the filesystem's NAME_MAX {NAME_MAX}, less the journal's '.cold')")
+    try:
+        full = (base_dir / path).resolve()
+    except (OSError, ValueError):
+        return f"'{template[:200]}' is not a usable file name"
+    if path.is_absolute() or not _inside(full, base_dir.resolve()):
+        return (f"'{template[:200]}' is outside the scenario's folder: a scenario's RAM file "
+                "stays in its folder (ksim run --ram-files-anywhere lifts this)")
+    if _stat_kind(full) in ("dir", "other"):
+        return f"'{template[:200]}' exists and is not a regular file"
     return None
 
 
@@ -591,8 +615,11 @@ class _Loader:
                 d.error(d.item_loc(raw, i) if isinstance(raw, list) else
                         d.value_loc(node, "plugin_path"), "plugin_path: expected a folder name")
                 continue
-            folder = (self.base_dir / p).resolve()
-            if not folder.is_dir():
+            try:
+                folder = (self.base_dir / p).resolve()
+            except (OSError, ValueError):
+                folder = self.base_dir / p
+            if _stat_kind(folder) != "dir":
                 loc = d.item_loc(raw, i) if isinstance(raw, list) else d.value_loc(
                     node, "plugin_path")
                 d.error(loc, f"plugin_path: '{p[:200]}' is not a folder (relative to "

@@ -33,6 +33,7 @@ from ksim.errno import EAGAIN, ENOENT, KernelError, errorcode
 from ksim.harness import Checker, attach_checkers, detach_checkers
 from ksim.locking import Deadlock
 from ksim.machine import Machine, exception_leaves
+from ksim.memory import RamFileError
 from ksim.module_loader import insmod, rmmod, strerror
 from ksim.notifier import (
     NOTIFY_BAD, NOTIFY_DONE, NOTIFY_OK, NOTIFY_STOP, NotifierBlock, atomic_notifier_chain_register,
@@ -184,6 +185,10 @@ class ScenarioRun:
         self.current_boot = 0
         self.strategies: dict[int, Any] = {}  # boot -> the thread choices to use (ksim.shrink)
 
+    def plugin_classes(self, refs: tuple[PluginRef, ...]) -> list[type]:
+        """The module classes of a boot's plugins (``ksim compare`` gives its own drivers)."""
+        return _plugin_classes(refs, self.sc.plugin_path)
+
     def fail(self, loc, title: str, *details: str) -> None:
         self.result.failures.append(Failure(loc, title, tuple(details)))
 
@@ -251,7 +256,7 @@ class ScenarioRun:
         machine = self.machine
         sc = self.sc
         refs = boot.plugins if boot.plugins is not None else sc.plugins
-        classes = _plugin_classes(refs, sc.plugin_path)
+        classes = self.plugin_classes(refs)
         builtin = [r.name for r in refs if r.builtin]
         where = f"boot {boot.index}"
         self.current_boot = boot.index
@@ -707,10 +712,13 @@ def run_lengths(sc: Scenario) -> dict[int, int]:
 async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool,
                lengths: dict[int, int] | None = None,
                points: dict[int, int] | None = None,
-               strategies: dict[int, Any] | None = None) -> None:
+               strategies: dict[int, Any] | None = None,
+               runner: ScenarioRun | None = None) -> None:
+    """Run ``sc`` (with ``runner``, a :class:`ScenarioRun` made for it, if given: ``ksim
+    compare``'s) into ``result``; a crash inside ksim is the result's ERROR."""
     t0 = trio.current_time()
-    runner = ScenarioRun(sc, seed, result, ram_files_anywhere=ram_files_anywhere,
-                         lengths=lengths)
+    runner = runner or ScenarioRun(sc, seed, result, ram_files_anywhere=ram_files_anywhere,
+                                   lengths=lengths)
     runner.strategies = strategies or {}
     if points is not None:
         runner.points = points
@@ -730,8 +738,13 @@ async def _run(sc: Scenario, seed: int, result: Result, ram_files_anywhere: bool
         elif runner.current_boot:
             where = f" in boot {runner.current_boot}"
         result.status = ERROR
-        result.error = f"ksim crashed{where}: {type(first).__name__}: {first}"
-        result.error_detail = _crash_summary(first)
+        if isinstance(first, RamFileError):
+            # the machine could not be built as asked (disk full, permissions, a name the
+            # filesystem refuses): the user's problem, said as such, not a crash of ksim
+            result.error = f"the RAM file cannot be used{where}: {first}"
+        else:
+            result.error = f"ksim crashed{where}: {type(first).__name__}: {first}"
+            result.error_detail = _crash_summary(first)
     finally:
         result.virtual = trio.current_time() - t0
 

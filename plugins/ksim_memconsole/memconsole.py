@@ -59,6 +59,7 @@ class Memconsole(KernelModule):
     # ksim compare: the proposal's own example size, and where the next boot shows the log
     usual_cmdline = "memconsole=8192"
     crash_log_files = ("/proc/memconsole",)
+    crash_log_lock = "buf_lock"  # record_msg's
 
     # static int reboot = 1; module_param(reboot, bool, 0644);
     reboot = module_param("bool", True, 0o644, "restart the machine from the panic notifier")

@@ -71,6 +71,7 @@ class Ramoops(KernelModule):
     usual_cmdline = ("memmap=1M$0x10000000 ramoops.mem_address=0x10000000 "
                      "ramoops.mem_size=0x100000 ramoops.record_size=0x4000 ramoops.ecc=1")
     crash_log_files = ("/sys/fs/pstore",)
+    crash_log_lock = "psinfo->buf_lock"  # pstore_dump's, around every dmesg record it writes
 
     record_size = module_param("ulong", MIN_MEM_SIZE, 0o400, "size of each dump done on oops/panic")
     console_size = module_param("ulong", MIN_MEM_SIZE, 0o400, "size of kernel console log")

@@ -1,0 +1,146 @@
+"""ksim compare's faults built on the scenario runner and the store watch (SMP panics, an NMI
+in the driver's write, a reset at a seeded store, bit flips at a rate, a user's scenario file),
+and --shard with ksim merge of its JSON (docs/compare.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ksim.cli import main
+from ksim.compare import CLASSES, load_drivers, run_cell
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / \
+    "compare-fault-memtest.yaml"
+
+
+def _run(driver: str, fault: str, seed: int = 0):
+    drivers = load_drivers(["memconsole", "ramoops"])
+    me = next(d for d in drivers if d.name == driver)
+    return run_cell(me, [d for d in drivers if d is not me], fault, seed)
+
+
+@pytest.mark.parametrize("fault", ["panic-driver-lock", "panic-console-lock", "nmi-in-write",
+                                   "reset-while-printing", "bitflips:1e-3"])
+def test_each_new_fault_is_deterministic_per_seed(fault: str) -> None:
+    for driver in ("memconsole", "ramoops"):
+        first, again = _run(driver, fault, 3), _run(driver, fault, 3)
+        assert first == again
+        assert first.verdict in CLASSES
+
+
+def test_g1_a_reset_between_memconsoles_two_header_stores_loses_the_whole_log() -> None:
+    # record_msg stores buf_ptr, then buf_len (offset 8): a reset just before the buf_len
+    # store, before the ring wrapped, leaves a header the check rejects, and buf_init resets
+    # the buffer: nothing of the crash is shown, not only the line being written (G1)
+    torn = [r for r in (_run("memconsole", "reset-while-printing", s) for s in range(12))
+            if "(offset 0x8, 4 bytes)" in r.why]
+    assert torn
+    assert {r.verdict for r in torn} == {"lost"}
+
+
+def test_a_reset_while_printing_is_classified_by_what_the_reader_shows() -> None:
+    # the seeds land the reset at different stores: the line being stored is missing and
+    # nothing says so (silent), or the header is torn (lost), or the Oops was complete
+    verdicts = {_run("memconsole", "reset-while-printing", s).verdict for s in range(8)}
+    assert {"silent", "lost"} <= verdicts
+
+
+def test_a_fault_in_which_no_boot_panicked_is_not_reached_rather_than_lost() -> None:
+    # ramoops takes psinfo->buf_lock only inside pstore_dump, with no preemption point, so no
+    # other CPU is ever seen holding it: the panic of the fault never happens
+    r = _run("ramoops", "panic-driver-lock")
+    assert r.verdict == "not-reached"
+    assert "no other CPU ever held 'psinfo->buf_lock'" in r.why
+    assert _run("memconsole", "panic-driver-lock").verdict != "not-reached"
+
+
+def test_bit_flips_at_every_bit_leave_nothing_of_memconsoles_log() -> None:
+    assert _run("memconsole", "bitflips:1").verdict == "lost"
+
+
+def test_a_users_fault_file_runs_against_each_driver() -> None:
+    # memtest writes patterns over the free pages on the boot in between: memconsole's
+    # bootmem block is free on that boot, ramoops' memmap=$ region is not RAM to memblock
+    assert _run("memconsole", str(EXAMPLE)).verdict == "lost"
+    assert _run("ramoops", str(EXAMPLE)).verdict == "intact"
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("bitflips:abc", "ksim compare: --faults: bitflips:'abc': expected a flip probability per "
+                     "bit in (0, 1], e.g. bitflips:1e-4"),
+    ("bitflips:0", "bitflips:'0': expected a flip probability"),
+    ("bitflips:nan", "bitflips:'nan': expected a flip probability"),
+    ("no/such/fault.yaml", "no/such/fault.yaml: cannot read: No such file or directory"),
+])
+def test_fault_syntax_errors_are_one_located_line(spec: str, message: str, capsys) -> None:
+    assert main(["compare", "memconsole", "--faults", spec]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_fault_file_with_plugins_or_bad_yaml_is_refused_at_its_line(tmp_path, capsys) -> None:
+    text = EXAMPLE.read_text()
+    with_plugins = tmp_path / "p.yaml"
+    with_plugins.write_text(text.replace("machine: {ram: 512M}\n",
+                                         "machine: {ram: 512M}\nplugins: [memconsole]\n"))
+    assert main(["compare", "memconsole", "--faults", str(with_plugins)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{with_plugins}:9:1: plugins: ksim compare loads the compared driver" in err
+    broken = tmp_path / "b.yaml"
+    broken.write_text(text.replace("    steps:\n", "    steps: [\n", 1))
+    assert main(["compare", "memconsole", "--faults", str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{broken}:" in err and "invalid YAML" in err
+
+
+def _without_wall_clock(doc: dict) -> dict:
+    for d in doc["drivers"]:
+        del d["printk_us"], d["printk_us_without_driver"]
+    return doc
+
+
+def test_merged_shards_are_the_serial_run(tmp_path, capsys) -> None:
+    run = ["compare", "memconsole", "ramoops", "--faults", "reset-while-printing,kaslr",
+           "--seeds", "3"]
+    assert main([*run, "--json", str(tmp_path / "whole.json")]) == 0
+    for i in (1, 2, 3):
+        assert main([*run, "--shard", f"{i}/3", "--json", str(tmp_path / f"s{i}.json")]) == 0
+    # given out of order: the merge puts each result back where the whole run had it
+    assert main(["merge", str(tmp_path / "s3.json"), str(tmp_path / "s1.json"),
+                 str(tmp_path / "s2.json"), "-o", str(tmp_path / "merged.json")]) == 0
+    whole = json.loads((tmp_path / "whole.json").read_text())
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert _without_wall_clock(merged) == _without_wall_clock(whole)
+    assert len(whole["results"]) == 12 and whole["shard"] == {"index": 1, "count": 1,
+                                                              "items": 12}
+
+
+def test_merge_refuses_shards_of_two_campaigns(tmp_path, capsys) -> None:
+    for i, fault in ((1, "kaslr"), (2, "warm-reboot")):
+        assert main(["compare", "memconsole", "--faults", fault, "--seeds", "2", "--shard",
+                     f"{i}/2", "--json", str(tmp_path / f"s{i}.json")]) == 0
+    capsys.readouterr()
+    assert main(["merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json")]) == 2
+    assert "'faults' differs" in capsys.readouterr().err
+
+
+def test_r11_the_first_of_two_unread_crashes_is_lost_by_ramoops_as_its_counter_restarts() -> None:
+    first = _run("ramoops", "first-of-two-panics", 1)
+    assert first.verdict == "lost", first.why
+    assert _run("ramoops", "second-panic", 1).verdict == "intact"
+
+
+def test_an_oops_headline_is_part_of_the_oops_so_two_oopses_differ() -> None:
+    from ksim.compare import oops_lines
+    dmesg = "\n".join(["[    1.000000] BUG: kernel NULL pointer dereference, address: 0000000000000010",
+                       "[    1.000000] #PF: supervisor write access in kernel mode",
+                       "[    1.000000] PGD 0 P4D 0 ",
+                       "[    1.000000] Oops: 0002 [#1] PREEMPT SMP NOPTI",
+                       "[    1.000000] RIP: 0010:sysrq_handle_crash+0x16/0x20",
+                       "[    1.000000] Kernel panic - not syncing: Fatal exception"])
+    assert oops_lines(dmesg)[0].endswith("address: 0000000000000010")
+    assert len(oops_lines(dmesg)) == 5
