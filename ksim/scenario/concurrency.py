@@ -35,7 +35,7 @@ import attrs
 from ksim.current import current
 from ksim.harness import install_scheduler
 from ksim.nmi import NMI_REASON_IOCHK, default_do_nmi
-from ksim.panic import panic
+from ksim.panic import TaskKilled, die, panic
 from ksim.printk import printk
 from ksim.scenario.model import IrqStep, NmiStep, ReadStep, SpawnStep
 from ksim.scheduler import preempt_point
@@ -157,6 +157,12 @@ class BootConcurrency:
                     await sched.sleep(interval)
                 else:
                     await preempt_point()
+            if step.oops is not None:
+                try:
+                    await die(step.oops.replace("{thread}", str(thread)))
+                except TaskKilled:  # make_task_dead(): the thread exits
+                    pass
+                return
             if step.panic is None:
                 return
             if step.until_held is not None and not await self._until_held(step.until_held):
