@@ -23,6 +23,9 @@ workspace lives as long as the compression setup, as the crypto transform's does
 
 Deviations
 ----------
+* Compressing a dump has no preemption point inside (the backend's copy into its zone has one
+  per cache line): another CPU sees ``psinfo->buf_lock`` held, or stops the dumping CPU,
+  only while the dump is being copied, never while it is being compressed.
 * Inflating uses the host's zlib.  Every valid stream inflates to the same bytes as with
   lib/zlib_inflate, and so did the damaged ones tried against the real kernel (an
   uncorrectable ECC block that still inflated, to garbage); a corrupt stream on which the two
