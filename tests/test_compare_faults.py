@@ -43,7 +43,7 @@ def _crash(driver: str, fault: str, seed: int = 0) -> Run:
 
 
 @pytest.mark.parametrize("fault", ["panic-driver-lock", "panic-console-lock", "nmi-in-write",
-                                   "panic-during-oops",
+                                   "panic-during-oops", "panic-console-held",
                                    "reset-while-printing", "bitflips:1e-3"])
 def test_each_new_fault_is_deterministic_per_seed(fault: str) -> None:
     for driver in ("memconsole", "ramoops"):
@@ -111,6 +111,19 @@ def test_s3_with_crash_kexec_post_notifiers_the_panic_dump_is_skipped_and_the_oo
     assert run.crash_dmesg.index("Kernel Offset: disabled") < run.crash_dmesg.index(DUMP_SKIPPED)
     assert run.shown == {}
     assert _run("ramoops", str(fault)).verdict == "lost"
+
+
+def test_k2_the_panic_dump_does_not_need_the_console_lock_a_notifier_restart_does() -> None:
+    # CPU 1 holds console_sem (printing under console_lock(), as VT code does) when CPU 0
+    # panics: kmsg_dump(PANIC) reads the log without the console lock, so ramoops stores the
+    # panic whole; memconsole only gets lines when a console flush reaches it, and its
+    # panic notifier restarts the machine before console_flush_on_panic() would print them
+    run = _crash("ramoops", "panic-console-held")
+    assert "Kernel panic - not syncing: Oops on CPU0" in run.crash_dmesg
+    assert run.shown["/sys/fs/pstore/dmesg-ramoops-0"].startswith(b"Panic#1 Part1\n")
+    assert _run("ramoops", "panic-console-held").verdict == "intact"
+    lost = _run("memconsole", "panic-console-held")
+    assert (lost.verdict, lost.why) == ("lost", "none of the 8 lines of the Oops")
 
 
 def test_a_spawned_thread_ends_in_a_panic_or_an_oops_not_both() -> None:

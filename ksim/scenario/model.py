@@ -368,8 +368,10 @@ class SpawnStep(Step):
                           "another CPU holds the lock of that name, waited for at the "
                           "thread's preemption points), or oopsing with OOPS as the headline "
                           "if oops is given (the thread is killed, or the kernel panics with "
-                          "oops=panic); wait for them (and every queued interrupt) unless "
-                          "wait is false")
+                          "oops=panic); with console_lock, each thread prints under "
+                          "console_lock() (its messages are stored, console_unlock() prints "
+                          "them); wait for them (and every queued interrupt) unless wait is "
+                          "false")
     concurrent: ClassVar[bool] = True
     text: str
     threads: int = attrs.field(default=1, validator=Range(min=1, max=MAX_THREADS))
@@ -380,10 +382,12 @@ class SpawnStep(Step):
     panic: str | None = None
     until_held: str | None = None
     oops: str | None = None
+    console_lock: bool = False
     wait: bool = True
 
     def describe(self) -> str:
         return (f"spawn {self.threads} threads x {self.count} printk"
+                + (" under console_lock" if self.console_lock else "")
                 + (f", then panic {self.panic!r}" if self.panic is not None else "")
                 + (f", then oops {self.oops!r}" if self.oops is not None else "")
                 + (f" once another CPU holds {self.until_held}" if self.until_held else ""))
