@@ -62,6 +62,7 @@ RAM = "512M"  # room for ramoops' usual region at 256 MiB; RAM is sparse
 # oops=panic: the Oops is the crash
 BASE_CMDLINE = "nokaslr panic=-1 oops=panic"
 OOPS = "BUG: kernel NULL pointer dereference, address: 0000000000000008"
+FIRST_OOPS = "BUG: kernel NULL pointer dereference, address: 0000000000000010"
 PANIC_LINE = "Kernel panic - not syncing"
 _TIMESTAMP = re.compile(r"^(?:<\d>)?\[\s*\d+\.\d+\] ?")
 _DUMP_STACK = ("CPU: ", "Hardware name: ", "Call Trace:", " ")  # dump_stack_lvl()'s lines
@@ -110,6 +111,8 @@ class Run:
     rng: random.Random
     machine: Machine | None = None
     crash_dmesg: str = ""  # the dmesg of the last boot that crashed
+    # a later crash's dmesg whose Oops lines do not count as evidence for this one's
+    distinct_from: str = ""
     region: tuple[int, int] | None = None  # the driver's log RAM in the last boot that crashed
     shown: dict[str, bytes] = attrs.Factory(dict)  # file -> bytes, on the reading boot
     dmesg: str = ""  # the reading boot's
@@ -127,9 +130,10 @@ class Run:
         return [d.module for d in [self.driver] + (self.others if both else [])]
 
     async def crash(self, extra: str = "", *, initrd: int | None = None, both: bool = False,
-                    before_oops: Callable[[Kernel], None] | None = None) -> Kernel:
-        """A boot that logs an error and oopses (oops=panic: the Oops is the panic);
-        ``before_oops(kernel)`` is called between the two."""
+                    before_oops: Callable[[Kernel], None] | None = None,
+                    oops: str = OOPS) -> Kernel:
+        """A boot that logs an error and oopses with headline ``oops`` (oops=panic: the Oops
+        is the panic); ``before_oops(kernel)`` is called between the two."""
         assert self.machine is not None
         async with self.machine.boot(self.cmdline(extra, both=both), self.modules(both),
                                      initrd=initrd) as k:
@@ -138,7 +142,7 @@ class Run:
                 if before_oops is not None:
                     before_oops(k)
                 try:
-                    await die(OOPS)
+                    await die(oops)
                 except TaskKilled:  # without oops=panic (a fault's own command line)
                     pass
         self.crash_dmesg = k.dmesg()
@@ -187,17 +191,31 @@ def oops_lines(dmesg: str, *, cut: bool = False) -> list[str]:
     if end is None and cut:
         start = max((i for i, t in enumerate(texts) if t.startswith("BUG:")
                      or t.startswith("Oops:")), default=None)
-        return [] if start is None else [t for t in texts[start:] if t.strip()]
+        return [] if start is None else [t for t in texts[_headline(texts, start):] if t.strip()]
     if end is None:
         return []
     start = max((i for i, t in enumerate(texts[:end]) if t.startswith("BUG:")
                  or t.startswith("Oops:")), default=end)
+    start = _headline(texts, start) if start < end else start
     if start == end:
         stop = next((i + 1 for i in range(end + 1, len(texts)) if texts[i] == " </TASK>"),
                     end + 1)
         # dump_stack()'s lines only: another CPU's messages stored meanwhile are not the panic's
         return [texts[end]] + [t for t in texts[end + 1:stop] if t.startswith(_DUMP_STACK)]
     return [t for t in texts[start:end] if t.strip()]
+
+
+_PREAMBLE = ("BUG:", "#PF:", "PGD ")
+
+
+def _headline(texts: Sequence[str], start: int) -> int:
+    """Where the Oops at line ``start`` begins: a page fault's ``Oops:`` line follows its
+    ``BUG: ...`` headline, ``#PF:`` lines and the page walk (page_fault_oops()), which belong
+    to it -- the headline is what tells one Oops from another."""
+    while start > 0 and texts[start - 1].startswith(_PREAMBLE) \
+            and not texts[start].startswith("BUG:"):
+        start -= 1
+    return start
 
 
 def classify(truth: Sequence[str], shown: dict[str, bytes]) -> tuple[str, str]:
@@ -261,6 +279,20 @@ async def _second_panic(run: Run) -> None:
     run.new_machine()
     await run.crash()
     await run.crash()
+    await run.read_back()
+
+
+@fault("first-of-two-panics")
+async def _first_of_two_panics(run: Run) -> None:
+    """The boots of ``second-panic``, asking about the *first* Oops: is a crash that nobody
+    read before the machine crashed again still there?  Its fault address differs from the
+    second's, and only the lines the second Oops does not also print count as evidence."""
+    run.new_machine()
+    await run.crash(oops=FIRST_OOPS)
+    first = run.crash_dmesg, run.region
+    await run.crash()
+    run.distinct_from = run.crash_dmesg
+    run.crash_dmesg, run.region = first
     await run.read_back()
 
 
@@ -685,8 +717,11 @@ def run_cell(driver: Driver, others: Sequence[Driver], fault_name: str,
     if isinstance(fn, ScenarioFault) and not run.crash_dmesg:
         verdict, why = "not-reached", "no boot of the fault panicked"
     else:
-        verdict, why = classify(oops_lines(run.crash_dmesg, cut=fn is _reset_while_printing),
-                                run.shown)
+        truth = oops_lines(run.crash_dmesg, cut=fn is _reset_while_printing)
+        if run.distinct_from:
+            later = set(oops_lines(run.distinct_from))
+            truth = [t for t in truth if t not in later]
+        verdict, why = classify(truth, run.shown)
     return CellResult(driver.name, fault_name, seed, verdict,
                       why + (f" ({run.note})" if run.note else ""))
 

@@ -8,11 +8,12 @@ translation belongs to the boot, the bytes to the machine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ksim.current import current_kernel
+from ksim.current import current, current_kernel
 from ksim.memblock import BOOTMEM_DEFAULT, BOOTMEM_EXCLUSIVE, Memblock
 from ksim.memory import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PFN_DOWN, PFN_PHYS, \
     PFN_UP, MemoryLayout
@@ -110,35 +111,70 @@ def _phys(kernel: Kernel, virt: int, size: int, write: bool) -> int:
     return phys
 
 
+def _kernel() -> Kernel:
+    """current_kernel() without a call in the common case (the accessors run per record)."""
+    kernel = current().kernel
+    return current_kernel() if kernel is None else kernel
+
+
 def virt_read(virt: int, n: int) -> bytes:
     """Read ``n`` bytes through a kernel virtual address (a plain load, no preemption)."""
-    kernel = current_kernel()
+    kernel = _kernel()
     return kernel.mem.read(_phys(kernel, virt, n, False), n)
 
 
 def virt_write(virt: int, data: bytes) -> None:
-    kernel = current_kernel()
+    kernel = _kernel()
     kernel.mem.write(_phys(kernel, virt, len(data), True), data)
 
 
-def virt_read_u64(virt: int) -> int:
-    kernel = current_kernel()
-    return kernel.mem.read_u64(_phys(kernel, virt, 8, False))
+_ULONG_MASK = (1 << 64) - 1  # __pa() wraps in unsigned long, as MemoryLayout's does
 
 
-def virt_write_u64(virt: int, value: int) -> None:
-    kernel = current_kernel()
-    kernel.mem.write_u64(_phys(kernel, virt, 8, True), value)
+def _int_accessors(width: int) -> tuple[Callable[[int], int], Callable[[int, int], None]]:
+    """``virt_read_u<N>``/``virt_write_u<N>``: :func:`_phys` and the load or store in one
+    frame (memconsole makes eight of these accesses per console record).  The inline
+    translation is the direct map's arithmetic, so it is taken only while the map has no
+    holes (D11); the load and store go through the machine's own PhysMem, whatever its class
+    (ksim compare watches stores by swapping it)."""
+    load_name, store_name = f"read_u{width * 8}", f"write_u{width * 8}"
+
+    def read(virt: int) -> int:
+        kernel = current().kernel
+        layout = None if kernel is None else kernel.layout
+        if layout is None or layout.holes:
+            kernel = current_kernel()
+            return getattr(kernel.mem, load_name)(_phys(kernel, virt, width, False))
+        phys = (virt - layout.page_offset) & _ULONG_MASK  # layout.translate(), no holes
+        observers = kernel.mm.observers  # type: ignore[union-attr]
+        if observers:
+            for obs in observers:
+                obs.on_access(phys, width, False)
+        return getattr(kernel.mem, load_name)(phys)  # type: ignore[union-attr]
+
+    def write(virt: int, value: int) -> None:
+        kernel = current().kernel
+        layout = None if kernel is None else kernel.layout
+        if layout is None or layout.holes:
+            kernel = current_kernel()
+            getattr(kernel.mem, store_name)(_phys(kernel, virt, width, True), value)
+            return
+        phys = (virt - layout.page_offset) & _ULONG_MASK  # layout.translate(), no holes
+        observers = kernel.mm.observers  # type: ignore[union-attr]
+        if observers:
+            for obs in observers:
+                obs.on_access(phys, width, True)
+        getattr(kernel.mem, store_name)(phys, value)  # type: ignore[union-attr]
+
+    read.__name__ = read.__qualname__ = load_name.replace("read", "virt_read")
+    write.__name__ = write.__qualname__ = store_name.replace("write", "virt_write")
+    read.__doc__ = "Load a u%d through a kernel virtual address." % (width * 8)
+    write.__doc__ = "Store a u%d through a kernel virtual address." % (width * 8)
+    return read, write
 
 
-def virt_read_u32(virt: int) -> int:
-    kernel = current_kernel()
-    return kernel.mem.read_u32(_phys(kernel, virt, 4, False))
-
-
-def virt_write_u32(virt: int, value: int) -> None:
-    kernel = current_kernel()
-    kernel.mem.write_u32(_phys(kernel, virt, 4, True), value)
+virt_read_u64, virt_write_u64 = _int_accessors(8)
+virt_read_u32, virt_write_u32 = _int_accessors(4)
 
 
 MEMCPY_CHUNK = 64  # a cache line: the unit in which another CPU can see a copy progress
@@ -152,7 +188,7 @@ async def memcpy_to(dst: int, data: bytes) -> None:
     CPU's, and the other CPUs can see (and stop, on the panic path) a CPU in the middle of
     the critical section a lock around the copy makes.
     """
-    kernel = current_kernel()
+    kernel = _kernel()
     sched = kernel.sched
     if not sched.preemptible_copies:
         kernel.mem.write(_phys(kernel, dst, len(data), True), data)
@@ -171,7 +207,7 @@ async def memcpy_to(dst: int, data: bytes) -> None:
 
 async def memcpy_from(src: int, n: int) -> bytes:
     """``memcpy(buf, src, n)`` out of RAM, chunked like :func:`memcpy_to`."""
-    kernel = current_kernel()
+    kernel = _kernel()
     sched = kernel.sched
     if not sched.preemptible_copies or n <= 0:
         return kernel.mem.read(_phys(kernel, src, n, False), n)

@@ -297,8 +297,12 @@ class Printk:
         seq, ext, data = self._text_cache
         if seq == record.seq and ext == extended:
             return data
+        text = record.text
         if extended:
             data = record_kmsg_text(record).encode()
+        elif self.printk_time and "\n" not in text:  # record_print_text()'s common line
+            sec, nsec = divmod(record.ts_nsec, 1_000_000_000)
+            data = ("[%5d.%06d] %s\n" % (sec, nsec // 1000, text)).encode()
         else:
             data = record_print_text(record, time=self.printk_time).encode()
         self._text_cache = (record.seq, extended, data)
@@ -371,7 +375,9 @@ async def printk(fmt: str, *args: object) -> None:
     if cpu.printk_context or cpu.nmi_count:
         defer_console_output(kernel)
         return
-    await kernel.sched.preempt_point()  # stored, console lock not yet tried
+    sched = kernel.sched
+    if sched.preemptible_copies:  # False only where preemption points are no-ops (trio)
+        await sched.preempt_point()  # stored, console lock not yet tried
     if not pk.console_drivers:
         return
     cpu.preempt_count += 1
@@ -541,8 +547,10 @@ async def console_flush_all(pk: Printk, do_cond_resched: bool) -> tuple[bool, in
     handed the lock.
     """
     log = pk.log
-    kernel = current_kernel()
     task = current()
+    kernel = task.kernel
+    if kernel is None:
+        kernel = current_kernel()  # raises the "no kernel" error
     cpu = task.cpu
     next_seq = 0
     any_usable = False
@@ -591,20 +599,26 @@ async def console_flush_all(pk: Printk, do_cond_resched: bool) -> tuple[bool, in
                     finally:
                         cpu.console_write = None
                 con.seq = seq + 1
-                handover = _console_lock_spinning_disable_and_check(pk)
+                pk.console_owner = None  # console_lock_spinning_disable_and_check()
+                handover = (pk.console_waiter is not None
+                            and _console_lock_spinning_disable_and_check(pk))
                 cpu.printk_context -= 1
                 cpu.irqs_enabled = flags  # printk_safe_exit_irqrestore()
                 if flags:
-                    await kernel.sched.irq_window()
+                    sched = kernel.sched
+                    if sched.preemptible_copies:  # no interrupts without the scheduler
+                        await sched.irq_window()
                 if handover:
                     return False, next_seq, True
             if con.seq > next_seq:
                 next_seq = con.seq
             any_progress = True
-            if _abandon_console_lock_in_panic(kernel, cpu.id):
+            if kernel.panic.panic_cpu >= 0 and _abandon_console_lock_in_panic(kernel, cpu.id):
                 return False, next_seq, False
             if do_cond_resched:
-                await kernel.sched.preempt_point()  # cond_resched()
+                sched = kernel.sched
+                if sched.preemptible_copies:
+                    await sched.preempt_point()  # cond_resched()
         if not any_progress:
             return any_usable, next_seq, False
 

@@ -201,3 +201,21 @@ def test_merge_refuses_shards_of_two_campaigns(tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json")]) == 2
     assert "'faults' differs" in capsys.readouterr().err
+
+
+def test_r11_the_first_of_two_unread_crashes_is_lost_by_ramoops_as_its_counter_restarts() -> None:
+    first = _run("ramoops", "first-of-two-panics", 1)
+    assert first.verdict == "lost", first.why
+    assert _run("ramoops", "second-panic", 1).verdict == "intact"
+
+
+def test_an_oops_headline_is_part_of_the_oops_so_two_oopses_differ() -> None:
+    from ksim.compare import oops_lines
+    dmesg = "\n".join(["[    1.000000] BUG: kernel NULL pointer dereference, address: 0000000000000010",
+                       "[    1.000000] #PF: supervisor write access in kernel mode",
+                       "[    1.000000] PGD 0 P4D 0 ",
+                       "[    1.000000] Oops: 0002 [#1] PREEMPT SMP NOPTI",
+                       "[    1.000000] RIP: 0010:sysrq_handle_crash+0x16/0x20",
+                       "[    1.000000] Kernel panic - not syncing: Fatal exception"])
+    assert oops_lines(dmesg)[0].endswith("address: 0000000000000010")
+    assert len(oops_lines(dmesg)) == 5

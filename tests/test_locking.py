@@ -463,3 +463,29 @@ async def test_rwsem_nested_read_ok_without_waiting_writer(kernel):
     up_read(sem)
     up_read(sem)
     assert not sem.readers and kernel.reports == []
+
+
+async def test_l1_uncontended_irqsave_same_state_with_or_without_observers(kernel, autojump_clock):
+    """The uncontended spin_lock_irqsave/irqrestore (no observer, the trio backend's no-op
+    preemption points) leaves lock, CPU and lock_stat exactly as the full path does (taken
+    with an observer attached); that observer sees the events lockdep would."""
+    kernel.locking.lock_stat = True
+    states = []
+    for observed in (False, True):
+        rec = Recorder()
+        kernel.locking.observers[:] = [rec] if observed else []
+        lock = DEFINE_SPINLOCK("l%d" % observed)
+        cpu = current().cpu
+        outer = await spin_lock_irqsave(lock)
+        assert cpu.irqs_enabled is False and cpu.preempt_count == 1 and lock.owner is current()
+        await trio.sleep(0.002)  # held for 2 ms of virtual time
+        spin_unlock_irqrestore(lock, outer)
+        await spin_lock(lock)
+        spin_unlock(lock)
+        states.append((outer, cpu.irqs_enabled, cpu.preempt_count, list(cpu.held_locks),
+                       lock.owner, lock.owner_cpu, lock.acquisitions, lock.hold_ns,
+                       lock.max_hold_ns, lock.min_hold_ns, lock in kernel.locking.locks_seen))
+        assert rec.events == ([("swapper/0", e, "l1") for e in
+                               ("acquire", "acquired", "release") * 2] if observed else [])
+    assert states[0] == states[1] == (True, True, 0, [], None, -1, 2, 2_000_000, 2_000_000, 0,
+                                      True)

@@ -14,7 +14,7 @@ import pytest
 
 from ksim import KernelModule, Machine, ProcOps, TaskKilled, proc_create
 from ksim.cli import main
-from ksim.mm import phys_to_virt, virt_read
+from ksim.mm import phys_to_virt, virt_read, virt_read_u32, virt_write_u64
 
 ORACLE = "console=ttyS0 earlyprintk=serial,ttyS0 memmap=128M@128M"
 
@@ -116,3 +116,26 @@ async def test_d11_with_panic_on_oops_a_driver_fault_panics(autojump_clock):
     async with Machine("64M").boot("oops=panic", [Wild]) as k:
         await k.read_file("/proc/wild")
     assert k.panic_message == "Fatal exception"
+
+
+class WildWord(Wild):
+    """The same wild pointer through the one-frame word accessors (their fast path)."""
+
+    name = "wildword"
+
+    async def read(self, file, count: int, pos: int) -> bytes:  # type: ignore[no-untyped-def]
+        virt = phys_to_virt(self.kernel.machine.mem.size + 0x1000)
+        virt_write_u64(virt, 1)
+        return b"%d" % virt_read_u32(virt)
+
+    async def init(self) -> int:
+        proc_create("wild", 0o444, None, ProcOps(proc_read=self.read))
+        return 0
+
+
+async def test_d11_the_word_accessors_fault_past_ram_as_virt_read_does(autojump_clock):
+    async with Machine("64M").boot("", [WildWord]) as k:
+        with pytest.raises(TaskKilled):
+            await k.read_file("/proc/wild")
+        virt = k.layout.phys_to_virt((64 << 20) + 0x1000)
+        assert "BUG: unable to handle page fault for address: %016x" % virt in lines(k)

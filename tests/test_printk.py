@@ -174,6 +174,27 @@ async def test_c13_full_buffer_drops_whole_oldest_records(autojump_clock):
         assert texts(k)[-1] == "m07999"
 
 
+def test_c13_long_run_of_drops_keeps_every_surviving_record_by_seq():
+    """Tens of thousands of drops (well past the point where the dropped front is cut off
+    the list): the survivors are exactly the newest records that fit, each found by its
+    sequence number, and an iterator taken before more drops keeps its records."""
+    log = LogBuffer(4096)
+    for i in range(20_000):
+        log.store(i, 6, "m%d" % i)
+    survivors = [r.seq for r in log]
+    assert survivors == list(range(log.first_seq, log.next_seq)) and log.next_seq == 20_000
+    cost = sum(16 + len("m%d" % s) for s in survivors)
+    assert log.used == cost <= 4096 < cost + 16 + len("m%d" % (log.first_seq - 1))
+    assert all(log.get(s).text == "m%d" % s for s in survivors)  # type: ignore[union-attr]
+    assert log.get(log.first_seq - 1) is None and log.get(log.next_seq) is None
+    assert len(log) == len(survivors)
+    before = log.records_from(log.next_seq - 3)
+    for i in range(20_000, 30_000):
+        log.store(i, 6, "n%d" % i)
+    assert [r.text for r in before] == ["m19997", "m19998", "m19999"]
+    assert [r.seq for r in log.records_from(29_998)] == [29_998, 29_999]
+
+
 def test_c13_a_record_too_big_for_the_buffer_is_cut_with_truncated():
     log = LogBuffer(256)
     for i in range(5):

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import attrs
 
 from ksim.bug import Report, add_report, dump_stack_lines, report_header
-from ksim.current import Task, current, maybe_current_kernel
+from ksim.current import Task, current
 from ksim.kern_levels import KERN_WARNING
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class LockState:
 
 
 def observers() -> list[Any] | tuple[()]:
-    kernel = maybe_current_kernel()
+    kernel = current().kernel
     return () if kernel is None else kernel.locking.observers
 
 
@@ -90,7 +90,7 @@ def now() -> int:
     Under the deterministic scheduler that clock also counts the modelled cost of each
     preemption point, so hold and wait times say how much work happened meanwhile.
     """
-    kernel = maybe_current_kernel()
+    kernel = current().kernel
     if kernel is None or not kernel.locking.lock_stat:
         return 0
     return kernel.local_clock()
@@ -171,7 +171,9 @@ class LockBase:
             self.min_wait_ns = waited
 
     def _account_hold(self, since: int) -> None:
-        held = now() - since
+        kernel = current().kernel  # now(), inline: every release of every lock comes here
+        held = (kernel.local_clock() if kernel is not None and kernel.locking.lock_stat
+                else 0) - since
         self.hold_ns += held
         if held > self.max_hold_ns:
             self.max_hold_ns = held

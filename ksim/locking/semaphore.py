@@ -17,8 +17,7 @@ from __future__ import annotations
 import attrs
 
 from ksim.current import Task, current
-from ksim.locking.common import LOCK_TRY, LockBase, Waiter, notify, now, observers, \
-    register_stat
+from ksim.locking.common import LOCK_TRY, LockBase, Waiter, notify, now, observers
 from ksim.locking.mutex import sleeping_acquire
 
 __all__ = ["DEFINE_SEMAPHORE", "Semaphore", "accept_transfer", "down", "down_trylock",
@@ -46,13 +45,20 @@ def sema_init(sem: Semaphore, val: int, name: str | None = None) -> Semaphore:
 
 
 def _take(sem: Semaphore, task: Task, flags: int) -> None:
+    """``task`` (current) has the unit: it owns ``sem`` now.  register_stat(), now() and
+    observers() inline, from ``task``'s kernel: printk takes console_sem for every record."""
     sem.owner = task
     sem.owner_cpu = task.cpu.id
     sem.acquisitions += 1
+    kernel = task.kernel
+    if kernel is None:
+        sem._acquired_at = 0
+        return
+    locking = kernel.locking
     if sem.acquisitions == 1:
-        register_stat(sem, task)
-    sem._acquired_at = now()
-    obs = observers()
+        locking.locks_seen.append(sem)
+    sem._acquired_at = kernel.local_clock() if locking.lock_stat else 0
+    obs = locking.observers
     if obs:
         notify(obs, "acquired", sem, flags)
 
@@ -75,20 +81,21 @@ def down_trylock(sem: Semaphore) -> int:
     """0 if a unit was taken, 1 if none was free (the C convention)."""
     if sem.count <= 0:
         return 1
-    obs = observers()
-    if obs:
-        notify(obs, "acquire", sem, LOCK_TRY)
+    task = current()
+    kernel = task.kernel
+    if kernel is not None and kernel.locking.observers:
+        notify(kernel.locking.observers, "acquire", sem, LOCK_TRY)
     sem.count -= 1
-    _take(sem, current(), LOCK_TRY)
+    _take(sem, task, LOCK_TRY)
     return 0
 
 
 def up(sem: Semaphore) -> None:
     """Give a unit back: to the first waiter if there is one."""
-    obs = observers()
-    if obs and sem.owner is not None:
-        notify(obs, "release", sem)
     if sem.owner is not None:
+        kernel = current().kernel
+        if kernel is not None and kernel.locking.observers:
+            notify(kernel.locking.observers, "release", sem)
         sem._account_hold(sem._acquired_at)
     sem.owner = None
     sem.owner_cpu = -1

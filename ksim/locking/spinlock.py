@@ -163,6 +163,32 @@ def _disable(irqs_off: bool) -> tuple[Task, CPU, bool]:
     return task, cpu, flags
 
 
+def _acquire_free(lock: _SpinBase, irqs_off: bool) -> bool | None:
+    """:func:`_acquire` whole, when it has nothing to wait for and nobody to tell: the lock
+    is free, no observer watches locks (lockdep, the race detector, the tracer) and the
+    scheduler backend's preemption points are no-ops (the trio backend: ``preemptible_copies``
+    is False exactly there, as nothing can run between two statements of a thread).  Returns
+    the interrupt state before, or None (nothing done) if the full path must run."""
+    task = current()
+    kernel = task.kernel
+    if (lock.owner is not None or kernel is None or kernel.sched.preemptible_copies
+            or kernel.locking.observers):
+        return None
+    cpu = task.cpu
+    flags = cpu.irqs_enabled
+    if irqs_off:
+        cpu.irqs_enabled = False
+    cpu.preempt_count += 1
+    lock.owner = task
+    lock.owner_cpu = cpu.id
+    lock.acquisitions += 1
+    if lock.acquisitions == 1:
+        kernel.locking.locks_seen.append(lock)  # register_stat()
+    lock._acquired_at = kernel.local_clock() if kernel.locking.lock_stat else 0  # now()
+    cpu.held_locks.append(lock)
+    return flags
+
+
 async def _acquire(lock: _SpinBase, irqs_off: bool) -> bool:
     """The one acquire path: disable preemption (and local interrupts if ``irqs_off``),
     then take the lock or wait to be handed it; returns the interrupt state before.
@@ -244,7 +270,8 @@ def _release(lock: _SpinBase, task: Task, cpu: CPU) -> bool:
 # -- the API ----------------------------------------------------------------------------------
 
 async def spin_lock(lock: _SpinBase) -> None:
-    await _acquire(lock, False)
+    if _acquire_free(lock, False) is None:
+        await _acquire(lock, False)
 
 
 def _unlock(lock: _SpinBase, irqs: bool | None) -> None:
@@ -252,11 +279,28 @@ def _unlock(lock: _SpinBase, irqs: bool | None) -> None:
     preemption back on."""
     task = current()
     cpu = task.cpu
-    if _release(lock, task, cpu):
-        if irqs is not None:
-            cpu.irqs_enabled = irqs
-        if cpu.preempt_count > 0:
-            cpu.preempt_count -= 1
+    kernel = task.kernel
+    if (lock.owner is task and lock.owner_cpu == cpu.id and not lock._waiters
+            and kernel is not None and not kernel.locking.observers):
+        # _release() when it has no bug to report, no observer to tell and no waiter to
+        # hand the lock to: the hold accounted, the lock off the held list, free.
+        lock._account_hold(lock._acquired_at)
+        held = cpu.held_locks
+        if held and held[-1] is lock:
+            held.pop()
+        else:
+            for i in range(len(held) - 1, -1, -1):
+                if held[i] is lock:
+                    del held[i]
+                    break
+        lock.owner = None
+        lock.owner_cpu = -1
+    elif not _release(lock, task, cpu):
+        return
+    if irqs is not None:
+        cpu.irqs_enabled = irqs
+    if cpu.preempt_count > 0:
+        cpu.preempt_count -= 1
 
 
 def spin_unlock(lock: _SpinBase) -> None:
@@ -265,7 +309,10 @@ def spin_unlock(lock: _SpinBase) -> None:
 
 async def spin_lock_irqsave(lock: _SpinBase) -> bool:
     """L1: save the local irq state, disable irqs, disable preemption, acquire."""
-    return await _acquire(lock, True)
+    flags = _acquire_free(lock, True)
+    if flags is None:
+        return await _acquire(lock, True)
+    return flags
 
 
 def spin_unlock_irqrestore(lock: _SpinBase, flags: bool) -> None:
@@ -274,7 +321,8 @@ def spin_unlock_irqrestore(lock: _SpinBase, flags: bool) -> None:
 
 
 async def spin_lock_irq(lock: _SpinBase) -> None:
-    await _acquire(lock, True)
+    if _acquire_free(lock, True) is None:
+        await _acquire(lock, True)
 
 
 def spin_unlock_irq(lock: _SpinBase) -> None:
