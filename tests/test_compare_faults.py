@@ -5,12 +5,16 @@ and --shard with ksim merge of its JSON (docs/compare.md)."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 from ksim.cli import main
-from ksim.compare import CLASSES, load_drivers, run_cell
+from ksim.compare import CLASSES, FAULT_DIR, Run, load_drivers, resolve_fault, run_cell
+from ksim.scenario.loader import ScenarioInvalid, load_text
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / \
     "compare-fault-memtest.yaml"
@@ -22,7 +26,24 @@ def _run(driver: str, fault: str, seed: int = 0):
     return run_cell(me, [d for d in drivers if d is not me], fault, seed)
 
 
+def _crash(driver: str, fault: str, seed: int = 0) -> Run:
+    """The fault's run as run_cell makes it: the crash boot's dmesg, what the last boot showed."""
+    drivers = load_drivers(["memconsole", "ramoops"])
+    me = next(d for d in drivers if d.name == driver)
+    run = Run(me, [d for d in drivers if d is not me], seed, random.Random(f"compare {fault} {seed}"))
+
+    async def main() -> None:
+        try:
+            await resolve_fault(fault)(run)
+        finally:
+            if run.machine is not None:
+                run.machine.close()
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return run
+
+
 @pytest.mark.parametrize("fault", ["panic-driver-lock", "panic-console-lock", "nmi-in-write",
+                                   "panic-during-oops", "panic-console-held",
                                    "reset-while-printing", "bitflips:1e-3"])
 def test_each_new_fault_is_deterministic_per_seed(fault: str) -> None:
     for driver in ("memconsole", "ramoops"):
@@ -49,12 +70,66 @@ def test_a_reset_while_printing_is_classified_by_what_the_reader_shows() -> None
 
 
 def test_a_fault_in_which_no_boot_panicked_is_not_reached_rather_than_lost() -> None:
-    # ramoops takes psinfo->buf_lock only inside pstore_dump, with no preemption point, so no
-    # other CPU is ever seen holding it: the panic of the fault never happens
+    # ramoops takes psinfo->buf_lock only inside pstore_dump (6.1's pstore console does not
+    # take it), and in this fault CPU 1 only prints: no other CPU ever holds it, in 6.1 too,
+    # and the panic of the fault never happens
     r = _run("ramoops", "panic-driver-lock")
     assert r.verdict == "not-reached"
     assert "no other CPU ever held 'psinfo->buf_lock'" in r.why
     assert _run("memconsole", "panic-driver-lock").verdict != "not-reached"
+
+
+DUMP_SKIPPED = "pstore: dump skipped in Panic path because of concurrent dump"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_s3_a_panic_during_ramoops_oops_dump_stops_cpu1_only_once_the_dump_is_written(
+        seed: int) -> None:
+    # CPU 0 panics while CPU 1 holds psinfo->buf_lock (caught at a cache line of its zone
+    # copy); CPU 1 holds it with interrupts off, so smp_send_stop's IPI waits until it lets
+    # go: its Oops dump is whole and the panic's own trylock succeeds, the next dump zone
+    run = _crash("ramoops", "panic-during-oops", seed)
+    assert "Kernel panic - not syncing: Oops on CPU0" in run.crash_dmesg
+    assert DUMP_SKIPPED not in run.crash_dmesg
+    assert sorted(run.shown) == ["/sys/fs/pstore/dmesg-ramoops-0",
+                                 "/sys/fs/pstore/dmesg-ramoops-1"]
+    assert run.shown["/sys/fs/pstore/dmesg-ramoops-0"].startswith(b"Oops#1 Part1\n")
+    assert run.shown["/sys/fs/pstore/dmesg-ramoops-1"].startswith(b"Panic#2 Part1\n")
+    assert _run("ramoops", "panic-during-oops", seed).verdict == "intact"
+
+
+def test_s3_with_crash_kexec_post_notifiers_the_panic_dump_is_skipped_and_the_oops_torn(
+        tmp_path) -> None:
+    # crash_smp_send_stop() shoots CPU 1 down with an NMI at once, inside its dump: the lock
+    # stays held, pstore_dump(PANIC) cannot wait (pstore_cannot_block_path) and says so, and
+    # the zone CPU 1 had zapped holds no valid header: the next boot shows no record at all
+    fault = tmp_path / "post-notifiers.yaml"
+    fault.write_text((FAULT_DIR / "panic-during-oops.yaml").read_text().replace(
+        'panic=-1 loglevel=8"', 'panic=-1 loglevel=8 crash_kexec_post_notifiers"'))
+    run = _crash("ramoops", str(fault))
+    assert DUMP_SKIPPED in run.crash_dmesg
+    assert run.crash_dmesg.index("Kernel Offset: disabled") < run.crash_dmesg.index(DUMP_SKIPPED)
+    assert run.shown == {}
+    assert _run("ramoops", str(fault)).verdict == "lost"
+
+
+def test_k2_the_panic_dump_does_not_need_the_console_lock_a_notifier_restart_does() -> None:
+    # CPU 1 holds console_sem (printing under console_lock(), as VT code does) when CPU 0
+    # panics: kmsg_dump(PANIC) reads the log without the console lock, so ramoops stores the
+    # panic whole; memconsole only gets lines when a console flush reaches it, and its
+    # panic notifier restarts the machine before console_flush_on_panic() would print them
+    run = _crash("ramoops", "panic-console-held")
+    assert "Kernel panic - not syncing: Oops on CPU0" in run.crash_dmesg
+    assert run.shown["/sys/fs/pstore/dmesg-ramoops-0"].startswith(b"Panic#1 Part1\n")
+    assert _run("ramoops", "panic-console-held").verdict == "intact"
+    lost = _run("memconsole", "panic-console-held")
+    assert (lost.verdict, lost.why) == ("lost", "none of the 8 lines of the Oops")
+
+
+def test_a_spawned_thread_ends_in_a_panic_or_an_oops_not_both() -> None:
+    with pytest.raises(ScenarioInvalid, match="a thread ends in a panic or an oops, not both"):
+        load_text("name: x\nmachine: {cpus: 2}\nboots:\n  - steps:\n      - spawn: "
+                  "{text: t, panic: p, oops: o}\n", "s.yaml")
 
 
 def test_bit_flips_at_every_bit_leave_nothing_of_memconsoles_log() -> None:

@@ -35,7 +35,7 @@ from ksim_ramoops.ram import (
 from ksim_ramoops.ram_core import (
     PERSISTENT_RAM_SIG, PRZ_FLAG_ZAP_OLD, ImageMem, PersistentRamEccInfo, PersistentRamZone, RamLog,
     buffer_size, buffer_start, persistent_ram_ecc_string, persistent_ram_new, persistent_ram_old,
-    persistent_ram_save_old, persistent_ram_write, persistent_ram_zap,
+    persistent_ram_save_old, persistent_ram_write, persistent_ram_zap, run_to_end,
 )
 
 BASE = 0x10000000
@@ -82,7 +82,7 @@ def dump(cxt: RamoopsContext, text: bytes, time: Timespec64, compressed: bool) -
         buf = z
     record = PstoreRecord(psi="ramoops", type=PSTORE_TYPE_DMESG, time=time, buf=buf, size=len(buf),
                           part=1, compressed=compressed)
-    assert ramoops_pstore_write(cxt, record) == 0
+    assert run_to_end(ramoops_pstore_write(cxt, record)) == 0
 
 
 def decode(image: bytes, **params: int):
@@ -277,19 +277,19 @@ def zone(size: int = 64, *, ecc: int = 0, flags: int = 0, image: bytearray | Non
 
 def test_R4_R5_writes_wrap_and_the_size_saturates():
     prz, mem, _ = zone(64)  # 52 data bytes
-    assert persistent_ram_write(prz, b"A" * 30, 30) == 30
+    assert run_to_end(persistent_ram_write(prz, b"A" * 30, 30)) == 30
     assert (buffer_start(prz), buffer_size(prz)) == (30, 30)
-    persistent_ram_write(prz, b"B" * 30, 30)
+    run_to_end(persistent_ram_write(prz, b"B" * 30, 30))
     assert (buffer_start(prz), buffer_size(prz)) == (8, 52)
     assert mem.image[12:64] == b"B" * 8 + b"A" * 22 + b"B" * 22
-    persistent_ram_write(prz, bytes(range(100)), 100)  # longer than the ring: its last 52 bytes
+    run_to_end(persistent_ram_write(prz, bytes(range(100)), 100))  # longer than the ring: its last 52 bytes
     assert buffer_size(prz) == 52 and buffer_start(prz) == 8
 
 
 def test_R6_old_contents_come_back_oldest_first():
     prz, mem, _ = zone(64)
-    persistent_ram_write(prz, b"0123456789" * 5, 50)
-    persistent_ram_write(prz, b"abcdef", 6)
+    run_to_end(persistent_ram_write(prz, b"0123456789" * 5, 50))
+    run_to_end(persistent_ram_write(prz, b"abcdef", 6))
     again, _, _ = zone(64, image=mem.image)  # the next boot
     assert persistent_ram_old(again) == (b"0123456789" * 5 + b"abcdef")[-52:]
 
@@ -310,7 +310,7 @@ def test_R7_boot_validation_keeps_saves_or_resets():
     again, _, log = zone(64, image=mem.image)
     assert mem.image[0:12] == b"DBGC" + bytes(8) and log.lines() == []
 
-    persistent_ram_write(again, b"console", 7)
+    run_to_end(persistent_ram_write(again, b"console", 7))
     once, _, _ = zone(64, flags=PRZ_FLAG_ZAP_OLD, image=mem.image)  # console/pmsg: one boot only
     assert persistent_ram_old(once) == b"console"
     assert buffer_size(once) == 0 and mem.image[12:19] == b"console"  # zap leaves the bytes
@@ -334,7 +334,7 @@ def test_R8_ecc_geometry_of_a_0x4040_zone():
 def test_R8_errors_are_corrected_in_ram_and_counted_in_the_notice():
     prz, mem, _ = zone(1024, ecc=16)
     text = bytes(range(256)) * 2
-    persistent_ram_write(prz, text, len(text))
+    run_to_end(persistent_ram_write(prz, text, len(text)))
     clean = bytes(mem.image)
     for off in (12 + 3, 12 + 4, 12 + 200, 12 + 300):  # 2 in block 0, 1 in block 1, 1 in block 2
         mem.image[off] ^= 0xFF
@@ -355,7 +355,7 @@ def test_R8_errors_are_corrected_in_ram_and_counted_in_the_notice():
 
 def test_R8_a_clean_zone_says_no_errors_and_without_ecc_says_nothing():
     prz, mem, _ = zone(256, ecc=16)
-    persistent_ram_write(prz, b"x" * 10, 10)
+    run_to_end(persistent_ram_write(prz, b"x" * 10, 10))
     again, _, _ = zone(256, ecc=16, image=mem.image)
     assert persistent_ram_ecc_string(again) == "\nECC: No errors detected\n"
     plain, _, _ = zone(256)
@@ -367,7 +367,7 @@ def test_R8_a_clean_zone_says_no_errors_and_without_ecc_says_nothing():
 def test_R11_dump_header_format_and_parse():
     prz, mem, _ = zone(256)
     record = PstoreRecord(time=Timespec64(1796194719, 247289123), compressed=True)
-    assert ramoops_write_kmsg_hdr(prz, record) == 24
+    assert run_to_end(ramoops_write_kmsg_hdr(prz, record)) == 24
     assert mem.image[12:36] == b"====1796194719.247289-C\n"
     t = Timespec64()
     assert ramoops_read_kmsg_hdr(b"====1796194719.247289-C\nPanic#1", t) == (24, True)
@@ -413,7 +413,7 @@ def test_R11_dumps_round_trip_compressed_and_plain_with_and_without_ecc():
 def test_R11_only_part_one_is_stored_and_a_big_plain_dump_keeps_its_start():
     mem, cxt, _ = first_boot(record_size=0x1000)
     part2 = PstoreRecord(type=PSTORE_TYPE_DMESG, buf=b"x", size=1, part=2)
-    assert ramoops_pstore_write(cxt, part2) == -ENOSPC
+    assert run_to_end(ramoops_pstore_write(cxt, part2)) == -ENOSPC
     big = b"Panic#1 Part1\n" + b"y" * 10000
     dump(cxt, big, Timespec64(5, 0), compressed=False)
     (f,) = decode(bytes(mem.image), record_size=0x1000).files
@@ -423,12 +423,12 @@ def test_R11_only_part_one_is_stored_and_a_big_plain_dump_keeps_its_start():
 def test_R11_a_zone_without_header_is_zapped_and_an_empty_record_ends_the_listing():
     mem, cxt, _ = first_boot(record_size=0x4000)
     assert cxt.dprzs is not None
-    persistent_ram_write(cxt.dprzs[0], b"no header here", 14)
-    persistent_ram_write(cxt.dprzs[1], b"====7.000000-D\n", 15)
+    run_to_end(persistent_ram_write(cxt.dprzs[0], b"no header here", 14))
+    run_to_end(persistent_ram_write(cxt.dprzs[1], b"====7.000000-D\n", 15))
     cxt.dump_write_cnt = 2
     dump(cxt, b"Panic#1 Part1\nlost\n", Timespec64(8, 0), compressed=False)
     console = PstoreRecord(type=PSTORE_TYPE_CONSOLE, buf=b"console\n", size=8)
-    assert ramoops_pstore_write(cxt, console) == 0
+    assert run_to_end(ramoops_pstore_write(cxt, console)) == 0
     result = decode(bytes(mem.image))
     assert result.files == ()  # zone 1 yields 0 bytes: neither zone 2 nor the console is read
     assert struct.unpack_from("<II", result.image_after, 4) == (0, 0)  # zone 0 zapped
@@ -487,9 +487,9 @@ def test_R12_names_modes_mtimes_and_duplicates():
 
 def test_R12_console_and_pmsg_show_once_and_erase_zaps_a_dump():
     mem, cxt, _ = first_boot(record_size=0x4000)
-    ramoops_pstore_write(cxt, PstoreRecord(type=PSTORE_TYPE_CONSOLE, buf=b"boot log\n", size=9))
+    run_to_end(ramoops_pstore_write(cxt, PstoreRecord(type=PSTORE_TYPE_CONSOLE, buf=b"boot log\n", size=9)))
     assert cxt.mprz is not None
-    persistent_ram_write(cxt.mprz, b"pmsg\n", 5)
+    run_to_end(persistent_ram_write(cxt.mprz, b"pmsg\n", 5))
     dump(cxt, b"Panic#1 Part1\nbye\n", Timespec64(3, 0), compressed=False)
     boot2 = decode(bytes(mem.image))
     assert [(f.name, f.data) for f in boot2.files] == [

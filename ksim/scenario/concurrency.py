@@ -35,8 +35,8 @@ import attrs
 from ksim.current import current
 from ksim.harness import install_scheduler
 from ksim.nmi import NMI_REASON_IOCHK, default_do_nmi
-from ksim.panic import panic
-from ksim.printk import printk
+from ksim.panic import TaskKilled, die, panic
+from ksim.printk import console_lock, console_unlock, printk
 from ksim.scenario.model import IrqStep, NmiStep, ReadStep, SpawnStep
 from ksim.scheduler import preempt_point
 from ksim.strategy import RoundRobin, Strategy, make_strategy
@@ -151,12 +151,22 @@ class BootConcurrency:
 
         async def worker(thread: int) -> None:
             text = step.text.replace("{thread}", str(thread))
+            if step.console_lock:
+                await console_lock()
             for i in range(step.count):
                 await printk(prefix + "%s\n", text.replace("{i}", str(i)))
                 if interval:
                     await sched.sleep(interval)
                 else:
                     await preempt_point()
+            if step.console_lock:
+                await console_unlock()
+            if step.oops is not None:
+                try:
+                    await die(step.oops.replace("{thread}", str(thread)))
+                except TaskKilled:  # make_task_dead(): the thread exits
+                    pass
+                return
             if step.panic is None:
                 return
             if step.until_held is not None and not await self._until_held(step.until_held):

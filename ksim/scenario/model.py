@@ -366,8 +366,12 @@ class SpawnStep(Step):
                           "thread mod ncpus (cpu: any) or on CPU N, and then calling "
                           "panic(PANIC) if panic is given (with until_held: LOCK, only once "
                           "another CPU holds the lock of that name, waited for at the "
-                          "thread's preemption points); wait for them (and every queued "
-                          "interrupt) unless wait is false")
+                          "thread's preemption points), or oopsing with OOPS as the headline "
+                          "if oops is given (the thread is killed, or the kernel panics with "
+                          "oops=panic); with console_lock, each thread prints under "
+                          "console_lock() (its messages are stored, console_unlock() prints "
+                          "them); wait for them (and every queued interrupt) unless wait is "
+                          "false")
     concurrent: ClassVar[bool] = True
     text: str
     threads: int = attrs.field(default=1, validator=Range(min=1, max=MAX_THREADS))
@@ -377,17 +381,23 @@ class SpawnStep(Step):
     interval: float = attrs.field(default=0.0, validator=Range(min=0, max=MAX_SECONDS))
     panic: str | None = None
     until_held: str | None = None
+    oops: str | None = None
+    console_lock: bool = False
     wait: bool = True
 
     def describe(self) -> str:
         return (f"spawn {self.threads} threads x {self.count} printk"
+                + (" under console_lock" if self.console_lock else "")
                 + (f", then panic {self.panic!r}" if self.panic is not None else "")
+                + (f", then oops {self.oops!r}" if self.oops is not None else "")
                 + (f" once another CPU holds {self.until_held}" if self.until_held else ""))
 
     def check(self, ctx: StepContext) -> Iterator[str]:
         yield from _cpu_exists(self, ctx)
         if self.until_held is not None and self.panic is None:
             yield "spawn: until_held says when to panic: give panic too"
+        if self.panic is not None and self.oops is not None:
+            yield "spawn: a thread ends in a panic or an oops, not both: give one of them"
         if self.threads * self.count > MAX_COUNT:
             yield (f"spawn: {self.threads} threads x {self.count} messages is more than "
                    f"{MAX_COUNT:,} messages (the limit)")

@@ -23,6 +23,9 @@ workspace lives as long as the compression setup, as the crypto transform's does
 
 Deviations
 ----------
+* Compressing a dump has no preemption point inside (the backend's copy into its zone has one
+  per cache line): another CPU sees ``psinfo->buf_lock`` held, or stops the dumping CPU,
+  only while the dump is being copied, never while it is being compressed.
 * Inflating uses the host's zlib.  Every valid stream inflates to the same bytes as with
   lib/zlib_inflate, and so did the damaged ones tried against the real kernel (an
   uncorrectable ECC block that still inflated, to garbage); a corrupt stream on which the two
@@ -300,7 +303,8 @@ PSTORE_DEFAULT_KMSG_BYTES: Final = 10240
 class PstoreInfo:
     """``struct pstore_info``: what a backend hands to :func:`pstore_register`.
 
-    The callbacks are the backend's and run its byte code (synchronous: they never sleep);
+    The callbacks are the backend's and run its byte code; they never sleep, but the writes
+    copy into memory, at whose cache lines another CPU can run (:mod:`ksim_ramoops.ramoops`);
     ``buf_lock`` serialises dumps as ``psinfo->buf_lock`` does.
     """
 
@@ -310,8 +314,8 @@ class PstoreInfo:
     bufsize: int
     open: Callable[[], int]
     read: Callable[[PstoreRecord], int]
-    write: Callable[[PstoreRecord], int]
-    write_user: Callable[[PstoreRecord, bytes], int]
+    write: Callable[[PstoreRecord], Awaitable[int]]
+    write_user: Callable[[PstoreRecord, bytes], Awaitable[int]]
     erase: Callable[[PstoreRecord], int]
     buf_lock: SpinLock = attrs.field(factory=lambda: DEFINE_SPINLOCK("psinfo->buf_lock"))
 
@@ -402,7 +406,7 @@ async def pstore_dump(ps: Pstore, dumper: KmsgDumper, reason: int) -> None:
         else:
             record.buf = header + text
         record.size = len(record.buf)
-        if psinfo.write(record) == 0 and reason == KMSG_DUMP_OOPS:
+        if await psinfo.write(record) == 0 and reason == KMSG_DUMP_OOPS:
             ps.new_entry = True
         total += record.size
         part += 1
@@ -418,10 +422,10 @@ async def pstore_console_write(ps: Pstore, con: Console, data: bytes) -> None:
     record.type = PSTORE_TYPE_CONSOLE
     record.buf = data
     record.size = len(data)
-    ps.psinfo.write(record)
+    await ps.psinfo.write(record)
 
 
-def write_pmsg(ps: Pstore, data: bytes) -> int:
+async def write_pmsg(ps: Pstore, data: bytes) -> int:
     """A write to /dev/pmsg0: the bytes go to the pmsg zone, appended (fs/pstore/pmsg.c)."""
     if not data:
         return 0
@@ -430,7 +434,7 @@ def write_pmsg(ps: Pstore, data: bytes) -> int:
     pstore_record_init(record, ps.psinfo)
     record.type = PSTORE_TYPE_PMSG
     record.size = len(data)
-    ret = ps.psinfo.write_user(record, data)
+    ret = await ps.psinfo.write_user(record, data)
     return len(data) if ret == 0 else ret
 
 

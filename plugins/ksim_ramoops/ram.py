@@ -380,29 +380,29 @@ def ramoops_pstore_read(cxt: RamoopsContext, record: PstoreRecord) -> int:
     return size
 
 
-def ramoops_write_kmsg_hdr(prz: PersistentRamZone, record: PstoreRecord) -> int:
+async def ramoops_write_kmsg_hdr(prz: PersistentRamZone, record: PstoreRecord) -> int:
     hdr = b"====%d.%06d-%c\n" % (
         record.time.tv_sec, record.time.tv_nsec // 1000, ord("C") if record.compressed else ord("D"),
     )
     # char hdr[36] with scnprintf: at most 35 characters
     hdr = hdr[:35]
-    persistent_ram_write(prz, hdr, len(hdr))
+    await persistent_ram_write(prz, hdr, len(hdr))
     return len(hdr)
 
 
-def ramoops_pstore_write(cxt: RamoopsContext, record: PstoreRecord) -> int:
+async def ramoops_pstore_write(cxt: RamoopsContext, record: PstoreRecord) -> int:
     """The backend's ``write()``: a console/ftrace append, or a dmesg dump into the next zone."""
     if record.type == PSTORE_TYPE_CONSOLE:
         if cxt.cprz is None:
             return -ENOMEM
-        persistent_ram_write(cxt.cprz, record.buf, record.size)
+        await persistent_ram_write(cxt.cprz, record.buf, record.size)
         return 0
     if record.type == PSTORE_TYPE_FTRACE:
         if cxt.fprzs is None:
             return -ENOMEM
         # The plugin passes the writing CPU as record.id when the zones are per CPU.
         zonenum = record.id if cxt.flags & RAMOOPS_FLAG_FTRACE_PER_CPU else 0
-        persistent_ram_write(cxt.fprzs[zonenum], record.buf, record.size)
+        await persistent_ram_write(cxt.fprzs[zonenum], record.buf, record.size)
         return 0
     if record.type == PSTORE_TYPE_PMSG:
         cxt.log.pr_ratelimited("ramoops_pstore_write", KERN_WARNING,
@@ -418,23 +418,23 @@ def ramoops_pstore_write(cxt: RamoopsContext, record: PstoreRecord) -> int:
     prz = cxt.dprzs[cxt.dump_write_cnt]
     # A new dump: reset the zone so the header lands at the start of its data.
     persistent_ram_zap(prz)
-    hlen = ramoops_write_kmsg_hdr(prz, record)
+    hlen = await ramoops_write_kmsg_hdr(prz, record)
     if not hlen:
         return -ENOMEM
     size = record.size
     if size + hlen > prz.buffer_size:
         size = prz.buffer_size - hlen
-    persistent_ram_write(prz, record.buf, size)
+    await persistent_ram_write(prz, record.buf, size)
     cxt.dump_write_cnt = (cxt.dump_write_cnt + 1) % cxt.max_dump_cnt
     return 0
 
 
-def ramoops_pstore_write_user(cxt: RamoopsContext, record: PstoreRecord, buf: bytes) -> int:
+async def ramoops_pstore_write_user(cxt: RamoopsContext, record: PstoreRecord, buf: bytes) -> int:
     """The backend's ``write_user()``: a /dev/pmsg0 write appended to the pmsg zone."""
     if record.type == PSTORE_TYPE_PMSG:
         if cxt.mprz is None:
             return -ENOMEM
-        persistent_ram_write(cxt.mprz, buf, record.size)
+        await persistent_ram_write(cxt.mprz, buf, record.size)
         return 0
     return -EINVAL
 

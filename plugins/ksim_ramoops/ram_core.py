@@ -45,7 +45,8 @@ Deviations
 from __future__ import annotations
 
 import struct
-from typing import Final, Protocol, TypeAlias
+from collections.abc import Coroutine
+from typing import Any, Final, Protocol, TypeAlias, TypeVar
 
 import attrs
 
@@ -73,6 +74,7 @@ __all__ = [
     "persistent_ram_save_old",
     "persistent_ram_write",
     "persistent_ram_zap",
+    "run_to_end",
 ]
 
 PERSISTENT_RAM_SIG: Final = 0x43474244  # DBGC
@@ -92,11 +94,15 @@ _RATELIMIT_BURST: Final = 10
 
 
 class RamAccess(Protocol):
-    """Byte access at physical addresses (what :class:`ksim.memory.PhysMem` offers)."""
+    """Byte access at physical addresses (what :class:`ksim.memory.PhysMem` offers), and the
+    ``memcpy_toio`` a zone write copies its bytes with: in a running kernel another CPU can
+    run (and stop this one) between two of its cache lines, as on real hardware."""
 
     def read(self, addr: int, n: int) -> bytes: ...
 
     def write(self, addr: int, data: Buffer) -> None: ...
+
+    async def memcpy_toio(self, addr: int, data: Buffer) -> None: ...
 
 
 @attrs.define
@@ -128,6 +134,24 @@ class ImageMem:
         off = self._check(addr, len(raw))
         self.image[off:off + len(raw)] = raw
 
+    async def memcpy_toio(self, addr: int, data: Buffer) -> None:
+        # Nothing else runs on an image: the copy is one write and never waits.
+        self.write(addr, data)
+
+
+_T = TypeVar("_T")
+
+
+def run_to_end(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a zone write on an :class:`ImageMem` (whose copies never wait) to its end, outside
+    any kernel: what the region builders and the offline tests write with."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a zone write waited: its memory is not an image")
+
 
 @attrs.define
 class RamMap:
@@ -142,6 +166,9 @@ class RamMap:
 
     def write(self, off: int, data: Buffer) -> None:
         self.mem.write(self.paddr + off, data)
+
+    async def memcpy_toio(self, off: int, data: Buffer) -> None:
+        await self.mem.memcpy_toio(self.paddr + off, data)
 
     def read_u32(self, off: int) -> int:
         value: int = struct.unpack("<I", self.mem.read(self.paddr + off, 4))[0]
@@ -381,8 +408,8 @@ def persistent_ram_ecc_string(prz: PersistentRamZone) -> str:
     return "\nECC: No errors detected\n"
 
 
-def persistent_ram_update(prz: PersistentRamZone, s: bytes, start: int, count: int) -> None:
-    prz.vaddr.write(_DATA_OFF + start, s[:count])
+async def persistent_ram_update(prz: PersistentRamZone, s: bytes, start: int, count: int) -> None:
+    await prz.vaddr.memcpy_toio(_DATA_OFF + start, s[:count])
     persistent_ram_update_ecc(prz, start, count)
 
 
@@ -402,7 +429,7 @@ def persistent_ram_save_old(prz: PersistentRamZone) -> None:
     prz.old_log = prz.vaddr.read(_DATA_OFF + start, size - start) + prz.vaddr.read(_DATA_OFF, start)
 
 
-def persistent_ram_write(prz: PersistentRamZone, s: bytes, count: int) -> int:
+async def persistent_ram_write(prz: PersistentRamZone, s: bytes, count: int) -> int:
     """Append ``s[:count]`` to the ring (only the last ``buffer_size`` bytes if it is longer)."""
     c = count
     if c > prz.buffer_size:
@@ -412,11 +439,11 @@ def persistent_ram_write(prz: PersistentRamZone, s: bytes, count: int) -> int:
     start = buffer_start_add(prz, c)
     rem = prz.buffer_size - start
     if rem < c:
-        persistent_ram_update(prz, s, start, rem)
+        await persistent_ram_update(prz, s, start, rem)
         s = s[rem:]
         c -= rem
         start = 0
-    persistent_ram_update(prz, s, start, c)
+    await persistent_ram_update(prz, s, start, c)
     persistent_ram_update_header_ecc(prz)
     return count
 

@@ -40,8 +40,12 @@ from __future__ import annotations
 
 from typing import Final
 
+import attrs
+
 from ksim import KERN_ERR, KERN_INFO, KernelModule, current_kernel, module_param, printk
 from ksim.fs import ProcFile, ProcOps
+from ksim.memory import PhysMem
+from ksim.mm import MEMCPY_CHUNK
 from ksim_ramoops.inode import pstore_fs_mkfile
 from ksim_ramoops.platform import (
     Pstore, PstoreInfo, pstore_get_backend_records, pstore_register, pstore_unregister,
@@ -53,11 +57,40 @@ from ksim_ramoops.ram import (
     ramoops_pstore_erase, ramoops_pstore_open, ramoops_pstore_read, ramoops_pstore_write,
     ramoops_pstore_write_user,
 )
-from ksim_ramoops.ram_core import RamLog
+from ksim_ramoops.ram_core import Buffer, RamLog
 
 __all__ = ["Ramoops"]
 
 PMSG_PATH: Final = "/dev/pmsg0"
+
+
+
+@attrs.frozen
+class KernelRam:
+    """The running kernel's RAM as the zones see it (their ``vmap``/``ioremap`` mapping).
+
+    ``memcpy_toio`` copies a cache line at a time with a preemption point before each, as
+    :func:`ksim.mm.memcpy_to` does: a dump's copy into its zone takes time, during which
+    another CPU runs (and may panic, and stop this one half-way through the copy).
+    """
+
+    mem: PhysMem
+
+    def read(self, addr: int, n: int) -> bytes:
+        return self.mem.read(addr, n)
+
+    def write(self, addr: int, data: Buffer) -> None:
+        self.mem.write(addr, data)
+
+    async def memcpy_toio(self, addr: int, data: Buffer) -> None:
+        sched = current_kernel().sched
+        view = memoryview(data).cast("B")
+        if not sched.preemptible_copies:
+            self.mem.write(addr, view)
+            return
+        for off in range(0, len(view), MEMCPY_CHUNK):
+            await sched.preempt_point()
+            self.mem.write(addr + off, view[off:off + MEMCPY_CHUNK])
 
 
 class Ramoops(KernelModule):
@@ -140,7 +173,7 @@ class Ramoops(KernelModule):
             await printk(KERN_ERR + "ramoops ramoops: failed to request dmesg mem region "
                          "(0x%x@0x%x): %d\n", pdata.record_size, pdata.mem_address, -12)
             return -12
-        cxt = ramoops_probe_zones(pdata, kernel.mem, self.log, nr_cpu_ids=kernel.smp.nr_cpu_ids)
+        cxt = ramoops_probe_zones(pdata, KernelRam(kernel.mem), self.log, nr_cpu_ids=kernel.smp.nr_cpu_ids)
         await self._flush_log()
         if isinstance(cxt, int):
             return cxt
@@ -161,7 +194,7 @@ class Ramoops(KernelModule):
             return err
         if psi.flags & PSTORE_FLAGS_PMSG and self.pstore_pmsg:
             async def pmsg_write(file: ProcFile, data: bytes) -> int:
-                return write_pmsg(self.pstore, data)
+                return await write_pmsg(self.pstore, data)
             kernel.vfs.create(PMSG_PATH, 0o220, ProcOps(proc_write=pmsg_write), owner=self.name)
         # The module parameters show what was used (sizes rounded, max_reason resolved).
         self.mem_size = pdata.mem_size
@@ -175,13 +208,13 @@ class Ramoops(KernelModule):
                      cxt.size, cxt.phys_addr, cxt.ecc_info.ecc_size)
         return 0
 
-    def _write(self, record: PstoreRecord) -> int:
+    async def _write(self, record: PstoreRecord) -> int:
         assert self.cxt is not None
-        return ramoops_pstore_write(self.cxt, record)
+        return await ramoops_pstore_write(self.cxt, record)
 
-    def _write_user(self, record: PstoreRecord, data: bytes) -> int:
+    async def _write_user(self, record: PstoreRecord, data: bytes) -> int:
         assert self.cxt is not None
-        return ramoops_pstore_write_user(self.cxt, record, data)
+        return await ramoops_pstore_write_user(self.cxt, record, data)
 
     def _erase(self, record: PstoreRecord) -> int:
         assert self.cxt is not None
