@@ -33,7 +33,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -347,15 +347,22 @@ BITFLIPS = 8
 async def _bitflips(run: Run) -> None:
     """Warm reset; between the boots 8 bits flip in the driver's log RAM (its
     ``crash_log_region()``), at places and bits drawn per seed (decaying or disturbed DRAM)."""
+    await _crash_flip_read(run, lambda size: (run.rng.randrange(size) * 8
+                                              + run.rng.randrange(8) for _ in range(BITFLIPS)))
+
+
+async def _crash_flip_read(run: Run, flips: Callable[[int], Iterable[int]]) -> None:
+    """Crash, flip the bits ``flips(size)`` names (bit numbers from the start of the
+    driver's log RAM, ``size`` bytes), warm reset, read back."""
     run.new_machine()
     await run.crash()
     assert run.machine is not None
     if run.region is not None:
         start, size = run.region
         mem = run.machine.mem
-        for _ in range(BITFLIPS):
-            at = start + run.rng.randrange(size)
-            mem.write(at, bytes([mem.read(at, 1)[0] ^ (1 << run.rng.randrange(8))]))
+        for bit in flips(size):
+            at = start + bit // 8
+            mem.write(at, bytes([mem.read(at, 1)[0] ^ (1 << bit % 8)]))
     await run.read_back()
 
 
@@ -376,16 +383,7 @@ def _flipped_bits(rng: random.Random, bits: int, rate: float) -> Iterator[int]:
 
 def _bitflips_at(rate: float) -> Fault:
     async def fn(run: Run) -> None:
-        run.new_machine()
-        await run.crash()
-        assert run.machine is not None
-        if run.region is not None:
-            start, size = run.region
-            mem = run.machine.mem
-            for bit in _flipped_bits(run.rng, size * 8, rate):
-                at = start + bit // 8
-                mem.write(at, bytes([mem.read(at, 1)[0] ^ (1 << bit % 8)]))
-        await run.read_back()
+        await _crash_flip_read(run, lambda size: _flipped_bits(run.rng, size * 8, rate))
     fn.__doc__ = (f"Warm reset; between the boots each bit of the driver's log RAM "
                   f"(``crash_log_region()``) flips with probability {rate:g}, independently, "
                   "at places drawn per seed (decaying or disturbed DRAM).")

@@ -128,10 +128,6 @@ class WildWord(Wild):
         virt_write_u64(virt, 1)
         return b"%d" % virt_read_u32(virt)
 
-    async def init(self) -> int:
-        proc_create("wild", 0o444, None, ProcOps(proc_read=self.read))
-        return 0
-
 
 async def test_d11_the_word_accessors_fault_past_ram_as_virt_read_does(autojump_clock):
     async with Machine("64M").boot("", [WildWord]) as k:

@@ -238,6 +238,21 @@ def _acquire_sync(lock: _SpinBase, irqs_off: bool) -> bool:
         cpu.irqs_enabled = flags
 
 
+def _free(lock: _SpinBase, held: list[LockBase]) -> None:
+    """The hold accounted, the lock off its owner CPU's ``held`` list (nearly always the
+    last entry), and free."""
+    lock._account_hold(lock._acquired_at)
+    if held and held[-1] is lock:
+        held.pop()
+    else:
+        for i in range(len(held) - 1, -1, -1):
+            if held[i] is lock:
+                del held[i]
+                break
+    lock.owner = None
+    lock.owner_cpu = -1
+
+
 def _release(lock: _SpinBase, task: Task, cpu: CPU) -> bool:
     """The one release path; False if the lock was not held (nothing to undo then)."""
     owner = lock.owner
@@ -251,17 +266,7 @@ def _release(lock: _SpinBase, task: Task, cpu: CPU) -> bool:
     obs = observers()
     if obs:
         notify(obs, "release", lock)
-    lock._account_hold(lock._acquired_at)
-    held = owner.cpu.held_locks
-    if held and held[-1] is lock:
-        held.pop()
-    else:
-        for i in range(len(held) - 1, -1, -1):
-            if held[i] is lock:
-                del held[i]
-                break
-    lock.owner = None
-    lock.owner_cpu = -1
+    _free(lock, owner.cpu.held_locks)
     if lock._waiters:
         lock._grant_next()
     return True
@@ -283,18 +288,8 @@ def _unlock(lock: _SpinBase, irqs: bool | None) -> None:
     if (lock.owner is task and lock.owner_cpu == cpu.id and not lock._waiters
             and kernel is not None and not kernel.locking.observers):
         # _release() when it has no bug to report, no observer to tell and no waiter to
-        # hand the lock to: the hold accounted, the lock off the held list, free.
-        lock._account_hold(lock._acquired_at)
-        held = cpu.held_locks
-        if held and held[-1] is lock:
-            held.pop()
-        else:
-            for i in range(len(held) - 1, -1, -1):
-                if held[i] is lock:
-                    del held[i]
-                    break
-        lock.owner = None
-        lock.owner_cpu = -1
+        # hand the lock to
+        _free(lock, cpu.held_locks)
     elif not _release(lock, task, cpu):
         return
     if irqs is not None:
