@@ -28,7 +28,7 @@ from ksim.notifier import SYS_HALT, SYS_POWER_OFF, SYS_RESTART, BlockingNotifier
     NotifierBlock, \
     blocking_notifier_call_chain, blocking_notifier_chain_register, \
     blocking_notifier_chain_unregister
-from ksim.printk import KERN_EMERG, KMSG_DUMP_EMERG, kmsg_dump, printk
+from ksim.printk import KERN_EMERG, KMSG_DUMP_EMERG, KMSG_DUMP_SHUTDOWN, kmsg_dump, printk
 
 __all__ = ["REBOOT_COLD", "REBOOT_UNDEFINED", "REBOOT_WARM", "RebootState", "MachineHalt",
            "MachineHang", "MachinePowerOff", "MachineRestart", "MachineStop",
@@ -158,6 +158,7 @@ async def kernel_restart(cmd: str | None = None) -> None:
         await printk(KERN_EMERG + "reboot: Restarting system\n")
     else:
         await printk(KERN_EMERG + "reboot: Restarting system with command '%s'\n", cmd)
+    await kmsg_dump(KMSG_DUMP_SHUTDOWN)  # for the dumpers whose max_reason asks for it
     machine_emergency_restart()
     raise MachineRestart(cmd or "")
 
@@ -165,12 +166,14 @@ async def kernel_restart(cmd: str | None = None) -> None:
 async def kernel_halt() -> None:
     await _prepare(SYS_HALT, None, SYSTEM_HALT)
     await printk(KERN_EMERG + "reboot: System halted\n")
+    await kmsg_dump(KMSG_DUMP_SHUTDOWN)
     raise MachineHalt("System halted")
 
 
 async def kernel_power_off() -> None:
     await _prepare(SYS_POWER_OFF, None, SYSTEM_POWER_OFF)
     await printk(KERN_EMERG + "reboot: Power down\n")
+    await kmsg_dump(KMSG_DUMP_SHUTDOWN)
     raise MachinePowerOff("Power down")
 
 

@@ -310,3 +310,24 @@ async def test_n15_restart_without_command_halt_and_power_off(autojump_clock):
     async with m.boot("") as k:
         pass
     assert k.boot_kind == "cold"  # power was cut
+
+
+async def test_n15_reboot_halt_and_power_off_dump_with_kmsg_dump_shutdown(autojump_clock):
+    # 6.1's kernel_restart/halt/power_off call kmsg_dump(KMSG_DUMP_SHUTDOWN) after their
+    # console line; only a dumper whose max_reason reaches SHUTDOWN takes it
+    from ksim.printk import KMSG_DUMP_SHUTDOWN
+    for action in (lambda: kernel_restart(), kernel_halt, kernel_power_off):
+        wants: list[int] = []
+        default: list[int] = []
+
+        async def dump_wants(dumper: KmsgDumper, reason: int) -> None:
+            wants.append(reason)
+
+        async def dump_default(dumper: KmsgDumper, reason: int) -> None:
+            default.append(reason)
+
+        async with Machine("64M").boot("") as k:
+            kmsg_dump_register(KmsgDumper(dump_wants, max_reason=KMSG_DUMP_SHUTDOWN))
+            kmsg_dump_register(KmsgDumper(dump_default))
+            await action()
+        assert wants == [KMSG_DUMP_SHUTDOWN] and default == [], k.outcome
