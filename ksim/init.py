@@ -46,6 +46,7 @@ SetupFn = Callable[[Any], Awaitable[int]]
 
 # enum system_states (include/linux/kernel.h); the variable is init/main.c's.
 SYSTEM_BOOTING = "booting"
+SYSTEM_SCHEDULING = "scheduling"  # from rest_init(): the initcalls run in this state
 SYSTEM_RUNNING = "running"
 SYSTEM_HALT = "halt"
 SYSTEM_POWER_OFF = "power_off"

@@ -24,8 +24,8 @@ from ksim.console import Console
 from ksim.current import current_kernel, set_current
 from ksim.errno import ENOENT, ENOMEM
 from ksim.fs import ProcOps, text_reader
-from ksim.init import KERNEL_FILES, SETUP_TABLE, ObsKernelParam, core_param, kernel_file, \
-    obsolete_checksetup, setup
+from ksim.init import KERNEL_FILES, SETUP_TABLE, SYSTEM_SCHEDULING, ObsKernelParam, core_param, \
+    kernel_file, obsolete_checksetup, setup
 from ksim.module import INITCALL_LEVELS
 from ksim.module_loader import add_param_files, do_one_initcall, instantiate, param_file_ops
 from ksim.memory import PageFault, PhysAddrError
@@ -326,6 +326,9 @@ async def rest_init(k: Kernel) -> None:
     state = k.init
     k.init_task = k.new_task("swapper/0")
     set_current(k.init_task)
+    # rest_init(): the scheduler can schedule from here on; the initcalls run in this state
+    # (blocking chains take their lock, might_sleep() reports)
+    state.system_state = SYSTEM_SCHEDULING
     for level in INITCALL_LEVELS:
         if level == "early" and not k.setup.trampoline:
             await panic("Real mode trampoline was not allocated")  # do_init_real_mode()

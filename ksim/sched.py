@@ -29,6 +29,7 @@ import trio
 from ksim.bug import add_report, caller_location, cpu_pid_line
 from ksim.cpu import CPU
 from ksim.current import Task, current, current_kernel, reset_current, set_current
+from ksim.init import SYSTEM_RUNNING, SYSTEM_SCHEDULING
 from ksim.preempt import in_atomic
 
 if TYPE_CHECKING:
@@ -126,7 +127,11 @@ def might_sleep(where: str | None = None) -> bool:
     not reported); returns True if it reported."""
     if not in_atomic():
         return False
-    state = current_kernel().sched_core
+    kernel = current_kernel()
+    if kernel.init.system_state not in (SYSTEM_SCHEDULING, SYSTEM_RUNNING) \
+            or kernel.panic.oops_in_progress:
+        return False  # early boot, shutting down, or an oops: __might_resched() keeps quiet
+    state = kernel.sched_core
     now = jiffies()
     if time_before(now, state.prev_jiffy + HZ) and state.prev_jiffy:
         return False

@@ -208,6 +208,29 @@ async def test_l3_the_sleeping_in_atomic_bug_is_reported_once_per_second(kernel,
     assert kernel.sched_core.prev_jiffy == INITIAL_JIFFIES + HZ
 
 
+async def test_l3_no_sleeping_in_atomic_report_during_an_oops_or_a_shutdown(kernel):
+    """__might_resched() returns early while oops_in_progress, before SYSTEM_SCHEDULING and
+    after SYSTEM_RUNNING: the panic path and early boot sleep with preemption off."""
+    from ksim.init import SYSTEM_BOOTING, SYSTEM_RESTART, SYSTEM_SCHEDULING
+    lock = DEFINE_SPINLOCK("l")
+
+    async def offend() -> None:
+        await spin_lock(lock)
+        await msleep(1)
+        spin_unlock(lock)
+
+    kernel.panic.oops_in_progress = 1
+    await offend()
+    kernel.panic.oops_in_progress = 0
+    for state in (SYSTEM_BOOTING, SYSTEM_RESTART):
+        kernel.init.system_state = state
+        await offend()
+    assert kinds(kernel) == []
+    kernel.init.system_state = SYSTEM_SCHEDULING  # the initcalls: reported
+    await offend()
+    assert kinds(kernel) == ["bug"]
+
+
 async def test_unlock_of_unlocked_spinlock_is_a_bug_not_a_crash(kernel):
     lock = DEFINE_SPINLOCK("l")
     spin_unlock(lock)
