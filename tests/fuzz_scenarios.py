@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -139,9 +140,19 @@ def classify(text: str, base_dir: Path) -> tuple[str, str | None]:
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
     try:
-        load_text(text, "m.yaml", base_dir)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                load_text(text, "m.yaml", base_dir)
+            finally:
+                # a Python warning reaches the user's terminal as ksim's own file:line
+                leaked = [str(w.message) for w in caught]
+        if leaked:
+            return "failed", f"a Python warning escaped the loader: {leaked[0]}"
         return "loaded", None
     except ScenarioInvalid as exc:
+        if leaked:
+            return "failed", f"a Python warning escaped the loader: {leaked[0]}"
         if not exc.problems:
             return "failed", "ScenarioInvalid without a problem"
         for p in exc.problems:

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,14 @@ def test_a_ram_file_that_cannot_be_made_is_the_users_error_not_a_ksim_crash(
     assert proc.returncode == 1
     assert "the RAM file cannot be used: cannot create RAM file" in proc.stdout, proc.stdout
     assert "ksim crashed" not in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_an_ambiguous_regular_expression_is_a_located_error_not_a_python_warning() -> None:
+    # found by tools/fuzz.py (seed 2028): "[a-z--]" made re.compile() print a FutureWarning
+    # ("Possible set difference") from ksim/scenario/loader.py onto the user's terminal
+    text = "name: x\nboots:\n  - expect:\n      - dmesg: {matches: \"[a-z--]\"}\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert problems(text) == [
+            "t.yaml:4:17: matches: ambiguous regular expression '[a-z--]': Possible set "
+            "difference at position 4 (escape the character to mean it literally)"]

@@ -29,6 +29,7 @@ import os
 import re
 import stat
 import typing
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
@@ -1092,11 +1093,19 @@ class _Loader:
 
     def _regex_ok(self, what: str, pattern: str, loc: Loc) -> bool:
         try:
-            re.compile(pattern, re.MULTILINE)
-            return True
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                re.compile(pattern, re.MULTILINE)
         except (re.error, RecursionError, OverflowError) as exc:
             self.d.error(loc, f"{what}: bad regular expression {model.quoted(pattern)}: {exc}")
             return False
+        for w in caught:
+            # e.g. "Possible set difference": a character class Python will read another way
+            # (escape the '-', '&', '~', '|' or '[' to keep today's meaning)
+            self.d.error(loc, f"{what}: ambiguous regular expression {model.quoted(pattern)}: "
+                              f"{w.message} (escape the character to mean it literally)")
+            return False
+        return True
 
     def _string(self, kind: str, value: object, loc: Loc) -> str | None:
         if isinstance(value, str):
