@@ -11,8 +11,9 @@ and seed, the last Oops the machine printed (its dmesg lines, from the Oops head
 the panic it led to) is looked for in what the next boot shows:
 
 * **intact**: every line of the Oops is there;
-* **flagged**: some lines are missing or changed, and the driver said so (an ECC line with
-  unrecoverable blocks, a record left compressed: ``.enc.z``);
+* **flagged**: some lines are missing or changed, and the driver's files said so (its
+  ``crash_log_flags``: ramoops' ECC line with unrecoverable blocks, a record left
+  compressed as ``.enc.z``);
 * **silent**: some lines are missing or changed and nothing says so;
 * **lost**: no line of the Oops is there;
 * **not-reached**: the fault did not happen (no boot of a fault scenario panicked).
@@ -33,7 +34,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,6 @@ FIRST_OOPS = "BUG: kernel NULL pointer dereference, address: 0000000000000010"
 PANIC_LINE = "Kernel panic - not syncing"
 _TIMESTAMP = re.compile(r"^(?:<\d>)?\[\s*\d+\.\d+\] ?")
 _DUMP_STACK = ("CPU: ", "Hardware name: ", "Call Trace:", " ")  # dump_stack_lvl()'s lines
-_UNRECOVERABLE = re.compile(rb"ECC: \d+ Corrected bytes, ([1-9]\d*) unrecoverable blocks")
 
 
 @attrs.frozen
@@ -218,7 +218,13 @@ def _headline(texts: Sequence[str], start: int) -> int:
     return start
 
 
-def classify(truth: Sequence[str], shown: dict[str, bytes]) -> tuple[str, str]:
+def _no_flags(shown: Mapping[str, bytes]) -> list[str]:
+    return []
+
+
+def classify(truth: Sequence[str], shown: dict[str, bytes],
+             flagged: Callable[[Mapping[str, bytes]], list[str]] = _no_flags,
+             ) -> tuple[str, str]:
     """(class, why) for the Oops lines ``truth`` against the files the next boot showed."""
     if not truth:
         return "lost", "the crashing boot printed no Oops"
@@ -227,9 +233,7 @@ def classify(truth: Sequence[str], shown: dict[str, bytes]) -> tuple[str, str]:
         for line in data.decode("utf-8", errors="replace").splitlines():
             lines.add(_TIMESTAMP.sub("", line).rstrip())
     found = sum(1 for t in truth if t.rstrip() in lines)
-    flags = [f"{name}: {m.group(0).decode()}" for name, data in shown.items()
-             for m in [_UNRECOVERABLE.search(data)] if m]
-    flags += [f"{name}: left compressed" for name in shown if name.endswith(".enc.z")]
+    flags = flagged(shown)  # the driver's own words (KernelModule.crash_log_flags)
     if found == len(truth):
         return "intact", f"all {found} lines of the Oops"
     if found == 0 and not flags:
@@ -719,7 +723,7 @@ def run_cell(driver: Driver, others: Sequence[Driver], fault_name: str,
         if run.distinct_from:
             later = set(oops_lines(run.distinct_from))
             truth = [t for t in truth if t not in later]
-        verdict, why = classify(truth, run.shown)
+        verdict, why = classify(truth, run.shown, driver.module.crash_log_flags)
     return CellResult(driver.name, fault_name, seed, verdict,
                       why + (f" ({run.note})" if run.note else ""))
 

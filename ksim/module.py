@@ -16,6 +16,8 @@ The decorators are the core's own (:mod:`ksim.init`): one table, as in the kerne
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ksim import params as _params
@@ -79,6 +81,13 @@ class KernelModule:
     usual_cmdline: ClassVar[str] = ""
     crash_log_files: ClassVar[tuple[str, ...]] = ()
     crash_log_lock: ClassVar[str | None] = None
+
+    @classmethod
+    def crash_log_flags(cls, shown: Mapping[str, bytes]) -> list[str]:
+        """What the crash-log files ``shown`` (path -> bytes, as the next boot shows them) say
+        about their own damage, one line each (``ksim compare``'s *flagged* class); none by
+        default: a driver that never says its log is damaged."""
+        return []
 
     def crash_log_region(self) -> tuple[int, int] | None:
         """``(physical start, size)`` of the RAM this instance keeps its log in, None if it has

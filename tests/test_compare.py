@@ -45,9 +45,12 @@ def test_damage_is_flagged_only_when_the_driver_says_so() -> None:
     torn = b"BUG: kernel NULL pointer dereference\nRIP: 0010:sysrq_handXe_crash\n"
     assert classify(truth, {"/proc/memconsole": torn})[0] == "silent"
     ecc = torn + b"\nECC: 3 Corrected bytes, 1 unrecoverable blocks\n"
-    assert classify(truth, {"/sys/fs/pstore/dmesg-ramoops-0": ecc})[0] == "flagged"
+    ramoops = load_drivers(["ramoops"])[0].module.crash_log_flags
+    assert classify(truth, {"/sys/fs/pstore/dmesg-ramoops-0": ecc}, ramoops)[0] == "flagged"
+    assert classify(truth, {"/sys/fs/pstore/dmesg-ramoops-0.enc.z": b"x\x9c"},
+                    ramoops)[0] == "flagged"
     whole = b"<0>[    1.000000] " + b"\n<0>[    1.000000] ".join(t.encode() for t in truth)
-    assert classify(truth, {"/sys/fs/pstore/dmesg-ramoops-0": whole})[0] == "intact"
+    assert classify(truth, {"/sys/fs/pstore/dmesg-ramoops-0": whole}, ramoops)[0] == "intact"
     assert classify(truth, {"/proc/memconsole": b"other text\n"})[0] == "lost"
 
 

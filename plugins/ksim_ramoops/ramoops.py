@@ -38,6 +38,8 @@ Deviations
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Final
 
 import attrs
@@ -62,7 +64,8 @@ from ksim_ramoops.ram_core import Buffer, RamLog
 __all__ = ["Ramoops"]
 
 PMSG_PATH: Final = "/dev/pmsg0"
-
+# the line ramoops_pstore_read() ends a record with when ECC could not repair a block
+_UNRECOVERABLE = re.compile(rb"ECC: \d+ Corrected bytes, ([1-9]\d*) unrecoverable blocks")
 
 
 @attrs.frozen
@@ -105,6 +108,14 @@ class Ramoops(KernelModule):
                      "ramoops.mem_size=0x100000 ramoops.record_size=0x4000 ramoops.ecc=1")
     crash_log_files = ("/sys/fs/pstore",)
     crash_log_lock = "psinfo->buf_lock"  # pstore_dump's, around every dmesg record it writes
+
+    @classmethod
+    def crash_log_flags(cls, shown: Mapping[str, bytes]) -> list[str]:
+        """A file ends with ramoops' ECC line, and says so when blocks were unrecoverable; a
+        record that did not inflate stays compressed as ``.enc.z`` (pstore's naming)."""
+        flags = [f"{name}: {m.group(0).decode()}" for name, data in shown.items()
+                 for m in [_UNRECOVERABLE.search(data)] if m]
+        return flags + [f"{name}: left compressed" for name in shown if name.endswith(".enc.z")]
 
     record_size = module_param("ulong", MIN_MEM_SIZE, 0o400, "size of each dump done on oops/panic")
     console_size = module_param("ulong", MIN_MEM_SIZE, 0o400, "size of kernel console log")
