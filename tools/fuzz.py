@@ -16,7 +16,7 @@ Three properties, each counted as tried / failed:
 
 The suite runs the same properties under Hypothesis, sized to seconds
 (``tests/test_cmdline_fuzz.py``, ``tests/test_memconsole_fuzz.py``,
-``tests/test_scenario_fuzz.py``).  The documented long run (about 1 hour on one core, half that with ``--jobs 2``)::
+``tests/test_scenario_fuzz.py``).  The documented long run (about 75 minutes of CPU: 37 minutes with ``--jobs 2`` on two idle cores)::
 
     .venv/bin/python tools/fuzz.py --cmdlines 1000000 --blocks 100000 --mutants 10000 --jobs 2
 
