@@ -43,7 +43,7 @@ import heapq
 import operator
 import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -177,6 +177,12 @@ class Scheduler:
         self.runnable: list[SimThread] = []  # wanting the baton; kept in tid order
         self.running: SimThread | None = None
         self.cpu_curr: list[SimThread | None] = [None] * len(kernel.cpus)
+        # What makes the common candidate set a plain copy of ``runnable`` (see _candidates):
+        # the runnable threads bound to each CPU, how many runnable threads find their CPU
+        # occupied by another thread, and whether any CPU was stopped.
+        self._runnable_on = [0] * len(kernel.cpus)
+        self._contested = 0
+        self._cpu_stopped = False
         self._cpus = tuple(kernel.cpus)
         ncpus = len(kernel.cpus)
         self.pending_irqs = [0] * ncpus
@@ -357,11 +363,18 @@ class Scheduler:
     def _add_runnable(self, thread: SimThread) -> None:
         thread.state = RUNNABLE
         bisect.insort(self.runnable, thread, key=_TID)
+        cpu = thread.cpu.id
+        self._runnable_on[cpu] += 1
+        occupant = self.cpu_curr[cpu]
+        if occupant is not None and occupant is not thread:
+            self._contested += 1
 
     def _leave_cpu(self, thread: SimThread) -> None:
+        """``thread`` (no longer running, and not runnable) frees its CPU."""
         cpu = thread.cpu.id
         if self.cpu_curr[cpu] is thread:
             self.cpu_curr[cpu] = None
+            self._contested -= self._runnable_on[cpu]  # they waited behind it; no longer
 
     def _candidates(self, running: SimThread | None) -> list[SimThread]:
         """The runnable threads that may take (or keep) their CPU now, in tid order.
@@ -369,7 +382,21 @@ class Scheduler:
         A CPU's occupant that was preempted at a point can be replaced only if the kernel
         could preempt it there (preempt count zero, interrupts on, not in an interrupt); a
         blocked, sleeping or finished occupant leaves the CPU free, a spinning one does not.
+
+        When no runnable thread finds its CPU occupied by another and no CPU was stopped,
+        that is every runnable thread, whatever the CPUs' state: a copy, no test per thread
+        or CPU (a CPU per thread, or each CPU's other threads blocked).
         """
+        runnable = self.runnable
+        if not self._contested and not self._cpu_stopped:
+            cands = runnable[:]
+            if running is not None and running.state == RUNNING:
+                bisect.insort(cands, running, key=_TID)
+            return cands
+        return self._tested_candidates(running)
+
+    def _tested_candidates(self, running: SimThread | None) -> list[SimThread]:
+        """:meth:`_candidates`, each runnable thread or CPU tested."""
         runnable = self.runnable
         cpu_curr = self.cpu_curr
         if len(runnable) <= 2 * len(cpu_curr):
@@ -414,10 +441,16 @@ class Scheduler:
         """Give ``thread`` the baton (and its CPU)."""
         runnable = self.runnable
         del runnable[bisect.bisect_left(runnable, thread.tid, key=_TID)]
+        cpu = thread.cpu.id
+        others = self._runnable_on[cpu] = self._runnable_on[cpu] - 1
+        previous = self.cpu_curr[cpu]
+        if previous is None:  # the others runnable on this CPU wait behind it from now on
+            self._contested += others
+        elif previous is not thread and previous.state != RUNNABLE:
+            # It waited behind ``previous``; a runnable ``previous`` would now wait behind it.
+            self._contested -= 1
         thread.state = RUNNING
         self.running = thread
-        cpu = thread.cpu.id
-        previous = self.cpu_curr[cpu]
         self.cpu_curr[cpu] = thread
         if self.trace is not None:
             self.trace.run(thread, previous)  # type: ignore[attr-defined]
@@ -431,7 +464,14 @@ class Scheduler:
         self.running = None
 
     # -- preemption points --------------------------------------------------------------------
-    async def preempt_point(self) -> None:
+    @types.coroutine
+    def preempt_point(self) -> Generator[object, object, None]:
+        """A preemption point of the running thread (``await sched.preempt_point()``).
+
+        A generator-based coroutine that yields ``_SWITCH`` to the driver itself, not an
+        ``async def`` awaiting :func:`_to_driver`: a switch suspends and resumes the thread
+        through every frame of its stack, and this is the one every switch passes through.
+        """
         thread = _current_var.get().thread
         if thread is None or thread is not self.running:
             return
@@ -460,7 +500,7 @@ class Scheduler:
         i = cpu.id
         if self.pending_nmis[i] or self.pending_stop[i] or self.pending_core_irqs[i] \
                 or self.pending_irqs[i]:
-            await self._take_interrupts(thread, cpu)
+            yield from self._take_interrupts(thread, cpu)
         if not self.runnable:  # no one else wants the baton: no decision to make
             return
         cands = self._candidates(thread)
@@ -472,7 +512,7 @@ class Scheduler:
         self.switches += 1
         self._add_runnable(thread)
         self._run(nxt)
-        await _to_driver()
+        yield _SWITCH
 
     async def irq_window(self) -> None:
         """Interrupts were just enabled again: what became pending while they were off is
@@ -579,7 +619,8 @@ class Scheduler:
     def halt_cpu(self, cpu: CPU) -> None:
         """stop_this_cpu() on ``cpu``: halted for good, its thread frozen where it is (the
         locks it holds stay held); nothing bound to it ever runs again."""
-        cpu.stopped = True
+        cpu.stopped = True  # only here, under this scheduler (what _candidates relies on)
+        self._cpu_stopped = True
         cpu.online = False
         cpu.irqs_enabled = False
         self.pending_stop[cpu.id] = False
@@ -587,6 +628,7 @@ class Scheduler:
         if occupant is not None and occupant.state in (RUNNABLE, BLOCKED, SLEEPING):
             if occupant.state == RUNNABLE:
                 self.runnable.remove(occupant)
+                self._runnable_on[cpu.id] -= 1
             occupant.state = FROZEN
         self._check_all_done()
         self._wakeup.set()
@@ -740,9 +782,19 @@ class Scheduler:
         return encode_schedule(self.strategy.decisions)
 
 
-async def preempt_point() -> None:
-    """An explicit preemption point for driver authors (a no-op outside the deterministic
-    scheduler)."""
+def preempt_point() -> Awaitable[None]:
+    """An explicit preemption point for driver authors, ``await preempt_point()`` (a no-op
+    outside the deterministic scheduler).
+
+    A plain function returning the scheduler's awaitable rather than an ``async def`` awaiting
+    it: every switch at a point suspends and resumes through each coroutine frame on the
+    thread's stack, and this one would do nothing but pass the switch along.
+    """
     kernel = _current_var.get().kernel  # maybe_current_kernel(), without the call
-    if kernel is not None:
-        await kernel.sched.preempt_point()
+    if kernel is None:
+        return _outside_kernel()
+    return kernel.sched.preempt_point()
+
+
+async def _outside_kernel() -> None:
+    """:func:`preempt_point` with no kernel current: nothing to do."""
