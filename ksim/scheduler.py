@@ -40,6 +40,7 @@ from __future__ import annotations
 import bisect
 import contextvars
 import heapq
+import itertools
 import operator
 import types
 from collections import deque
@@ -72,7 +73,8 @@ DONE = "done"
 FROZEN = "frozen"  # its CPU was stopped (the panic path): it never runs again, holding its CPU
 
 _OFF_CPU = frozenset((BLOCKED, DONE, SLEEPING))
-_TID = operator.attrgetter("tid")  # the sort key of the runnable and candidate lists
+_READY = frozenset((RUNNABLE, RUNNING))  # the states of the threads in the ready list
+_TID = operator.attrgetter("tid")  # the sort key of the candidate lists
 _SWITCH = object()  # what a simulated thread yields to the driver: "another thread runs now"
 
 
@@ -174,13 +176,18 @@ class Scheduler:
         kernel.locking.lock_stat = True  # hold and wait times mean something once work costs time
         self.strategy = Recorder(strategy)
         self.threads: list[SimThread] = []
-        self.runnable: list[SimThread] = []  # wanting the baton; kept in tid order
         self.running: SimThread | None = None
         self.cpu_curr: list[SimThread | None] = [None] * len(kernel.cpus)
-        # What makes the common candidate set a plain copy of ``runnable`` (see _candidates):
-        # the runnable threads bound to each CPU, how many runnable threads find their CPU
-        # occupied by another thread, and whether any CPU was stopped.
-        self._runnable_on = [0] * len(kernel.cpus)
+        # The ready list: the runnable threads and the running one, in tid order, with their
+        # tids and CPU numbers alongside (bisected and masked without a call per thread).  A
+        # switch at a point changes none of it: the running thread stays, now runnable.
+        self._ready: list[SimThread] = []
+        self._ready_tids: list[int] = []
+        self._ready_cpus: list[int] = []
+        # What makes the ready list itself the candidate list (see _candidates): the ready
+        # threads bound to each CPU, how many find their CPU occupied by another thread, and
+        # whether any CPU was stopped.
+        self._ready_on = [0] * len(kernel.cpus)
         self._contested = 0
         self._cpu_stopped = False
         self._cpus = tuple(kernel.cpus)
@@ -324,7 +331,10 @@ class Scheduler:
                 value, error = None, exc
 
     def _finish(self, thread: SimThread) -> None:
-        thread.state = DONE
+        if thread.state in _READY:
+            self._unready(thread, DONE)
+        else:  # it failed on its way to blocking or sleeping
+            thread.state = DONE
         self._leave_cpu(thread)
         if self.running is thread:
             self.running = None
@@ -361,50 +371,65 @@ class Scheduler:
 
     # -- the baton ------------------------------------------------------------------------------
     def _add_runnable(self, thread: SimThread) -> None:
+        """``thread`` (new, blocked or sleeping) joins the ready list."""
         thread.state = RUNNABLE
-        bisect.insort(self.runnable, thread, key=_TID)
+        tid = thread.tid
         cpu = thread.cpu.id
-        self._runnable_on[cpu] += 1
+        i = bisect.bisect_left(self._ready_tids, tid)
+        self._ready.insert(i, thread)
+        self._ready_tids.insert(i, tid)
+        self._ready_cpus.insert(i, cpu)
+        self._ready_on[cpu] += 1
         occupant = self.cpu_curr[cpu]
         if occupant is not None and occupant is not thread:
             self._contested += 1
 
+    def _unready(self, thread: SimThread, state: str) -> None:
+        """``thread`` (running, or runnable) leaves the ready list for ``state``."""
+        thread.state = state
+        i = bisect.bisect_left(self._ready_tids, thread.tid)
+        del self._ready[i], self._ready_tids[i], self._ready_cpus[i]
+        cpu = thread.cpu.id
+        self._ready_on[cpu] -= 1
+        occupant = self.cpu_curr[cpu]
+        if occupant is not None and occupant is not thread:
+            self._contested -= 1
+
     def _leave_cpu(self, thread: SimThread) -> None:
-        """``thread`` (no longer running, and not runnable) frees its CPU."""
+        """``thread`` (no longer ready) frees its CPU."""
         cpu = thread.cpu.id
         if self.cpu_curr[cpu] is thread:
             self.cpu_curr[cpu] = None
-            self._contested -= self._runnable_on[cpu]  # they waited behind it; no longer
+            self._contested -= self._ready_on[cpu]  # they waited behind it; no longer
 
     def _candidates(self, running: SimThread | None) -> list[SimThread]:
-        """The runnable threads that may take (or keep) their CPU now, in tid order.
+        """The ready threads that may take (or keep) their CPU now, in tid order: the running
+        one (``running``, or None if it stopped running) and the runnable ones.
 
         A CPU's occupant that was preempted at a point can be replaced only if the kernel
         could preempt it there (preempt count zero, interrupts on, not in an interrupt); a
         blocked, sleeping or finished occupant leaves the CPU free, a spinning one does not.
 
-        When no runnable thread finds its CPU occupied by another and no CPU was stopped,
-        that is every runnable thread, whatever the CPUs' state: a copy, no test per thread
-        or CPU (a CPU per thread, or each CPU's other threads blocked).
+        When no ready thread finds its CPU occupied by another and no CPU was stopped, that
+        is every ready thread, whatever the CPUs' state (a CPU per thread, or each CPU's other
+        threads blocked): the ready list itself, no test per thread or CPU.  Either list is
+        valid until the ready list next changes (a strategy reads it and returns).
         """
-        runnable = self.runnable
         if not self._contested and not self._cpu_stopped:
-            cands = runnable[:]
-            if running is not None and running.state == RUNNING:
-                bisect.insort(cands, running, key=_TID)
-            return cands
+            return self._ready
         return self._tested_candidates(running)
 
     def _tested_candidates(self, running: SimThread | None) -> list[SimThread]:
-        """:meth:`_candidates`, each runnable thread or CPU tested."""
-        runnable = self.runnable
+        """:meth:`_candidates`, each ready thread or CPU tested."""
+        ready = self._ready
         cpu_curr = self.cpu_curr
-        if len(runnable) <= 2 * len(cpu_curr):
-            # A few threads: each is tested where it stands.
+        if len(ready) <= 2 * len(cpu_curr):
+            # A few threads: each is tested where it stands (the running thread is its CPU's
+            # occupant, and keeps running on a stopped CPU until it stops itself).
             cands = []
-            for t in runnable:
+            for t in ready:
                 cpu = t.cpu
-                if cpu.stopped:
+                if cpu.stopped and t is not running:
                     continue
                 occupant = cpu_curr[cpu.id]
                 if (occupant is None or occupant is t
@@ -412,42 +437,41 @@ class Scheduler:
                         or (cpu.preempt_count == 0 and cpu.irqs_enabled
                             and cpu.hardirq_count == 0)):
                     cands.append(t)
-            if running is not None and running.state == RUNNING:
-                bisect.insort(cands, running, key=_TID)
             return cands
         # Many threads: decided per CPU instead, a free CPU letting all its threads in, a
         # held one only its own occupant (the same list, fewer tests).
-        held: dict[CPU, SimThread | None] | None = None
+        allowed: list[bool] | None = None
+        kept: list[SimThread] = []  # the occupants of held CPUs that are ready
         for cpu, occupant in zip(self._cpus, cpu_curr):
             if cpu.stopped:
-                if held is None:
-                    held = {}
-                held[cpu] = None
+                if allowed is None:
+                    allowed = [True] * len(cpu_curr)
+                allowed[cpu.id] = False
+                if occupant is not None and occupant is running:
+                    kept.append(occupant)
             elif (occupant is not None
                     and (cpu.preempt_count or not cpu.irqs_enabled or cpu.hardirq_count)
                     and (occupant.state not in _OFF_CPU or occupant.spinning)):
-                if held is None:
-                    held = {}
-                held[cpu] = occupant
-        if held is None:
-            cands = runnable[:]
-        else:
-            cands = [t for t in runnable if t.cpu not in held or held[t.cpu] is t]
-        if running is not None and running.state == RUNNING:
-            bisect.insort(cands, running, key=_TID)
+                if allowed is None:
+                    allowed = [True] * len(cpu_curr)
+                allowed[cpu.id] = False
+                if occupant.state in _READY:
+                    kept.append(occupant)
+        if allowed is None:
+            return ready
+        cands = list(itertools.compress(ready, map(allowed.__getitem__, self._ready_cpus)))
+        for t in kept:
+            bisect.insort(cands, t, key=_TID)
         return cands
 
     def _run(self, thread: SimThread) -> None:
-        """Give ``thread`` the baton (and its CPU)."""
-        runnable = self.runnable
-        del runnable[bisect.bisect_left(runnable, thread.tid, key=_TID)]
+        """Give ``thread`` (a runnable one) the baton, and its CPU."""
         cpu = thread.cpu.id
-        others = self._runnable_on[cpu] = self._runnable_on[cpu] - 1
         previous = self.cpu_curr[cpu]
-        if previous is None:  # the others runnable on this CPU wait behind it from now on
-            self._contested += others
-        elif previous is not thread and previous.state != RUNNABLE:
-            # It waited behind ``previous``; a runnable ``previous`` would now wait behind it.
+        if previous is None:  # the others ready on this CPU wait behind it from now on
+            self._contested += self._ready_on[cpu] - 1
+        elif previous is not thread and previous.state not in _READY:
+            # It waited behind ``previous``; a ready ``previous`` would now wait behind it.
             self._contested -= 1
         thread.state = RUNNING
         self.running = thread
@@ -501,16 +525,18 @@ class Scheduler:
         if self.pending_nmis[i] or self.pending_stop[i] or self.pending_core_irqs[i] \
                 or self.pending_irqs[i]:
             yield from self._take_interrupts(thread, cpu)
-        if not self.runnable:  # no one else wants the baton: no decision to make
+        cands = self._ready
+        if len(cands) < 2:  # no one else wants the baton: no decision to make
             return
-        cands = self._candidates(thread)
-        if len(cands) < 2:
-            return
+        if self._contested or self._cpu_stopped:  # else _candidates() is the ready list
+            cands = self._tested_candidates(thread)
+            if len(cands) < 2:
+                return
         nxt = strategy.pick(cands, thread)
         if nxt is thread:
             return
         self.switches += 1
-        self._add_runnable(thread)
+        thread.state = RUNNABLE  # it stays in the ready list
         self._run(nxt)
         yield _SWITCH
 
@@ -627,9 +653,9 @@ class Scheduler:
         occupant = self.cpu_curr[cpu.id]
         if occupant is not None and occupant.state in (RUNNABLE, BLOCKED, SLEEPING):
             if occupant.state == RUNNABLE:
-                self.runnable.remove(occupant)
-                self._runnable_on[cpu.id] -= 1
-            occupant.state = FROZEN
+                self._unready(occupant, FROZEN)
+            else:
+                occupant.state = FROZEN
         self._check_all_done()
         self._wakeup.set()
 
@@ -654,7 +680,7 @@ class Scheduler:
     async def _stop_this_cpu(self, thread: SimThread) -> None:
         """The running thread's CPU stops here and now: it never returns."""
         self.halt_cpu(thread.cpu)
-        thread.state = FROZEN
+        self._unready(thread, FROZEN)
         self.running = None
         self._pass_baton(None)
         await _to_driver()
@@ -672,7 +698,7 @@ class Scheduler:
     async def block(self, thread: SimThread, what: object, *, spinning: bool = False) -> None:
         """``thread`` waits for ``what`` until :meth:`wake`; a spinner keeps its CPU busy and
         still takes what is pending for its CPU (NMIs; interrupts if they are enabled)."""
-        thread.state = BLOCKED
+        self._unready(thread, BLOCKED)
         thread.blocked_on = what
         thread.spinning = spinning
         if not spinning:
@@ -703,7 +729,7 @@ class Scheduler:
         if thread is None:
             await trio.sleep(seconds)
             return
-        thread.state = SLEEPING
+        self._unready(thread, SLEEPING)
         thread.spinning = spinning
         if not spinning:
             self._leave_cpu(thread)

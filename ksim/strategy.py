@@ -268,7 +268,9 @@ class Recorder(Strategy):
             target.point = point
 
     def pick(self, candidates: Sequence[C], running: C | None) -> C:
-        self._tell_point()
+        point = self.point  # _tell_point(), inline: a pick is made at nearly every point
+        for target in self._chain:
+            target.point = point
         chosen = self.inner.pick(candidates, running)
         self.decisions.append(chosen.tid)
         return chosen
