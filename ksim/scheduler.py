@@ -184,6 +184,8 @@ class Scheduler:
         self._ready: list[SimThread] = []
         self._ready_tids: list[int] = []
         self._ready_cpus: list[int] = []
+        self._ready_version = 0  # counts the ready list's changes (_tested_candidates' cache)
+        self._cands_cache: tuple[int, int, list[SimThread], list[SimThread]] = (-1, 0, [], [])
         # What makes the ready list itself the candidate list (see _candidates): the ready
         # threads bound to each CPU, how many find their CPU occupied by another thread, and
         # whether any CPU was stopped.
@@ -376,6 +378,7 @@ class Scheduler:
         tid = thread.tid
         cpu = thread.cpu.id
         i = bisect.bisect_left(self._ready_tids, tid)
+        self._ready_version += 1
         self._ready.insert(i, thread)
         self._ready_tids.insert(i, tid)
         self._ready_cpus.insert(i, cpu)
@@ -388,6 +391,7 @@ class Scheduler:
         """``thread`` (running, or runnable) leaves the ready list for ``state``."""
         thread.state = state
         i = bisect.bisect_left(self._ready_tids, thread.tid)
+        self._ready_version += 1
         del self._ready[i], self._ready_tids[i], self._ready_cpus[i]
         cpu = thread.cpu.id
         self._ready_on[cpu] -= 1
@@ -420,48 +424,37 @@ class Scheduler:
         return self._tested_candidates(running)
 
     def _tested_candidates(self, running: SimThread | None) -> list[SimThread]:
-        """:meth:`_candidates`, each ready thread or CPU tested."""
-        ready = self._ready
+        """:meth:`_candidates`, decided per CPU: a free CPU lets all its ready threads in, a
+        held or stopped one only its occupant if that is ready (a held CPU's) or running (a
+        stopped CPU's: it runs on until it stops itself).
+
+        The list is kept until the ready list or that per-CPU decision changes: a thread
+        holding its CPU through many points (a long copy under a lock) sees the same list.
+        """
         cpu_curr = self.cpu_curr
-        if len(ready) <= 2 * len(cpu_curr):
-            # A few threads: each is tested where it stands (the running thread is its CPU's
-            # occupant, and keeps running on a stopped CPU until it stops itself).
-            cands = []
-            for t in ready:
-                cpu = t.cpu
-                if cpu.stopped and t is not running:
-                    continue
-                occupant = cpu_curr[cpu.id]
-                if (occupant is None or occupant is t
-                        or (occupant.state in _OFF_CPU and not occupant.spinning)
-                        or (cpu.preempt_count == 0 and cpu.irqs_enabled
-                            and cpu.hardirq_count == 0)):
-                    cands.append(t)
-            return cands
-        # Many threads: decided per CPU instead, a free CPU letting all its threads in, a
-        # held one only its own occupant (the same list, fewer tests).
-        allowed: list[bool] | None = None
-        kept: list[SimThread] = []  # the occupants of held CPUs that are ready
+        held = 0  # a bit per CPU that lets none of its ready threads in but ``kept``
+        kept: list[SimThread] = []
         for cpu, occupant in zip(self._cpus, cpu_curr):
             if cpu.stopped:
-                if allowed is None:
-                    allowed = [True] * len(cpu_curr)
-                allowed[cpu.id] = False
+                held |= 1 << cpu.id
                 if occupant is not None and occupant is running:
                     kept.append(occupant)
             elif (occupant is not None
                     and (cpu.preempt_count or not cpu.irqs_enabled or cpu.hardirq_count)
                     and (occupant.state not in _OFF_CPU or occupant.spinning)):
-                if allowed is None:
-                    allowed = [True] * len(cpu_curr)
-                allowed[cpu.id] = False
+                held |= 1 << cpu.id
                 if occupant.state in _READY:
                     kept.append(occupant)
-        if allowed is None:
-            return ready
-        cands = list(itertools.compress(ready, map(allowed.__getitem__, self._ready_cpus)))
+        if not held:
+            return self._ready
+        cache = self._cands_cache
+        if cache[0] == self._ready_version and cache[1] == held and cache[2] == kept:
+            return cache[3]
+        allowed = [not held >> i & 1 for i in range(len(cpu_curr))]
+        cands = list(itertools.compress(self._ready, map(allowed.__getitem__, self._ready_cpus)))
         for t in kept:
             bisect.insort(cands, t, key=_TID)
+        self._cands_cache = (self._ready_version, held, kept, cands)
         return cands
 
     def _run(self, thread: SimThread) -> None:
