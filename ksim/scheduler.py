@@ -175,6 +175,11 @@ class Scheduler:
         self.kernel = kernel
         kernel.locking.lock_stat = True  # hold and wait times mean something once work costs time
         self.strategy = Recorder(strategy)
+        # preempt_point's pick, as Recorder.pick makes it: the chain of strategies told the
+        # point (the wrapped one, then any it wraps), the pick recorded.
+        self._inner = strategy
+        self._below = self.strategy.chain[1:]
+        self._decisions = self.strategy.decisions
         self.threads: list[SimThread] = []
         self.running: SimThread | None = None
         self.cpu_curr: list[SimThread | None] = [None] * len(kernel.cpus)
@@ -458,7 +463,8 @@ class Scheduler:
         return cands
 
     def _run(self, thread: SimThread) -> None:
-        """Give ``thread`` (a runnable one) the baton, and its CPU."""
+        """Give ``thread`` (a runnable one) the baton, and its CPU (preempt_point has a copy
+        inline)."""
         cpu = thread.cpu.id
         previous = self.cpu_curr[cpu]
         if previous is None:  # the others ready on this CPU wait behind it from now on
@@ -525,12 +531,29 @@ class Scheduler:
             cands = self._tested_candidates(thread)
             if len(cands) < 2:
                 return
-        nxt = strategy.pick(cands, thread)
+        inner = self._inner  # Recorder.pick, inline
+        inner.point = points
+        if self._below:
+            for wrapped in self._below:
+                wrapped.point = points
+        nxt = inner.pick(cands, thread)
+        self._decisions.append(nxt.tid)
         if nxt is thread:
             return
         self.switches += 1
         thread.state = RUNNABLE  # it stays in the ready list
-        self._run(nxt)
+        # self._run(nxt), inline (a call costs as much as the rest of the switch):
+        cpu_id = nxt.cpu.id
+        previous = self.cpu_curr[cpu_id]
+        if previous is None:
+            self._contested += self._ready_on[cpu_id] - 1
+        elif previous is not nxt and previous.state not in _READY:
+            self._contested -= 1
+        nxt.state = RUNNING
+        self.running = nxt
+        self.cpu_curr[cpu_id] = nxt
+        if self.trace is not None:
+            self.trace.run(nxt, previous)  # type: ignore[attr-defined]
         yield _SWITCH
 
     async def irq_window(self) -> None:

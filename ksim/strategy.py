@@ -247,7 +247,13 @@ def decode_irq(value: int) -> tuple[int, int, bool]:
 
 class Recorder(Strategy):
     """Wraps a strategy and records each decision: thread ids, and for an irq
-    :func:`encode_irq` of its CPU and preemption point."""
+    :func:`encode_irq` of its CPU and preemption point.
+
+    ``chain`` is the wrapped strategy and every strategy it wraps in turn, each told the
+    point before a decision.  The scheduler makes the pick of a preemption point itself as
+    :meth:`pick` does (a frame fewer at nearly every point): tell ``chain`` the point, ask
+    ``inner``, append the thread id to ``decisions``.
+    """
 
     def __init__(self, inner: Strategy) -> None:
         self.inner = inner
@@ -260,17 +266,15 @@ class Recorder(Strategy):
         while isinstance(target, Strategy):
             chain.append(target)
             target = getattr(target, "inner", None)
-        self._chain = tuple(chain)
+        self.chain = tuple(chain)
 
     def _tell_point(self) -> None:
         point = self.point
-        for target in self._chain:
+        for target in self.chain:
             target.point = point
 
     def pick(self, candidates: Sequence[C], running: C | None) -> C:
-        point = self.point  # _tell_point(), inline: a pick is made at nearly every point
-        for target in self._chain:
-            target.point = point
+        self._tell_point()
         chosen = self.inner.pick(candidates, running)
         self.decisions.append(chosen.tid)
         return chosen
