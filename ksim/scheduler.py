@@ -11,7 +11,10 @@ The threads are not trio tasks.  One trio task, the *driver*, runs every simulat
 coroutine itself (``coro.send`` in the thread's own context): a switch is a ``yield`` back to
 the driver, which resumes the next thread — no trio scheduling round per switch, and staying
 on the same thread costs nothing.  Should a thread await a trio primitive directly, the
-driver forwards the trap to trio and the whole machine waits with that CPU.
+driver forwards the trap to trio and the whole machine waits with that CPU.  Nor does a
+switch move a thread between lists: the *ready list* holds the runnable threads and the running
+one, in tid order, and while no ready thread waits behind another's CPU it is the candidate list
+as it stands.
 
 The CPU model: each thread is bound to a CPU, and a CPU runs one thread at a time.  A thread
 may only be replaced on its CPU where the kernel could preempt it (preempt count zero,
