@@ -161,32 +161,45 @@ class LineCheck:
         return self.problems
 
     def _line(self, line: str) -> None:
-        number = self._number
-        m = LINE.match(line)
-        if m is None:
-            dropped = DROPPED.match(line)
-            if dropped is None:
-                self._problem(f"line {number} is torn: {line[:80]!r}")
-            else:
-                self.dropped += int(dropped.group(1))
-            return
-        body = m.group(1)
-        if not body.startswith("stress "):
-            return
-        s = STRESS.match(body)
-        if s is None:
-            self._problem(f"line {number} is not a whole message: {body[:80]!r}")
-            return
-        tag, index = s.group(1), int(s.group(2)[1:])
-        if tag == "irq":
-            return
-        if stress_message(tag, index) != body:
-            self._problem(f"line {number} is corrupted: {body[:80]!r}")
-            return
-        last = self._last.get(tag, -1)
-        if index <= last:
-            self._problem(f"{tag} m{index:04d} after m{last:04d}")
-        self._last[tag] = index
+        kind, text, number = _classify(line)
+        if kind == _SENDER:
+            last = self._last.get(text, -1)
+            if number <= last:
+                self._problem(f"{text} m{number:04d} after m{last:04d}")
+            self._last[text] = number
+        elif kind == _DROPPED:
+            self.dropped += number
+        elif kind != _OTHER:
+            self._problem(f"line {self._number} {kind}: {text!r}")
+
+
+# What a console line is, whoever sees it: every line is parsed again by each /proc read that
+# still holds it (the ring's worth), so the parse is cached by the line's text.
+_SENDER, _DROPPED, _OTHER = "sender", "dropped", "other"
+
+
+@lru_cache(maxsize=4096)
+def _classify(line: str) -> tuple[str, str, int]:
+    """A sender's message (_SENDER, its tag, its index), a drop count (_DROPPED, "", N),
+    another line (_OTHER, "", 0), or a problem (its words, the text to quote, 0)."""
+    m = LINE.match(line)
+    if m is None:
+        dropped = DROPPED.match(line)
+        if dropped is None:
+            return "is torn", line[:80], 0
+        return _DROPPED, "", int(dropped.group(1))
+    body = m.group(1)
+    if not body.startswith("stress "):
+        return _OTHER, "", 0
+    s = STRESS.match(body)
+    if s is None:
+        return "is not a whole message", body[:80], 0
+    tag, index = s.group(1), int(s.group(2)[1:])
+    if tag == "irq":
+        return _OTHER, "", 0
+    if stress_message(tag, index) != body:
+        return "is corrupted", body[:80], 0
+    return _SENDER, tag, index
 
 
 def check_text(text: str, where: str, *, partial_first: bool) -> list[str]:
