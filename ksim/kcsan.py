@@ -58,7 +58,7 @@ from ksim.current import Task, maybe_current_kernel
 from ksim.kern_levels import KERN_ERR
 from ksim.locking import LockBase, Mutex, RwSemaphore
 from ksim.locking.semaphore import Semaphore
-from ksim.locking.lockdep import capture, format_where
+from ksim.locking.lockdep import Trace, format_where, trace_ends_at
 
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
@@ -118,6 +118,34 @@ def _may_overlap(a: _Access, b: _Access) -> bool:
     if a_irq:
         return False
     return a[_PREEMPTIBLE] or b[_PREEMPTIBLE]
+
+
+def _walk(frame: FrameType | None) -> Trace:
+    """(code, f_lasti) of ``frame`` and its callers, ``_TRACE_DEPTH`` in all, whatever code they
+    are: where the trace really ends (the runtime: lockdep.capture's rule) is decided only
+    when a report prints it (:func:`_where`), since nearly every access makes a trace and
+    almost none is ever printed."""
+    if frame is None:
+        return ()
+    c0 = (frame.f_code, frame.f_lasti)
+    f = frame.f_back
+    if f is None:
+        return (c0,)
+    c1 = (f.f_code, f.f_lasti)
+    f = f.f_back
+    if f is None:
+        return (c0, c1)
+    c2 = (f.f_code, f.f_lasti)
+    f = f.f_back
+    if f is None:
+        return (c0, c1, c2)
+    return (c0, c1, c2, (f.f_code, f.f_lasti))
+
+
+def _where(access: _Access) -> Trace:
+    """The access's trace as lockdep.capture() would have taken it."""
+    trace: Trace = access[_TRACE]
+    return trace[:trace_ends_at(trace)]
 
 
 class RaceDetector:
@@ -291,8 +319,7 @@ class RaceDetector:
                 locks = held[1] if write else held[2]
                 irqs_on = cpu.irqs_enabled
                 access = (ctx, cpu.id, write, addr, size, locks, irqs_on,
-                          irqs_on and not irq and cpu.preempt_count == 0,
-                          capture(frame, _TRACE_DEPTH))
+                          irqs_on and not irq and cpu.preempt_count == 0, _walk(frame))
             owner = sh.owner
             if owner is ctx:  # the owner's own access without a lock
                 sh.last = access
@@ -352,7 +379,7 @@ class RaceDetector:
     def _report(self, other: _Access, this: _Access) -> None:
         def sym(access: _Access) -> str:
             """%pS of the access's first frame: function first, as KCSAN sorts the title."""
-            trace = access[_TRACE]
+            trace = _where(access)
             return format_where(trace[0]).split(" ", 1)[1] if trace else "?"
 
         funcs = sorted((sym(other), sym(this)))
@@ -369,7 +396,7 @@ class RaceDetector:
         lines = ["%s to 0x%016x of %d bytes by %s on cpu %d:" % (
             "write" if access[_WRITE] else "read", self._virt(access[_ADDR]), access[_SIZE],
             who, access[_CPU])]
-        return lines + [" " + format_where(w) for w in access[_TRACE]]
+        return lines + [" " + format_where(w) for w in _where(access)]
 
     def _virt(self, phys: int) -> int:
         kernel = self._kernel or maybe_current_kernel()
