@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ksim import __version__
-from ksim.clitools import Stdout, UsageError, did_you_mean, is_interrupt, keep_attrs_code, \
-    one_line, resume_gc, shown
+from ksim.clitools import Stdout, UsageError, did_you_mean, is_interrupt, one_line, \
+    resume_gc, shown
 
 EXIT_OK, EXIT_ACTION, EXIT_USAGE, EXIT_HALTED, EXIT_RESTARTED, EXIT_HUNG = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130
@@ -483,9 +483,7 @@ async def _boot(args: argparse.Namespace) -> int:
 def _boot_command(args: argparse.Namespace) -> int:
     from ksim.vclock import run_virtual
     _check_actions(args.actions)
-    # the simulator _boot runs: imported while the collector still waits (clitools.pause_gc),
-    # its classes' methods compiled by attrs in an earlier run if there was one
-    keep_attrs_code()
+    # the simulator _boot runs: imported while the collector still waits (clitools.pause_gc)
     import ksim.machine  # noqa: F401
     resume_gc()
     return run_virtual(_boot, args)

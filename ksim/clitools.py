@@ -13,8 +13,7 @@
 * **Signals**: :func:`interruptible` turns SIGTERM into the same orderly stop as SIGINT (Ctrl-C),
   and remembers which one came, for the exit status 128 + signal number (130, 143).
 * **Start-up**: the ``ksim`` script collects no cyclic garbage while it imports
-  (:func:`pause_gc`, :func:`resume_gc`), and ``ksim boot`` keeps the code attrs compiles for
-  the kernel's classes between runs (:func:`keep_attrs_code`).
+  (:func:`pause_gc`, :func:`resume_gc`).
 """
 
 from __future__ import annotations
@@ -24,13 +23,12 @@ import gc
 import os
 import signal
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from types import CodeType, FrameType
-from typing import Any
+from collections.abc import Iterable, Iterator
+from types import FrameType
 
 __all__ = ["Stdout", "UsageError", "did_you_mean", "exit_status_for", "ignore_interrupts",
-           "interruptible", "interrupts_ignored", "is_interrupt", "keep_attrs_code", "one_line",
-           "pause_gc", "prepare_output", "resume_gc", "shown", "write_atomic"]
+           "interruptible", "interrupts_ignored", "is_interrupt", "one_line", "pause_gc",
+           "prepare_output", "resume_gc", "shown", "write_atomic"]
 
 SHOWN_LIMIT = 60
 LINE_LIMIT = 400
@@ -226,8 +224,8 @@ class _Collector:
 def pause_gc() -> None:
     """No cyclic garbage collection until :func:`resume_gc`: the ``ksim`` script's imports
     (trio, the kernel's modules) create tens of thousands of objects that live as long as the
-    process and no garbage worth collecting, and the collector would scan them again and again,
-    at exit too (about a fifth of ``ksim boot``'s CPU time)."""
+    process and no garbage worth collecting, and the collector would scan them again and again
+    (a tenth of ``ksim boot``'s CPU time)."""
     if gc.isenabled():
         gc.disable()
         _Collector.paused = True
@@ -242,83 +240,3 @@ def resume_gc() -> None:
         _Collector.paused = False
         gc.freeze()
         gc.enable()
-
-
-class _AttrsCode:
-    """The compiled code of attrs' generated methods: {file name: (source digest, code)}."""
-
-    installed = False
-    path = ""
-    entries: dict[str, tuple[bytes, CodeType]] = {}
-    changed = False
-
-
-def keep_attrs_code() -> None:
-    """Keep the code attrs compiles for ksim's classes between runs, as Python keeps a
-    module's in ``__pycache__``.
-
-    attrs writes each class's ``__init__``, ``__repr__``, ``__eq__``... as source and compiles
-    it at every import: a third of the kernel's import time (attrs issue 575).  The code is
-    kept under the name attrs gives it, with a digest of the source, so a class or an attrs
-    version that writes other source compiles afresh; source that embeds this process's string
-    hashes (the ``__hash__`` of a frozen class) is compiled every time.  Nothing is written
-    where Python would write no bytecode.  A no-op if attrs no longer compiles through the
-    function this wraps."""
-    import attr._make as make
-    original = getattr(make, "_compile_and_eval", None)
-    if _AttrsCode.installed or original is None \
-            or original.__code__.co_varnames[:4] != ("script", "globs", "locs", "filename"):
-        return
-    import __future__
-    import importlib.util
-    import marshal
-    future = original.__code__.co_flags & sum(
-        getattr(__future__, name).compiler_flag for name in __future__.all_feature_names)
-    folder = os.path.dirname(importlib.util.cache_from_source(__file__))
-    _AttrsCode.path = os.path.join(folder, f"attrs-code.{sys.implementation.cache_tag}.marshal")
-    try:
-        with open(_AttrsCode.path, "rb") as f:
-            magic, entries = marshal.loads(f.read())
-        if magic == importlib.util.MAGIC_NUMBER and isinstance(entries, dict):
-            _AttrsCode.entries = entries
-    except (OSError, EOFError, ValueError, TypeError):
-        pass  # none yet, or not one this interpreter wrote: compile as attrs does
-
-    def compile_and_eval(script: str, globs: dict[str, Any] | None,
-                         locs: Mapping[str, object] | None = None, filename: str = "") -> None:
-        eval(_attrs_code(script, filename, future), globs, locs)
-
-    make._compile_and_eval = compile_and_eval
-    _AttrsCode.installed = True
-    if not sys.dont_write_bytecode:
-        import atexit
-        atexit.register(_save_attrs_code)
-
-
-def _attrs_code(script: str, filename: str, future: int) -> CodeType:
-    if not filename.startswith("<attrs generated methods ksim."):
-        return compile(script, filename, "exec", future, True)
-    import hashlib
-    digest = hashlib.blake2b(script.encode(), digest_size=16).digest()
-    entry = _AttrsCode.entries.get(filename)
-    if entry is not None and entry[0] == digest:
-        return entry[1]
-    code = compile(script, filename, "exec", future, True)
-    # attrs writes hash() of a name of its own into a frozen class's __hash__ (a literal, and
-    # string hashes change with every process): such code is never the next run's
-    qualified = filename.removeprefix("<attrs generated methods ")
-    if str(hash(f"<attrs generated hash {qualified}")) not in script:
-        _AttrsCode.entries[filename] = (digest, code)
-        _AttrsCode.changed = True
-    return code
-
-
-def _save_attrs_code() -> None:
-    if not _AttrsCode.changed:
-        return
-    import importlib.util
-    import marshal
-    with contextlib.suppress(OSError):
-        os.makedirs(os.path.dirname(_AttrsCode.path), exist_ok=True)
-        write_atomic(_AttrsCode.path, marshal.dumps((importlib.util.MAGIC_NUMBER,
-                                                     _AttrsCode.entries)))

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -120,70 +118,3 @@ def test_main_called_from_python_leaves_the_callers_collector_alone():
                    "main(['boot', '-q', '--cat', '/proc/version'])\n"
                    "print(gc.isenabled(), gc.get_freeze_count())")
     assert state.splitlines()[-1] == "False 0"
-
-
-# Every attrs class of the kernel, each generated method's code in a canonical form (code objects
-# do not compare across processes), and whether the run compiled anything it did not keep.
-_ATTRS_CODE = """
-import json, sys, types
-from ksim.clitools import _AttrsCode, keep_attrs_code
-if KEEP:
-    keep_attrs_code()
-import ksim.machine
-
-def canon(c):
-    return [c.co_code.hex(), [canon(k) if isinstance(k, types.CodeType) else repr(k)
-            for k in c.co_consts], c.co_names, c.co_varnames, c.co_freevars, c.co_cellvars,
-            c.co_filename, c.co_qualname, c.co_firstlineno, c.co_linetable.hex(),
-            c.co_exceptiontable.hex(), c.co_flags, c.co_argcount, c.co_kwonlyargcount,
-            c.co_stacksize]
-
-methods = {}
-for name, module in sorted(sys.modules.items()):
-    for cls in vars(module).values() if name.startswith("ksim.") else ():
-        if isinstance(cls, type) and hasattr(cls, "__attrs_attrs__"):
-            for attr, value in sorted(vars(cls).items()):
-                code = getattr(value, "__code__", None)
-                if code is not None and code.co_filename.startswith("<attrs generated"):
-                    methods[f"{cls.__module__}.{cls.__qualname__}.{attr}"] = canon(code)
-print(json.dumps([methods, len(_AttrsCode.entries), _AttrsCode.changed]))
-"""
-
-
-def _attrs_run(tmp_path, keep, seed, write=True):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONHASHSEED"] = str(seed)  # frozen classes' __hash__ embed a string hash
-    code = f"import sys\nsys.pycache_prefix = {str(tmp_path)!r}\nKEEP = {keep}\n" + _ATTRS_CODE
-    proc = subprocess.run([sys.executable] + ([] if write else ["-B"]) + ["-c", code],
-                          capture_output=True, text=True, timeout=60, env=env)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def _attrs_file(tmp_path):
-    return list(tmp_path.rglob("attrs-code.*.marshal"))
-
-
-def test_kept_attrs_code_is_the_code_attrs_compiles_and_the_next_run_compiles_none(tmp_path):
-    fresh, _, _ = _attrs_run(tmp_path, False, 2)
-    assert len(fresh) > 100 and not _attrs_file(tmp_path)
-    first, kept, changed = _attrs_run(tmp_path, True, 1)
-    assert changed and kept > 20 and len(_attrs_file(tmp_path)) == 1
-    second, kept_again, changed = _attrs_run(tmp_path, True, 2)
-    assert not changed and kept_again == kept  # every class it keeps came from the file
-    assert second == fresh  # the same code, frozen classes' __hash__ (this seed's) included
-    assert first.keys() == fresh.keys()
-
-
-def test_kept_attrs_code_that_is_not_readable_is_compiled_again_and_replaced(tmp_path):
-    _attrs_run(tmp_path, True, 1)
-    [kept] = _attrs_file(tmp_path)
-    kept.write_bytes(b"not marshal data")
-    fresh, _, _ = _attrs_run(tmp_path, False, 3)
-    again, _, changed = _attrs_run(tmp_path, True, 3)
-    assert changed and again == fresh and kept.read_bytes() != b"not marshal data"
-
-
-def test_attrs_code_is_not_written_where_python_writes_no_bytecode(tmp_path):
-    _, kept, changed = _attrs_run(tmp_path, True, 1, write=False)
-    assert changed and kept > 20 and not _attrs_file(tmp_path)
