@@ -215,6 +215,20 @@ def max_reads(config: StressConfig) -> int:
         // READS_PER_MESSAGE
 
 
+_PLUGINS: dict[tuple[tuple[str, ...], tuple[str, ...]], list[type[KernelModule]]] = {}
+
+
+def _plugins(config: StressConfig) -> list[type[KernelModule]]:
+    """The configuration's plugin classes, found once per process: a seed is often shorter
+    than the search of the plugin folders and entry points (2 ms), and a module once imported
+    is the same class for every seed anyway."""
+    key = (config.plugins, config.plugin_path)
+    plugins = _PLUGINS.get(key)
+    if plugins is None:
+        plugins = _PLUGINS[key] = load_plugins(config.plugins, config.plugin_path)
+    return plugins
+
+
 _RUN_LENGTHS: dict[StressConfig, int] = {}
 
 
@@ -223,7 +237,7 @@ def run_length(config: StressConfig) -> int:
     run's length k for PCT and for the interrupt plan (see the module docstring)."""
     key = attrs.evolve(config, strategy="rr")
     if key not in _RUN_LENGTHS:
-        plugins = load_plugins(config.plugins, config.plugin_path)
+        plugins = _plugins(config)
         # Checkers observe and add no preemption point: the first run goes without them.
         first = run_virtual(run_one, attrs.evolve(key, checkers=False), 0, plugins,
                             RoundRobin(), None, 0)
@@ -405,7 +419,7 @@ async def _deliver_the_rest(kernel, sched: Scheduler, config: StressConfig,
 def run_seed(config: StressConfig, seed: int, replay: str | None = None,
              trace: object = None) -> StressResult:
     """One seed in its own trio run (the unit of work of ``-j``)."""
-    plugins = load_plugins(config.plugins, config.plugin_path)
+    plugins = _plugins(config)
     length = run_length(config)
     strategy = None
     if replay:
