@@ -22,12 +22,12 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ksim import __version__, compare_cli, stress_cli, sweep
-from ksim.clitools import Stdout, UsageError, did_you_mean, is_interrupt, one_line, shown
-from ksim.scenario import cli as scenario_cli
+from ksim import __version__
+from ksim.clitools import Stdout, UsageError, did_you_mean, is_interrupt, one_line, \
+    resume_gc, shown
 
 EXIT_OK, EXIT_ACTION, EXIT_USAGE, EXIT_HALTED, EXIT_RESTARTED, EXIT_HUNG = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130
@@ -42,7 +42,6 @@ exit status:
   4    the machine restarted (panic=N, a reboot): with --ram-file, boot again for the next boot
   5    the machine hung (ksim's diagnostic, marked "ksim:", is on stderr)
   130  interrupted (Ctrl-C)""",
-    "stress": stress_cli.EXIT_STATUSES,
     "run": """\
 exit status:
   0    every scenario passed
@@ -161,16 +160,7 @@ def _ram(text: str) -> str:
     return text
 
 
-def build_parser(plugin_command: Any = None) -> argparse.ArgumentParser:
-    """The parser; ``plugin_command`` is a plugin's subcommand module to add (its
-    ``add_parser(subparsers)``), found by :func:`parse` when the command is not ksim's own."""
-    parser = _Parser(prog="ksim", description="Simulate the Linux console/printk, notifier "
-                     "and boot-parameter machinery.", allow_abbrev=False)
-    parser.add_argument("--version", action="version", version=f"ksim {__version__}",
-                        help="print ksim's version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
+def _add_boot(sub: argparse._SubParsersAction) -> None:
     boot = sub.add_parser("boot", help="boot a machine, run actions, print its serial console",
                           description="Boot a simulated machine and run ACTIONs in order once "
                           "boot completes; stdout is its serial console (ttyS0) and the --cat "
@@ -227,11 +217,28 @@ def build_parser(plugin_command: Any = None) -> argparse.ArgumentParser:
     acts.add_argument("--panic", action=_Action, metavar="TEXT", help="panic with TEXT")
     boot.set_defaults(actions=[])
 
-    stress_cli.add_parser(sub)
-    compare_cli.add_parser(sub)
-    sweep.add_merge_parser(sub)  # ksim merge
-    scenario_cli.add_parsers(sub)  # ksim run, ksim schema
 
+def _add_stress(sub: argparse._SubParsersAction) -> None:
+    from ksim import stress_cli
+    stress_cli.add_parser(sub)
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    from ksim import compare_cli
+    compare_cli.add_parser(sub)
+
+
+def _add_merge(sub: argparse._SubParsersAction) -> None:
+    from ksim import sweep
+    sweep.add_merge_parser(sub)
+
+
+def _add_run_and_schema(sub: argparse._SubParsersAction) -> None:
+    from ksim.scenario import cli as scenario_cli
+    scenario_cli.add_parsers(sub)
+
+
+def _add_plugins(sub: argparse._SubParsersAction) -> None:
     plugins = sub.add_parser("plugins", help="list the plugins ksim can find",
                              description="List the plugins found (the ksim.plugins entry "
                              "points, --plugin-path folders, $KSIM_PLUGIN_PATH) with their "
@@ -239,6 +246,31 @@ def build_parser(plugin_command: Any = None) -> argparse.ArgumentParser:
     plugins.add_argument("--plugin-path", action="append", default=[], metavar="DIR",
                          help="also look for plugins in DIR (repeatable; also "
                               "$KSIM_PLUGIN_PATH)")
+
+
+# ksim's commands in --help's order, with what adds each one's parser (a command's module is
+# imported only to add it: ``ksim boot`` imports none of the others')
+_COMMANDS: tuple[tuple[tuple[str, ...], Callable[[argparse._SubParsersAction], None]], ...] = (
+    (("boot",), _add_boot), (("stress",), _add_stress), (("compare",), _add_compare),
+    (("merge",), _add_merge), (("run", "schema"), _add_run_and_schema),
+    (("plugins",), _add_plugins))
+BUILTIN_COMMANDS = tuple(name for names, _ in _COMMANDS for name in names)
+
+
+def build_parser(plugin_command: Any = None, only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``plugin_command`` is a plugin's subcommand module to add (its
+    ``add_parser(subparsers)``), found by :func:`parse` when the command is not ksim's own.
+    With ``only`` (one of ksim's commands), that command's parser is the only one added:
+    enough to parse a command line that starts with it (:func:`parse`)."""
+    parser = _Parser(prog="ksim", description="Simulate the Linux console/printk, notifier "
+                     "and boot-parameter machinery.", allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"ksim {__version__}",
+                        help="print ksim's version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for names, add in _COMMANDS:
+        if only is None or only in names:
+            add(sub)
     if plugin_command is not None:
         plugin_command.add_parser(sub)
         for command in sub.choices.values():
@@ -260,9 +292,6 @@ def _subcommand(parser: argparse.ArgumentParser, name: str | None) -> argparse.A
     return parser
 
 
-BUILTIN_COMMANDS = ("boot", "stress", "compare", "merge", "run", "schema", "plugins")
-
-
 def _plugin_command(argv: Sequence[str]) -> Any:
     """The plugin module providing the command ``argv`` names, if ksim has no such command.
 
@@ -281,7 +310,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     did-you-mean from the subcommand's own options.  A command ksim does not have may come
     from a plugin (the ``ksim.commands`` entry points, :func:`ksim.plugins.load_command`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_plugin_command(argv))
+    # A command line that starts with one of ksim's commands needs only that command's parser
+    # (anything else, --help or a mistyped command, may need them all: their list).
+    only = argv[0] if argv and argv[0] in BUILTIN_COMMANDS else None
+    parser = build_parser(_plugin_command(argv), only)
     args, extras = parser.parse_known_args(argv)
     if extras:
         command = _subcommand(parser, getattr(args, "command", None))
@@ -451,6 +483,9 @@ async def _boot(args: argparse.Namespace) -> int:
 def _boot_command(args: argparse.Namespace) -> int:
     from ksim.vclock import run_virtual
     _check_actions(args.actions)
+    # the simulator _boot runs: imported while the collector still waits (clitools.pause_gc)
+    import ksim.machine  # noqa: F401
+    resume_gc()
     return run_virtual(_boot, args)
 
 
@@ -493,10 +528,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         status: int = plugin_main(args)
         return status
     if args.command == "stress":
+        from ksim import stress_cli
         return stress_cli.main(args)
     if args.command == "merge":
+        from ksim import sweep
         return sweep.merge_main(args)
     if args.command in ("run", "schema"):
+        from ksim.scenario import cli as scenario_cli
         return scenario_cli.main(args)
     if args.command == "plugins":
         return _plugins(args)
@@ -512,6 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse(argv)
         command = f"ksim {args.command}"
+        if args.command != "boot":
+            resume_gc()  # ksim boot resumes it once it has imported the simulator
         return _dispatch(args)
     except _Exit as exc:
         return exc.status

@@ -58,7 +58,7 @@ from ksim.current import Task, maybe_current_kernel
 from ksim.kern_levels import KERN_ERR
 from ksim.locking import LockBase, Mutex, RwSemaphore
 from ksim.locking.semaphore import Semaphore
-from ksim.locking.lockdep import capture, format_where
+from ksim.locking.lockdep import Trace, format_where, trace_ends_at
 
 if TYPE_CHECKING:
     from ksim.kernel import Kernel
@@ -79,11 +79,14 @@ _SLEEPING = (Mutex, RwSemaphore, Semaphore)
 class _Ctx:
     """A context: a task, or the hardirq handlers running on top of it."""
 
-    __slots__ = ("task", "irq")
+    __slots__ = ("task", "irq", "held", "held_gen")
 
     def __init__(self, task: Task, irq: bool) -> None:
         self.task = task
         self.irq = irq
+        # What every access of this context asks of its locks (see RaceDetector._gen).
+        self.held: _Held = (True, _EMPTY, _EMPTY, -1)
+        self.held_gen = -1
 
 
 # One access, a plain tuple (made on most accesses once data is shared):
@@ -117,6 +120,34 @@ def _may_overlap(a: _Access, b: _Access) -> bool:
     return a[_PREEMPTIBLE] or b[_PREEMPTIBLE]
 
 
+def _walk(frame: FrameType | None) -> Trace:
+    """(code, f_lasti) of ``frame`` and its callers, ``_TRACE_DEPTH`` in all, whatever code they
+    are: where the trace really ends (the runtime: lockdep.capture's rule) is decided only
+    when a report prints it (:func:`_where`), since nearly every access makes a trace and
+    almost none is ever printed."""
+    if frame is None:
+        return ()
+    c0 = (frame.f_code, frame.f_lasti)
+    f = frame.f_back
+    if f is None:
+        return (c0,)
+    c1 = (f.f_code, f.f_lasti)
+    f = f.f_back
+    if f is None:
+        return (c0, c1)
+    c2 = (f.f_code, f.f_lasti)
+    f = f.f_back
+    if f is None:
+        return (c0, c1, c2)
+    return (c0, c1, c2, (f.f_code, f.f_lasti))
+
+
+def _where(access: _Access) -> Trace:
+    """The access's trace as lockdep.capture() would have taken it."""
+    trace: Trace = access[_TRACE]
+    return trace[:trace_ends_at(trace)]
+
+
 class RaceDetector:
     """``RaceDetector.attach(kernel)``; then read :attr:`reports`."""
 
@@ -132,12 +163,13 @@ class RaceDetector:
         # (task, in hardirq) -> {sleeping lock: [exclusive holds, shared holds]}
         self._sleeping: dict[tuple[Task, bool], dict[LockBase, list[int]]] = {}
         self._reported: set[frozenset[tuple[int, int]]] = set()
-        # (task, in hardirq) -> (holds no lock, write lockset, read lockset, spinlocks held
-        # on its CPU): what every access of a context asks, unchanged until a lock is taken
-        # or released anywhere (each such event clears it: every input of a lockset changes
-        # only then; a spinlock leaves ``held_locks`` just after its "release" event, which
-        # the count catches should anything access memory in between).
-        self._held: dict[tuple[Task, bool], _Held] = {}
+        # A context's (holds no lock, write lockset, read lockset, spinlocks held on its CPU)
+        # is what every one of its accesses asks, and it is kept on the context (_Ctx.held)
+        # until a lock is taken or released anywhere: every input of a lockset changes only
+        # then.  Each such event starts a new generation, which makes every kept one stale;
+        # a spinlock leaves ``held_locks`` just after its "release" event, which the count
+        # catches should anything access memory in between.
+        self._gen = 0
         self._kernel: Kernel | None = None
         self._subscribed = False
 
@@ -176,7 +208,7 @@ class RaceDetector:
     # -- lock observer: sleeping locks per task, spinlocks taken in hardirq ----------------
     def lock_event(self, event: str, lock: LockBase, flags: int = 0) -> None:
         if event == "acquired" or event == "release":
-            self._held.clear()
+            self._gen += 1
         if event == "acquired":
             task = _current_var.get()
             if type(lock) in _SLEEPING:
@@ -256,10 +288,10 @@ class RaceDetector:
         ctx = (self._irq_ctx if irq else self._task_ctx).get(task)
         if ctx is None:
             ctx = self._ctx(task, irq)
-        key = (task, irq)
-        held = self._held.get(key)
-        if held is None or held[3] != len(cpu.held_locks):
-            held = self._held[key] = self._held_now(task, irq)
+        held = ctx.held
+        if ctx.held_gen != self._gen or held[3] != len(cpu.held_locks):
+            held = ctx.held = self._held_now(task, irq)
+            ctx.held_gen = self._gen
         # Without any lock held, even the owner's accesses are remembered: if the next
         # context also holds none, nothing ever protected the data (the lockless ring).
         lockless = held[0]
@@ -273,17 +305,26 @@ class RaceDetector:
             if sh is None or sh.owner is ctx:
                 if sh is None:
                     sh = shadow[granule] = _Shadow(ctx)
-                if lockless:
-                    if access is None:
-                        access = self._access(ctx, cpu, irq, write, addr, size, held)
-                    sh.last = access
-                elif sh.last is not None:
-                    sh.last = None
-                continue
+                if not lockless:
+                    if sh.last is not None:
+                        sh.last = None
+                    continue
             if access is None:
-                access = self._access(ctx, cpu, irq, write, addr, size, held)
-                locks = access[5]
-            if sh.owner is not None:
+                # The access, made once and only when some granule needs it: its trace is
+                # the costly part.  Built here rather than in a method, since nearly every
+                # access of shared data makes one.
+                frame: FrameType | None = sys._getframe(1)
+                while frame is not None and frame.f_code.co_filename in _SKIP_FILES:
+                    frame = frame.f_back
+                locks = held[1] if write else held[2]
+                irqs_on = cpu.irqs_enabled
+                access = (ctx, cpu.id, write, addr, size, locks, irqs_on,
+                          irqs_on and not irq and cpu.preempt_count == 0, _walk(frame))
+            owner = sh.owner
+            if owner is ctx:  # the owner's own access without a lock
+                sh.last = access
+                continue
+            if owner is not None:
                 # A second context: the granule is shared from now on.  Eraser forgives the
                 # owner's accesses (initialisation), unless neither side held any lock.
                 sh.owner = None
@@ -321,16 +362,6 @@ class RaceDetector:
             locks_w = locks_r = frozenset(spin) if spin else _EMPTY
         return not spin and not sleeping, locks_w, locks_r, len(spin)
 
-    def _access(self, ctx: _Ctx, cpu: CPU, irq: bool, write: bool, addr: int, size: int,
-                held: _Held) -> _Access:
-        locks = held[1] if write else held[2]
-        irqs_on = cpu.irqs_enabled
-        frame: FrameType | None = sys._getframe(2)
-        while frame is not None and frame.f_code.co_filename in _SKIP_FILES:
-            frame = frame.f_back
-        return (ctx, cpu.id, write, addr, size, locks, irqs_on,
-                irqs_on and not irq and cpu.preempt_count == 0, capture(frame, _TRACE_DEPTH))
-
     def _check(self, old: _Access, new: _Access) -> None:
         """Two accesses of different contexts with no lock in common: a race if one writes
         and they could overlap; reported once per pair of locations."""
@@ -348,7 +379,7 @@ class RaceDetector:
     def _report(self, other: _Access, this: _Access) -> None:
         def sym(access: _Access) -> str:
             """%pS of the access's first frame: function first, as KCSAN sorts the title."""
-            trace = access[_TRACE]
+            trace = _where(access)
             return format_where(trace[0]).split(" ", 1)[1] if trace else "?"
 
         funcs = sorted((sym(other), sym(this)))
@@ -365,7 +396,7 @@ class RaceDetector:
         lines = ["%s to 0x%016x of %d bytes by %s on cpu %d:" % (
             "write" if access[_WRITE] else "read", self._virt(access[_ADDR]), access[_SIZE],
             who, access[_CPU])]
-        return lines + [" " + format_where(w) for w in access[_TRACE]]
+        return lines + [" " + format_where(w) for w in _where(access)]
 
     def _virt(self, phys: int) -> int:
         kernel = self._kernel or maybe_current_kernel()

@@ -21,7 +21,6 @@ from ksim.init import kernel_file
 from ksim.module import KernelModule
 from ksim.bug import is_driver_bug
 from ksim.panic import driver_bug
-from ksim.plugins import wall_budget
 from ksim.params import KernelParam, param_attr_store, param_sysfs_path, parse_module_args
 from ksim.printk import KERN_DEBUG, KERN_WARNING, printk
 
@@ -81,6 +80,7 @@ def instantiate(kernel: Kernel, cls: type[KernelModule], builtin: bool) -> Kerne
 
 async def do_init_module(kernel: Kernel, mod: KernelModule) -> int:
     """Run ``init``; a failure leaves the module unloaded and returns the errno."""
+    from ksim.plugins import wall_budget  # the plugin loader: a boot without plugins needs none
     state = kernel.module
     state.loading = mod.name
     try:

@@ -161,32 +161,45 @@ class LineCheck:
         return self.problems
 
     def _line(self, line: str) -> None:
-        number = self._number
-        m = LINE.match(line)
-        if m is None:
-            dropped = DROPPED.match(line)
-            if dropped is None:
-                self._problem(f"line {number} is torn: {line[:80]!r}")
-            else:
-                self.dropped += int(dropped.group(1))
-            return
-        body = m.group(1)
-        if not body.startswith("stress "):
-            return
-        s = STRESS.match(body)
-        if s is None:
-            self._problem(f"line {number} is not a whole message: {body[:80]!r}")
-            return
-        tag, index = s.group(1), int(s.group(2)[1:])
-        if tag == "irq":
-            return
-        if stress_message(tag, index) != body:
-            self._problem(f"line {number} is corrupted: {body[:80]!r}")
-            return
-        last = self._last.get(tag, -1)
-        if index <= last:
-            self._problem(f"{tag} m{index:04d} after m{last:04d}")
-        self._last[tag] = index
+        kind, text, number = _classify(line)
+        if kind == _SENDER:
+            last = self._last.get(text, -1)
+            if number <= last:
+                self._problem(f"{text} m{number:04d} after m{last:04d}")
+            self._last[text] = number
+        elif kind == _DROPPED:
+            self.dropped += number
+        elif kind != _OTHER:
+            self._problem(f"line {self._number} {kind}: {text!r}")
+
+
+# What a console line is, whoever sees it: every line is parsed again by each /proc read that
+# still holds it (the ring's worth), so the parse is cached by the line's text.
+_SENDER, _DROPPED, _OTHER = "sender", "dropped", "other"
+
+
+@lru_cache(maxsize=4096)
+def _classify(line: str) -> tuple[str, str, int]:
+    """A sender's message (_SENDER, its tag, its index), a drop count (_DROPPED, "", N),
+    another line (_OTHER, "", 0), or a problem (its words, the text to quote, 0)."""
+    m = LINE.match(line)
+    if m is None:
+        dropped = DROPPED.match(line)
+        if dropped is None:
+            return "is torn", line[:80], 0
+        return _DROPPED, "", int(dropped.group(1))
+    body = m.group(1)
+    if not body.startswith("stress "):
+        return _OTHER, "", 0
+    s = STRESS.match(body)
+    if s is None:
+        return "is not a whole message", body[:80], 0
+    tag, index = s.group(1), int(s.group(2)[1:])
+    if tag == "irq":
+        return _OTHER, "", 0
+    if stress_message(tag, index) != body:
+        return "is corrupted", body[:80], 0
+    return _SENDER, tag, index
 
 
 def check_text(text: str, where: str, *, partial_first: bool) -> list[str]:
@@ -202,6 +215,20 @@ def max_reads(config: StressConfig) -> int:
         // READS_PER_MESSAGE
 
 
+_PLUGINS: dict[tuple[tuple[str, ...], tuple[str, ...]], list[type[KernelModule]]] = {}
+
+
+def _plugins(config: StressConfig) -> list[type[KernelModule]]:
+    """The configuration's plugin classes, found once per process: a seed is often shorter
+    than the search of the plugin folders and entry points (2 ms), and a module once imported
+    is the same class for every seed anyway."""
+    key = (config.plugins, config.plugin_path)
+    plugins = _PLUGINS.get(key)
+    if plugins is None:
+        plugins = _PLUGINS[key] = load_plugins(config.plugins, config.plugin_path)
+    return plugins
+
+
 _RUN_LENGTHS: dict[StressConfig, int] = {}
 
 
@@ -210,7 +237,7 @@ def run_length(config: StressConfig) -> int:
     run's length k for PCT and for the interrupt plan (see the module docstring)."""
     key = attrs.evolve(config, strategy="rr")
     if key not in _RUN_LENGTHS:
-        plugins = load_plugins(config.plugins, config.plugin_path)
+        plugins = _plugins(config)
         # Checkers observe and add no preemption point: the first run goes without them.
         first = run_virtual(run_one, attrs.evolve(key, checkers=False), 0, plugins,
                             RoundRobin(), None, 0)
@@ -392,7 +419,7 @@ async def _deliver_the_rest(kernel, sched: Scheduler, config: StressConfig,
 def run_seed(config: StressConfig, seed: int, replay: str | None = None,
              trace: object = None) -> StressResult:
     """One seed in its own trio run (the unit of work of ``-j``)."""
-    plugins = load_plugins(config.plugins, config.plugin_path)
+    plugins = _plugins(config)
     length = run_length(config)
     strategy = None
     if replay:

@@ -353,3 +353,22 @@ async def test_kcsan_granules_are_eight_bytes(autojump_clock):
         virt_read_u64(base)  # but the same granule does
     [report] = rd.reports
     assert report.title == "BUG: KCSAN: data-race in left / test_kcsan_granules_are_eight_bytes"
+
+
+def test_a_race_report_trace_ends_at_the_runtime_as_lockdeps_traces_do():
+    """The detector walks four frames without looking at them (every access makes a trace);
+    a report prints only what lockdep.capture() keeps: up to the first runtime caller."""
+    import sys
+
+    from ksim.kcsan import _walk
+    from ksim.locking.lockdep import capture, trace_ends_at
+
+    def access():  # the driver's function, called from this test (then pytest: the runtime)
+        frame = sys._getframe()
+        return _walk(frame), capture(frame, 4)
+
+    walked, captured = access()
+    printed = walked[:trace_ends_at(walked)]
+    assert len(walked) == 4 and len(printed) == 2
+    assert [code for code, _ in printed] == [code for code, _ in captured]
+    assert printed[1:] == captured[1:]  # the callers' positions; the first differs by a call

@@ -72,3 +72,49 @@ def test_star_import_brings_the_public_names_and_no_submodule():
                    "print(sorted(k for k, v in dict(globals()).items() "
                    "if isinstance(v, types.ModuleType) and k not in ('types', '__builtins__')))")
     assert names == "[]"
+
+
+def test_a_boot_imports_no_other_commands_machinery_nor_the_plugin_loader():
+    loaded = _fresh("import sys\nfrom ksim.cli import main\n"
+                    "main(['boot', '-q', '--cat', '/proc/version'])\n"
+                    "print(sorted(m for m in ('ksim.stress_cli', 'ksim.stress', 'ksim.compare_cli',"
+                    " 'ksim.compare', 'ksim.sweep', 'ksim.scenario.cli', 'ksim.scenario.runner',"
+                    " 'ksim.trace', 'ksim.plugins', 'importlib.metadata')"
+                    " if m in sys.modules))")
+    assert loaded.splitlines()[-1] == "[]"
+
+
+def test_a_parser_built_for_one_command_parses_and_helps_as_the_whole_one():
+    from ksim.cli import BUILTIN_COMMANDS, build_parser
+
+    def commands(parser):
+        return next(a for a in parser._actions if a.dest == "command").choices
+
+    whole = commands(build_parser())
+    assert list(whole) == list(BUILTIN_COMMANDS)
+    for name in BUILTIN_COMMANDS:
+        alone = commands(build_parser(only=name))
+        assert name in alone and set(alone) <= set(whole)
+        assert alone[name].format_help() == whole[name].format_help(), name
+        assert alone[name].get_default("handler") is whole[name].get_default("handler")
+
+
+def test_the_ksim_script_resumes_the_collector_before_the_command_runs():
+    # what each command calls once it has imported what it runs
+    for argv, module, function in ((["boot", "-q", "--cat", "/proc/version"], "ksim.vclock",
+                                    "run_virtual"), (["plugins"], "ksim.plugins", "discover")):
+        state = _fresh(f"import gc, sys, {module} as m\nfrom ksim.clitools import pause_gc\n"
+                       f"pause_gc()\nprint(gc.isenabled())\nreal = m.{function}\n"
+                       f"def spy(*a):\n    print('running', gc.isenabled())\n    return real(*a)\n"
+                       f"m.{function} = spy\nfrom ksim.cli import main\nmain({argv!r})\n"
+                       "print(gc.isenabled(), gc.get_freeze_count() > 0)")
+        lines = state.splitlines()
+        assert lines[0] == "False" and "running True" in lines and lines[-1] == "True True", \
+            (argv, state)
+
+
+def test_main_called_from_python_leaves_the_callers_collector_alone():
+    state = _fresh("import gc\ngc.disable()\nfrom ksim.cli import main\n"
+                   "main(['boot', '-q', '--cat', '/proc/version'])\n"
+                   "print(gc.isenabled(), gc.get_freeze_count())")
+    assert state.splitlines()[-1] == "False 0"

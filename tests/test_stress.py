@@ -212,6 +212,24 @@ def test_c13_the_kernels_dropped_messages_line_is_a_whole_line(tmp_path: Path):
     assert json.loads(report.read_text())["results"][0]["dropped"] > 0
 
 
+def test_each_problem_is_worded_with_its_own_line_number_however_often_the_line_recurs():
+    good = "[    0.000000] %s\n" % stress_message("t00", 0)
+    body = stress_message("t00", 1)
+    corrupted = "[    0.000000] %s\n" % body.replace(" m0001 ", " m0001 x")
+    bad = "[    0.000000] %sz\n" % body
+    torn = body[:20] + "\n"
+    text = good + corrupted + torn + bad + torn + "** 3 printk messages dropped **\n"
+    check = LineCheck("ttyS0")
+    check.feed(text)
+    assert check.finish() == [
+        f"ttyS0: line 2 is corrupted: {body.replace(' m0001 ', ' m0001 x')!r}",
+        f"ttyS0: line 3 is torn: {body[:20]!r}",
+        f"ttyS0: line 4 is not a whole message: {(body + 'z')!r}",
+        f"ttyS0: line 5 is torn: {body[:20]!r}",  # the same text as line 3: its own number
+    ]
+    assert check.dropped == 3
+
+
 def test_the_streaming_check_finds_what_the_whole_text_check_finds():
     lines = ["[    0.000000] %s\n" % stress_message("t%02d" % (i % 3), i // 3) for i in range(300)]
     lines[40] = lines[40][:30] + lines[41]  # torn

@@ -147,6 +147,13 @@ def format_where(where: Where | None) -> str:
 _runtime_files: dict[str, bool] = {}
 
 
+def _is_runtime(path: str) -> bool:
+    is_runtime = _runtime_files.get(path)
+    if is_runtime is None:
+        is_runtime = _runtime_files[path] = is_runtime_file(path)
+    return is_runtime
+
+
 def capture(frame: FrameType | None, depth: int = _TRACE_DEPTH) -> Trace:
     """Up to ``depth`` (code, f_lasti) pairs from ``frame`` outwards, up to the runtime."""
     if frame is None:
@@ -159,12 +166,21 @@ def capture(frame: FrameType | None, depth: int = _TRACE_DEPTH) -> Trace:
         path = code.co_filename
         is_runtime = runtime.get(path)
         if is_runtime is None:
-            is_runtime = _runtime_files[path] = is_runtime_file(path)
+            is_runtime = _is_runtime(path)
         if is_runtime:
             break
         out.append((code, frame.f_lasti))
         frame = frame.f_back
     return tuple(out)
+
+
+def trace_ends_at(trace: Trace) -> int:
+    """How much of a walk taken without looking (the first frame, then every caller) is what
+    :func:`capture` keeps: the frames before the first runtime caller."""
+    for i in range(1, len(trace)):
+        if _is_runtime(trace[i][0].co_filename):
+            return i
+    return len(trace)
 
 
 # -- state ----------------------------------------------------------------------------------
