@@ -4,7 +4,8 @@ The scheduler keeps the runnable threads and the running one in a ready list, wi
 let it skip testing each thread at a point (``_candidates``) and a cache of the tested list.
 Here random sequences of the scheduler's own transitions (spawn, run, switch at a point,
 block, sleep, wake, finish, CPU state changes, stopping a CPU) are checked after each step
-against the candidate rule computed from scratch, thread by thread.
+against the candidate rule computed from scratch, thread by thread.  Half the switches go
+through ``preempt_point`` itself, which hands the baton over with a copy of ``_run`` inline.
 """
 
 from __future__ import annotations
@@ -16,10 +17,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ksim.cpu import CPU
+from ksim.current import reset_current, set_current
 from ksim.scheduler import (
-    BLOCKED, DONE, FROZEN, RUNNABLE, RUNNING, SLEEPING, Scheduler, SimThread,
+    _SWITCH, BLOCKED, DONE, FROZEN, RUNNABLE, RUNNING, SLEEPING, Scheduler, SimThread,
 )
-from ksim.strategy import RoundRobin
+from ksim.strategy import Strategy
+
+
+class Chosen(Strategy):
+    """Picks the candidate the test drew."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def pick(self, candidates, running):  # type: ignore[no-untyped-def]
+        return candidates[self.n % len(candidates)]
+
+
+def switch_at_a_point(sched: Scheduler, running: SimThread) -> None:
+    """The running thread passes a preemption point: preempt_point's own switch (it hands
+    the baton inline, not through _run)."""
+    token = set_current(running.task)  # type: ignore[arg-type]
+    try:
+        yielded = next(sched.preempt_point(), None)
+    finally:
+        reset_current(token)
+    assert yielded is (None if sched.running is running else _SWITCH)
 
 
 def reference_candidates(sched: Scheduler, running: SimThread | None) -> list[SimThread]:
@@ -68,21 +91,26 @@ def test_ready_list_and_candidates_follow_the_rule(seed: int) -> None:
     ncpus = rng.randint(1, 4)
     ops = rng.choices(list(OPS), weights=list(OPS.values()), k=150)
     cpus = [CPU(i) for i in range(ncpus)]
-    kernel = SimpleNamespace(cpus=cpus, locking=SimpleNamespace(lock_stat=False))
-    sched = Scheduler(kernel, RoundRobin())  # type: ignore[arg-type]
+    kernel = SimpleNamespace(cpus=cpus, locking=SimpleNamespace(lock_stat=False), work_ns=0)
+    chosen = Chosen()
+    sched = Scheduler(kernel, chosen)  # type: ignore[arg-type]
     for op in ops:
         n = rng.randrange(1 << 16)
         running = sched.running
         waiting = [t for t in sched.threads if t.state in (BLOCKED, SLEEPING)]
         if op == "spawn":
-            task = SimpleNamespace(cpu=cpus[n % ncpus], comm="t")
+            task = SimpleNamespace(cpu=cpus[n % ncpus], comm="t", thread=None)
             thread = SimThread(len(sched.threads), task)  # type: ignore[arg-type]
+            task.thread = thread
             sched.threads.append(thread)
             sched._add_runnable(thread)
         elif op == "run" and running is None:
             cands = sched._candidates(None)
             if cands:
                 sched._run(cands[n % len(cands)])
+        elif op == "switch" and running is not None and n % 2:
+            chosen.n = n // 2
+            switch_at_a_point(sched, running)
         elif op == "switch" and running is not None:
             cands = sched._candidates(running)
             nxt = cands[n % len(cands)]
