@@ -52,7 +52,6 @@ from typing import TYPE_CHECKING
 from ksim import memory as _memory
 from ksim import mm as _mm
 from ksim.bug import Report, add_report, cpu_pid_line
-from ksim.cpu import CPU
 from ksim.current import _current as _current_var
 from ksim.current import Task, maybe_current_kernel
 from ksim.kern_levels import KERN_ERR
@@ -66,7 +65,6 @@ if TYPE_CHECKING:
 __all__ = ["RaceDetector"]
 
 GRANULE_SHIFT = 3  # 8-byte shadow granules
-_TRACE_DEPTH = 4
 _SKIP_FILES = frozenset({_mm.virt_read.__code__.co_filename,
                          _memory.PhysMem.read.__code__.co_filename,
                          sys._getframe().f_code.co_filename})
@@ -121,10 +119,10 @@ def _may_overlap(a: _Access, b: _Access) -> bool:
 
 
 def _walk(frame: FrameType | None) -> Trace:
-    """(code, f_lasti) of ``frame`` and its callers, ``_TRACE_DEPTH`` in all, whatever code they
-    are: where the trace really ends (the runtime: lockdep.capture's rule) is decided only
-    when a report prints it (:func:`_where`), since nearly every access makes a trace and
-    almost none is ever printed."""
+    """(code, f_lasti) of ``frame`` and its three callers, whatever code they are: where the
+    trace really ends (the runtime: lockdep.capture's rule) is decided only when a report
+    prints it (:func:`_where`), since nearly every access makes a trace and almost none is
+    ever printed."""
     if frame is None:
         return ()
     c0 = (frame.f_code, frame.f_lasti)
