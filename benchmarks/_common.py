@@ -36,14 +36,19 @@ def rss_bytes() -> int:
 
 def report(name: str, ksim: float, baseline: float, unit: str, baseline_name: str,
            higher_is_better: bool = True, target: str = "",
-           at_least: float | None = None, at_most: float | None = None) -> None:
+           at_least: float | None = None, at_most: float | None = None,
+           multiple: bool = False) -> None:
     """Print ``name: ksim X | baseline Y | ratio R`` and, for a target, PASS or MISS.
 
     The ratio is how many times better ksim is (``ksim / baseline`` for a rate,
-    ``baseline / ksim`` for a cost), unless ``at_most`` is given: then it is how many times
-    the baseline's cost ksim pays (``ksim / baseline``), which must not exceed ``at_most``.
+    ``baseline / ksim`` for a cost), unless ``at_most`` is given or ``multiple`` is set: then
+    it is how many times the baseline's cost ksim pays (``ksim / baseline``), which must not
+    exceed ``at_most``.
     """
-    if at_most is not None:
+    if multiple and at_most is None:
+        ratio = ksim / baseline
+        verdict = ""
+    elif at_most is not None:
         ratio = ksim / baseline if not higher_is_better else baseline / ksim
         verdict = "PASS" if ratio <= at_most else "MISS"
         target = target or f"<= {at_most:g}x"

@@ -17,7 +17,7 @@ sys.path.insert(0, str(HERE))
 
 import _common  # noqa: E402  (needs the path above)
 
-BENCHMARKS = ["bench_targets", "bench_boot", "bench_scenarios",
+BENCHMARKS = ["bench_targets", "bench_bounds", "bench_boot", "bench_scenarios",
               "bench_startup", "bench_stress"]
 
 
