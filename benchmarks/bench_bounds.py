@@ -6,13 +6,13 @@ docs/benchmarks.md, "Why four targets are out of reach"):
 * **An all-inline printk -> ttyS0.**  printk.c's whole common path (format, level prefix,
   store, console_trylock, the console loop, the timestamp prefix, the release) written as
   one coroutine frame, with the ring buffer's store, its lookup and the UART's write left as
-  the calls they are: no Python printk with ksim's state can do this work in fewer steps.
+  the calls they are: about as few steps as a printk in Python with ksim's state can take.
   Before it is timed, its serial output, log and lock counts are checked equal to the real
   printk's for the same records, so it cannot drift into doing less.  Its ratio against the
   stdlib baselines is the ceiling for ``printk -> ttyS0``'s targets (3x and 2x).
 * **memconsole's write alone**: the 2009 driver's ``record_msg`` (its spinlock, header
   accesses and copy through the driver memory API), called directly, against the minimal
-  memconsole floor.  It is more than the 3x the target allows the whole path, printk included.
+  memconsole floor: about the whole 3x the target allows the path, printk included.
 * **``ksim stress`` taken apart**: the target's 20 seeds with the race detector and lockdep
   off, with the ``/proc`` reader off, and with both off, against plain printk -> memconsole.
 """
@@ -25,15 +25,15 @@ import trio
 import trio.testing
 
 from _common import interleaved, now, report
-from bench_targets import FMT, N, US, memconsole_floor_us, stdlib_us
+from bench_targets import FMT, N, US, ksim_printk_us, memconsole_floor_us, stdlib_us, \
+    stress_us
 from ksim import Machine, printk
 from ksim.console import CON_ENABLED
 from ksim.current import current, current_kernel
 from ksim.kern_levels import CONSOLE_LOGLEVEL_MOTORMOUTH
 from ksim.plugins import load_plugins
 from ksim.printk_ringbuffer import LOG_NEWLINE, PrintkRecord
-from ksim.stress import StressConfig, run_one, run_length
-from ksim.vclock import run_virtual
+
 
 async def inline_printk(fmt: str, *args: object) -> None:
     """printk() -> vprintk_store() -> console_trylock() -> console_unlock() in one frame, for
@@ -156,25 +156,6 @@ def memconsole_write_us() -> float:
     return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-def plain_memconsole_us() -> float:
-    from bench_targets import ksim_printk_us
-    return ksim_printk_us("memconsole=8192 console=memconsole", ["memconsole"])
-
-
-def stress_variant_us(checkers: bool, readers: bool) -> float:
-    """The stress target's run (8 threads, 20 seeds), per record, with parts switched off."""
-    config = StressConfig(plugins=("memconsole",), cmdline="memconsole=8192", cpus=4,
-                          threads=8, messages=200, checkers=checkers, readers=readers)
-    plugins = load_plugins(config.plugins)
-    length = run_length(config)
-    seeds = range(1, 21)
-    start = now()
-    for seed in seeds:
-        result = run_virtual(run_one, config, seed, plugins, None, None, length)
-        assert result.ok, result.violations
-    return (now() - start) / (len(seeds) * config.threads * config.messages) * US
-
-
 def main() -> None:
     _check_inline()
     inline, stdlib, tuned = interleaved(3, inline_printk_us, lambda: stdlib_us(False),
@@ -188,9 +169,10 @@ def main() -> None:
            "the whole path 3x)", write, memfloor, "us/record", "minimal memconsole floor",
            multiple=True)
     full, nocheck, noread, bare, plain = interleaved(
-        2, lambda: stress_variant_us(True, True), lambda: stress_variant_us(False, True),
-        lambda: stress_variant_us(True, False), lambda: stress_variant_us(False, False),
-        plain_memconsole_us)
+        2, lambda: stress_us(8, 200), lambda: stress_us(8, 200, checkers=False),
+        lambda: stress_us(8, 200, readers=False),
+        lambda: stress_us(8, 200, checkers=False, readers=False),
+        lambda: ksim_printk_us("memconsole=8192 console=memconsole", ["memconsole"]))
     for name, figure in (("checkers and /proc reader on (the target's run)", full),
                          ("checkers off", nocheck), ("/proc reader off", noread),
                          ("both off", bare)):

@@ -194,10 +194,12 @@ def ksim_switch_us() -> float:
 SEEDS = range(1, 21)
 
 
-def stress_us(threads: int, messages: int) -> float:
+def stress_us(threads: int, messages: int, checkers: bool = True,
+              readers: bool = True) -> float:
     """Per record over 20 seeds (plugins loaded once, as a sweep does)."""
     config = StressConfig(plugins=("memconsole",), cmdline="memconsole=8192", cpus=4,
-                          threads=threads, messages=messages)
+                          threads=threads, messages=messages, checkers=checkers,
+                          readers=readers)
     plugins = load_plugins(config.plugins)
     length = run_length(config)
     start = now()
