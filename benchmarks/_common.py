@@ -37,13 +37,14 @@ def rss_bytes() -> int:
 def report(name: str, ksim: float, baseline: float, unit: str, baseline_name: str,
            higher_is_better: bool = True, target: str = "",
            at_least: float | None = None, at_most: float | None = None,
-           multiple: bool = False) -> None:
+           multiple: bool = False, below: float | None = None, digits: int = 2) -> None:
     """Print ``name: ksim X | baseline Y | ratio R`` and, for a target, PASS or MISS.
 
     The ratio is how many times better ksim is (``ksim / baseline`` for a rate,
     ``baseline / ksim`` for a cost), unless ``at_most`` is given or ``multiple`` is set: then
     it is how many times the baseline's cost ksim pays (``ksim / baseline``), which must not
-    exceed ``at_most``.
+    exceed ``at_most``.  ``below`` is a target on ksim's own figure instead (it must stay
+    under it, in ``unit``); the ratio is then only shown.  ``digits``: decimals printed.
     """
     if multiple and at_most is None:
         ratio = ksim / baseline
@@ -57,7 +58,11 @@ def report(name: str, ksim: float, baseline: float, unit: str, baseline_name: st
         verdict = ("PASS" if ratio >= at_least else "MISS") if at_least is not None else ""
         if at_least is not None:
             target = target or f">= {at_least:g}x"
-    print(f"{name}: ksim {ksim:,.2f} {unit} | {baseline_name} {baseline:,.2f} {unit} | "
+    if below is not None:
+        verdict = "PASS" if ksim < below else "MISS"
+        target = target or f"< {below:g} {unit}"
+    print(f"{name}: ksim {ksim:,.{digits}f} {unit} | "
+          f"{baseline_name} {baseline:,.{digits}f} {unit} | "
           f"ratio {ratio:.2f}x" + (f" (target {target}" if target else "")
           + (f": {verdict})" if verdict else (")" if target else "")))
     RESULTS.append({"name": name, "ksim": ksim, "baseline": baseline, "unit": unit,

@@ -100,9 +100,9 @@ def main() -> None:
         / (CYCLES - 1)
     floor = best_of(5, plain_boot)
     report("boot -> panic -> warm reboot -> read cycle", per_cycle * 1000, floor * 1000, "ms",
-           "one plain boot", higher_is_better=False, target="< 12 ms a cycle")
-    print(f"  vs. the issue's QEMU + ramoops reference, {QEMU_SECONDS_PER_CYCLE:.0f} s a cycle: "
-          f"{QEMU_SECONDS_PER_CYCLE / per_cycle:,.0f}x faster (target >= 1000x)")
+           "one plain boot", higher_is_better=False, below=12)
+    report("the same cycle vs QEMU + ramoops", per_cycle * 1000, QEMU_SECONDS_PER_CYCLE * 1000,
+           "ms", "the issue's QEMU + ramoops reference", higher_is_better=False, at_least=1000)
 
 
 if __name__ == "__main__":

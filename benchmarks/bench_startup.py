@@ -53,12 +53,8 @@ def measure(runs: int = RUNS) -> dict[str, float]:
 
 def main() -> None:
     m = measure()
-    ratio = m["ksim_cpu"] / m["base_cpu"]
-    verdict = "PASS" if ratio <= TARGET else "MISS"
-    # ksim's time over the baseline's: report()'s "higher is better" form computes that ratio.
     report("ksim boot -q --cat /proc/cmdline, CPU", m["ksim_cpu"] * 1000, m["base_cpu"] * 1000,
-           "ms", 'python -c "import trio, attrs"', higher_is_better=True,
-           target=f"<= {TARGET}x: {verdict}")
+           "ms", 'python -c "import trio, attrs"', higher_is_better=False, at_most=TARGET)
     print(f"  (wall: ksim {m['ksim_wall'] * 1000:.0f} ms, baseline {m['base_wall'] * 1000:.0f} "
           f"ms, {m['ksim_wall'] / m['base_wall']:.2f}x)")
 

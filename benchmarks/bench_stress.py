@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tracemalloc
 
+from _common import report
 from ksim import stress
 from ksim.stress import StressConfig, run_length, run_one, stress_message
 from ksim.vclock import run_virtual
@@ -38,10 +39,8 @@ def main() -> None:
     small, large = heap_after_run(1000), heap_after_run(4000)
     per_message = (large - small) / (8 * 3000) / 1024
     line = len("[    0.000000] " + stress_message("t00", 1000) + "\n") / 1024
-    verdict = "PASS" if per_message < TARGET_KB else "MISS"
-    print(f"ksim stress heap growth per message: ksim {per_message:.3f} KB | one console line "
-          f"{line:.3f} KB | ratio {per_message / line:.2f}x (target < {TARGET_KB} KB: "
-          f"{verdict})")
+    report("ksim stress heap growth per message", per_message, line, "KB", "one console line",
+           multiple=True, below=TARGET_KB, digits=3)
 
 
 if __name__ == "__main__":
