@@ -1,7 +1,7 @@
 """The bound docs/benchmarks.md argues from must stay a bound of *this* printk.
 
 benchmarks/bench_bounds.py times an all-inline copy of printk's common path to show how far
-the printk -> ttyS0 targets are from what any Python printk with ksim's state can reach.  The
+the printk -> ttyS0 targets are from what a printk in Python with ksim's state can reach.  The
 copy is only an argument while it does what printk does, so a change to printk that it does
 not follow fails here, not silently in a benchmark nobody runs in CI.
 """
